@@ -1,0 +1,112 @@
+/*
+ * portico/exchange.h - the protocol-neutral request/response unit.
+ *
+ * An exchange is one request and its response, whatever protocol the client
+ * spoke (an HTTP/1.1 request, an HTTP/2 stream, a gRPC call). Filters see
+ * and change it only through these functions.
+ *
+ * Ownership: the exchange belongs to portico; a filter borrows it for the
+ * duration of a hook, and until on_done() for an operation it started while
+ * paused. Strings returned here are borrowed until the exchange ends.
+ * Memory from pt_exchange_alloc() lives exactly as long as the exchange.
+ *
+ * Thread: every function must be called on the worker thread that runs the
+ * exchange (the thread that called the hook).
+ */
+#ifndef PORTICO_EXCHANGE_H
+#define PORTICO_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "portico/errors.h"
+#include "portico/str.h"
+
+struct pt_exchange;
+struct pt_headers;
+struct event_base;
+
+/* --- request ----------------------------------------------------------- */
+
+struct pt_str pt_exchange_method(const struct pt_exchange *x);
+/* The normalized path (no query): what was routed and what is forwarded,
+ * before strip_prefix. */
+struct pt_str pt_exchange_path(const struct pt_exchange *x);
+/* The raw query string without '?', empty when there is none. */
+struct pt_str pt_exchange_query(const struct pt_exchange *x);
+struct pt_str pt_exchange_authority(const struct pt_exchange *x);
+/* "http" or "https", as the client connected. */
+struct pt_str pt_exchange_scheme(const struct pt_exchange *x);
+/* The value of x-request-id once set (the request-id filter sets it). */
+struct pt_str pt_exchange_request_id(const struct pt_exchange *x);
+/* Name of the matched route; empty before routing. */
+struct pt_str pt_exchange_route_name(const struct pt_exchange *x);
+/* A path parameter captured by the route template ("{user_id}"). */
+bool pt_exchange_path_param(const struct pt_exchange *x, struct pt_str name, struct pt_str *value);
+/* The client's address as the gateway sees it. */
+const struct sockaddr *pt_exchange_client_addr(const struct pt_exchange *x, socklen_t *len);
+/* True when the request's content-type is application/grpc[+proto|...]. */
+bool pt_exchange_is_grpc(const struct pt_exchange *x);
+
+struct pt_headers *pt_exchange_request_headers(struct pt_exchange *x);
+
+/* --- response (from on_response_head) ----------------------------------- */
+
+int pt_exchange_response_status(const struct pt_exchange *x);
+void pt_exchange_set_response_status(struct pt_exchange *x, int status);
+struct pt_headers *pt_exchange_response_headers(struct pt_exchange *x);
+
+/* --- headers ------------------------------------------------------------ */
+
+/* Names are compared case-insensitively and stored in lower case. Values
+ * added are copied into the exchange's memory. */
+size_t pt_headers_count(const struct pt_headers *h);
+void pt_headers_at(const struct pt_headers *h, size_t i, struct pt_str *name, struct pt_str *value);
+/* First value of name; false when absent. */
+bool pt_headers_find(const struct pt_headers *h, struct pt_str name, struct pt_str *value);
+/* Status: 0, or PT_ERR_LIMIT when the exchange's memory or header limit is hit,
+ * PT_ERR_BAD_REQUEST when name or value has bytes HTTP forbids. */
+int pt_headers_add(struct pt_headers *h, struct pt_str name, struct pt_str value);
+/* Remove every field called name, then add one. Status as pt_headers_add. */
+int pt_headers_set(struct pt_headers *h, struct pt_str name, struct pt_str value);
+/* Number of fields removed. */
+size_t pt_headers_remove(struct pt_headers *h, struct pt_str name);
+
+/* --- memory and per-exchange state --------------------------------------- */
+
+/* Arena memory freed with the exchange; NULL when the exchange's memory
+ * limit is exceeded (reply PT_ERR_LIMIT or similar, do not crash). */
+void *pt_exchange_alloc(struct pt_exchange *x, size_t size);
+/* Per-exchange state keyed by any stable pointer (normally the instance). */
+void *pt_exchange_get_data(const struct pt_exchange *x, const void *key);
+/* Status: 0 or PT_ERR_LIMIT. */
+int pt_exchange_set_data(struct pt_exchange *x, const void *key, void *data);
+
+/* --- control -------------------------------------------------------------- */
+
+/*
+ * Produce a local response instead of forwarding. Allowed until the response
+ * head has gone to the client; the hook then returns PT_FILTER_REPLIED.
+ * content_type and body are copied. Status: 0 or PT_ERR_INTERNAL when a
+ * response has already started.
+ */
+int pt_exchange_reply(struct pt_exchange *x, int http_status, struct pt_str content_type,
+                      struct pt_str body);
+/*
+ * Reply with an error code: HTTP status and small JSON body for HTTP
+ * clients, trailers-only grpc-status / grpc-message for gRPC clients.
+ * `detail` (may be empty) is the message shown to the client.
+ */
+int pt_exchange_reply_error(struct pt_exchange *x, enum pt_err err, struct pt_str detail);
+/*
+ * Continue a chain that a hook paused. Safe to call from any callback on the
+ * exchange's worker; the chain continues after the current callback returns,
+ * never inside this call.
+ */
+void pt_exchange_resume(struct pt_exchange *x);
+/* The worker's libevent loop, for filters that start asynchronous I/O. */
+struct event_base *pt_exchange_event_base(struct pt_exchange *x);
+
+#endif

@@ -1,0 +1,16 @@
+/*
+ * portico/version.h - ABI version of the plugin interface.
+ *
+ * A filter type declares the PT_ABI_VERSION it was compiled against; portico
+ * refuses to register a type whose major version differs from its own.
+ * The major version changes whenever a struct layout or a function signature
+ * in include/portico/ changes incompatibly.
+ */
+#ifndef PORTICO_VERSION_H
+#define PORTICO_VERSION_H
+
+#define PT_ABI_VERSION_MAJOR 1u
+#define PT_ABI_VERSION_MINOR 0u
+#define PT_ABI_VERSION ((PT_ABI_VERSION_MAJOR << 16) | PT_ABI_VERSION_MINOR)
+
+#endif

@@ -1,0 +1,194 @@
+#include "http/exchange.h"
+
+#include <string.h>
+
+#include "core/strutil.h"
+#include "core/time.h"
+
+const struct pt_exchange_handler *pt_exchange_handler;
+
+void pt_exchange_set_handler(const struct pt_exchange_handler *h)
+{
+    pt_exchange_handler = h;
+}
+
+struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_info *conn,
+                                    const struct pt_downstream_ops *down, void *down_ctx,
+                                    size_t arena_limit)
+{
+    struct pt_arena arena;
+    pt_arena_init(&arena, w ? &w->arena_pool : NULL, 0);
+    struct pt_exchange *x = pt_arena_alloc(&arena, sizeof(*x));
+    memset(x, 0, sizeof(*x));
+    x->arena = arena;
+    x->arena.limit = arena_limit;
+    x->worker = w;
+    x->conn = conn;
+    x->down = down;
+    x->down_ctx = down_ctx;
+    x->req.content_length = -1;
+    x->resp.content_length = -1;
+    pt_headers_init(&x->req.headers, &x->arena, 0);
+    pt_headers_init(&x->resp.headers, &x->arena, 0);
+    pt_pipe_init(&x->req_body, 0);
+    pt_pipe_init(&x->resp_body, 0);
+    x->start_ns = pt_time_real_ns();
+    x->start_mono_ns = pt_time_mono_ns();
+    return x;
+}
+
+void pt_exchange_free(struct pt_exchange *x)
+{
+    if (!x)
+        return;
+    pt_pipe_fini(&x->req_body);
+    pt_pipe_fini(&x->resp_body);
+    /* The exchange lives in its own arena: copy the arena out first. */
+    struct pt_arena arena = x->arena;
+    pt_arena_fini(&arena);
+}
+
+bool pt_http_is_grpc_content_type(struct pt_str ct)
+{
+    static const struct pt_str grpc = PT_STR("application/grpc");
+    if (!pt_str_has_prefix_nocase(ct, grpc))
+        return false;
+    if (ct.len == grpc.len)
+        return true;
+    char c = ct.ptr[grpc.len];
+    return c == '+' || c == ';';
+}
+
+/* --- plugin ABI ---------------------------------------------------------- */
+
+struct pt_str pt_exchange_method(const struct pt_exchange *x)
+{
+    return x->req.method;
+}
+
+struct pt_str pt_exchange_path(const struct pt_exchange *x)
+{
+    return x->req.path;
+}
+
+struct pt_str pt_exchange_query(const struct pt_exchange *x)
+{
+    return x->req.query;
+}
+
+struct pt_str pt_exchange_authority(const struct pt_exchange *x)
+{
+    return x->req.authority;
+}
+
+struct pt_str pt_exchange_scheme(const struct pt_exchange *x)
+{
+    return x->req.scheme;
+}
+
+struct pt_str pt_exchange_request_id(const struct pt_exchange *x)
+{
+    return x->request_id;
+}
+
+bool pt_exchange_path_param(const struct pt_exchange *x, struct pt_str name, struct pt_str *value)
+{
+    for (uint16_t i = 0; i < x->nparams; i++) {
+        if (pt_str_eq(x->params[i].name, name)) {
+            *value = x->params[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+const struct sockaddr *pt_exchange_client_addr(const struct pt_exchange *x, socklen_t *len)
+{
+    if (len)
+        *len = x->conn->peer_len;
+    return (const struct sockaddr *)&x->conn->peer;
+}
+
+bool pt_exchange_is_grpc(const struct pt_exchange *x)
+{
+    return x->req.is_grpc;
+}
+
+struct pt_headers *pt_exchange_request_headers(struct pt_exchange *x)
+{
+    return &x->req.headers;
+}
+
+int pt_exchange_response_status(const struct pt_exchange *x)
+{
+    return x->resp.status;
+}
+
+void pt_exchange_set_response_status(struct pt_exchange *x, int status)
+{
+    if (status >= 100 && status <= 999)
+        x->resp.status = status;
+}
+
+struct pt_headers *pt_exchange_response_headers(struct pt_exchange *x)
+{
+    return &x->resp.headers;
+}
+
+void *pt_exchange_alloc(struct pt_exchange *x, size_t size)
+{
+    return pt_arena_alloc(&x->arena, size);
+}
+
+void *pt_exchange_get_data(const struct pt_exchange *x, const void *key)
+{
+    for (uint8_t i = 0; i < x->ndata; i++)
+        if (x->data[i].key == key)
+            return x->data[i].data;
+    return NULL;
+}
+
+int pt_exchange_set_data(struct pt_exchange *x, const void *key, void *data)
+{
+    for (uint8_t i = 0; i < x->ndata; i++) {
+        if (x->data[i].key == key) {
+            x->data[i].data = data;
+            return 0;
+        }
+    }
+    if (x->ndata == x->data_cap) {
+        if (x->data_cap >= 128)
+            return PT_ERR_LIMIT;
+        uint8_t cap = x->data_cap ? (uint8_t)(x->data_cap * 2) : 8;
+        struct pt_exchange_data *d = pt_arena_alloc(&x->arena, cap * sizeof(*d));
+        if (!d)
+            return PT_ERR_LIMIT;
+        if (x->ndata)
+            memcpy(d, x->data, x->ndata * sizeof(*d));
+        x->data = d;
+        x->data_cap = cap;
+    }
+    x->data[x->ndata++] = (struct pt_exchange_data){key, data};
+    return 0;
+}
+
+int pt_exchange_reply(struct pt_exchange *x, int http_status, struct pt_str content_type,
+                      struct pt_str body)
+{
+    return pt_exchange_handler->reply(x, http_status, content_type, body);
+}
+
+int pt_exchange_reply_error(struct pt_exchange *x, enum pt_err err, struct pt_str detail)
+{
+    return pt_exchange_handler->reply_error(x, (int)err, detail);
+}
+
+void pt_exchange_resume(struct pt_exchange *x)
+{
+    pt_exchange_handler->resume(x);
+}
+
+struct event_base *pt_exchange_event_base(struct pt_exchange *x)
+{
+    return x->worker->base;
+}

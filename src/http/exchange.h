@@ -1,0 +1,192 @@
+/*
+ * http/exchange.h - the exchange as the core sees it.
+ *
+ * One request and its response, protocol-neutral (portico/exchange.h is the
+ * plugin view of the same object). Three parties touch it:
+ *
+ *   downstream codec (http1, http2)  creates it, fills the request head,
+ *       produces the request body pipe, consumes the response body pipe,
+ *       sends the response head when told, and ends it.
+ *   proxy (src/proxy)                 routes it, runs the filter chain, picks
+ *       and drives the upstream, produces local replies, logs it.
+ *   upstream stream (src/upstream)    consumes the request pipe, fills the
+ *       response head, produces the response pipe.
+ *
+ * Lifetime: the downstream codec owns the exchange. It calls
+ * pt_exchange_handler->end(x, err) exactly once, when its stream is finished
+ * (response fully written) or lost (client reset, connection closed); end()
+ * detaches the upstream, runs on_done hooks, writes the access log line and
+ * frees the exchange. Nobody touches x after end().
+ *
+ *   created ──head parsed──> started (handler->start) ──> routed ──> chain ─┬─> forwarding
+ *                                                                          └─> local reply
+ *   any state ──downstream end(err)──> freed
+ */
+#ifndef PT_HTTP_EXCHANGE_H
+#define PT_HTTP_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/arena.h"
+#include "core/worker.h"
+#include "http/headers.h"
+#include "http/pipe.h"
+#include "portico/exchange.h"
+
+struct pt_exchange;
+struct pt_snap_pin;
+struct pt_snapshot;
+struct pt_route_conf;
+struct pt_up_stream;
+struct event;
+
+/* What every exchange on a downstream connection shares. Owned by the
+ * connection; outlives its exchanges. */
+struct pt_conn_info {
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    char peer_ip[46]; /* text form, NUL-terminated */
+    uint16_t peer_port;
+    bool tls;
+    uint64_t id; /* per-worker connection number */
+    struct pt_str listener_name;
+};
+
+/* Implemented by each downstream codec. */
+struct pt_downstream_ops {
+    /* x->resp holds the final head; the body follows in x->resp_body, whose
+     * consumer the codec set at creation. */
+    void (*send_head)(struct pt_exchange *x);
+    /* The proxy will read the request body: HTTP/1.1 sends "100 Continue"
+     * when the client asked for it. May be NULL. */
+    void (*want_body)(struct pt_exchange *x);
+    /* The exchange failed after the response started (or the proxy cancels
+     * it): reset the stream or close the connection. The codec then calls
+     * handler->end() (possibly later). */
+    void (*reset)(struct pt_exchange *x, int err);
+    /* The response head of a successful upgrade (101) was sent and the
+     * proxy wants the raw connection: returns the codec's transport handle
+     * (struct pt_conn *) and detaches it from the codec, or NULL when the
+     * codec cannot upgrade (HTTP/2). May be NULL. */
+    void *(*take_transport)(struct pt_exchange *x);
+};
+
+/* Implemented by src/proxy; codecs call through pt_exchange_handler. */
+struct pt_exchange_handler {
+    /* The request head is complete (x->req filled); body may follow. */
+    void (*start)(struct pt_exchange *x);
+    /* The codec found the request invalid before or after start: reply with
+     * err if no response started, else reset. */
+    void (*fail)(struct pt_exchange *x, int err);
+    /* The downstream stream is finished (err 0) or lost (err < 0): finish
+     * and free the exchange. */
+    void (*end)(struct pt_exchange *x, int err);
+    /* Plugin ABI entry points. */
+    int (*reply)(struct pt_exchange *x, int status, struct pt_str content_type, struct pt_str body);
+    int (*reply_error)(struct pt_exchange *x, int err, struct pt_str detail);
+    void (*resume)(struct pt_exchange *x);
+};
+
+extern const struct pt_exchange_handler *pt_exchange_handler;
+void pt_exchange_set_handler(const struct pt_exchange_handler *h);
+
+enum pt_http_version {
+    PT_HTTP_10 = 10,
+    PT_HTTP_11 = 11,
+    PT_HTTP_2 = 20,
+};
+
+struct pt_request {
+    struct pt_str method;
+    struct pt_str scheme;
+    struct pt_str authority; /* :authority or Host */
+    struct pt_str target;    /* as received: path and query */
+    struct pt_str path;      /* normalized, without query */
+    struct pt_str query;     /* without '?' */
+    struct pt_headers headers;
+    int64_t content_length; /* -1 when unknown */
+    enum pt_http_version version;
+    bool is_head;           /* HEAD: the response has no body */
+    bool is_grpc;           /* content-type application/grpc* */
+    bool has_body;          /* a body follows the head (may still be empty) */
+    bool expect_continue;   /* HTTP/1.1 Expect: 100-continue */
+    bool upgrade_websocket; /* HTTP/1.1 Upgrade: websocket */
+};
+
+struct pt_response {
+    int status;
+    struct pt_headers headers;
+    int64_t content_length; /* -1 when unknown */
+    bool has_body;          /* false: end of stream with the head */
+};
+
+/* Up to this many route parameters are captured. */
+#define PT_ROUTE_MAX_PARAMS 16
+
+struct pt_route_param {
+    struct pt_str name;
+    struct pt_str value;
+};
+
+struct pt_exchange_data {
+    const void *key;
+    void *data;
+};
+
+struct pt_exchange {
+    struct pt_arena arena;
+    struct pt_worker *worker;
+    const struct pt_conn_info *conn;
+    const struct pt_downstream_ops *down;
+    void *down_ctx;
+
+    struct pt_request req;
+    struct pt_response resp;
+    struct pt_pipe req_body;  /* codec -> upstream */
+    struct pt_pipe resp_body; /* upstream -> codec */
+
+    /* Owned by src/proxy. */
+    struct pt_snap_pin *pin;
+    const struct pt_snapshot *snap;
+    const struct pt_route_conf *route;
+    struct pt_route_param params[PT_ROUTE_MAX_PARAMS];
+    uint16_t nparams;
+    uint16_t chain_pos; /* next filter to run in the current phase */
+    uint8_t phase;      /* enum in proxy */
+    bool paused;
+    bool resp_started; /* response head handed to the codec */
+    bool resp_local;   /* the response is a local reply */
+    bool finished;     /* end() ran */
+    struct pt_deferred resume_task;
+    struct event *timer;        /* request timeout */
+    uint64_t deadline_ns;       /* 0 = none */
+    struct pt_up_stream *up;    /* the current upstream attempt */
+    struct pt_str forward_path; /* path sent upstream (after strip_prefix), with query */
+    struct pt_str upstream_addr;
+    int error; /* why the exchange failed, 0 if it did not */
+    uint32_t attempts;
+
+    struct pt_exchange_data *data;
+    uint8_t ndata;
+    uint8_t data_cap;
+
+    struct pt_str request_id;
+    uint64_t start_ns; /* wall clock, for the log */
+    uint64_t start_mono_ns;
+    uint64_t bytes_in;  /* request body bytes received */
+    uint64_t bytes_out; /* response body bytes sent */
+};
+
+/* Pointer: a new exchange with its own arena (limit bytes, 0 = none). */
+struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_info *conn,
+                                    const struct pt_downstream_ops *down, void *down_ctx,
+                                    size_t arena_limit);
+/* Release the exchange's memory (called by the proxy's end()). */
+void pt_exchange_free(struct pt_exchange *x);
+
+/* Classify content-type: application/grpc, application/grpc+proto, ... */
+bool pt_http_is_grpc_content_type(struct pt_str content_type);
+
+#endif
