@@ -50,7 +50,7 @@ struct pt_snap_pin;
 struct pt_net_worker;
 struct pt_up_worker;
 struct pt_proxy_worker;
-struct pt_log_ring;
+struct pt_access_ring;
 
 struct pt_worker {
     unsigned id;
@@ -78,7 +78,7 @@ struct pt_worker {
     struct pt_net_worker *net;
     struct pt_up_worker *up;
     struct pt_proxy_worker *proxy;
-    struct pt_log_ring *log_ring;
+    struct pt_access_ring *access_ring;
 };
 
 /* Status: 0 or PT_ERR_INTERNAL (event_base or eventfd creation failed). */

@@ -27,6 +27,8 @@ struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_in
     x->down = down;
     x->down_ctx = down_ctx;
     x->req.content_length = -1;
+    x->endpoint = -1;
+    x->grpc_status = -1;
     x->resp.content_length = -1;
     pt_headers_init(&x->req.headers, &x->arena, 0);
     pt_headers_init(&x->resp.headers, &x->arena, 0);
@@ -89,6 +91,13 @@ struct pt_str pt_exchange_scheme(const struct pt_exchange *x)
 struct pt_str pt_exchange_request_id(const struct pt_exchange *x)
 {
     return x->request_id;
+}
+
+int pt_exchange_set_request_id(struct pt_exchange *x, struct pt_str id)
+{
+    if (id.len == 0 || !pt_http_is_field_value(id))
+        return PT_ERR_BAD_REQUEST;
+    return pt_arena_str(&x->arena, id, &x->request_id);
 }
 
 bool pt_exchange_path_param(const struct pt_exchange *x, struct pt_str name, struct pt_str *value)

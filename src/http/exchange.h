@@ -73,6 +73,37 @@ struct pt_downstream_ops {
     void *(*take_transport)(struct pt_exchange *x);
 };
 
+/*
+ * One attempt to get the response from an upstream: an HTTP/1.1 or HTTP/2
+ * client stream. It consumes x->req_body (as the pipe's consumer), fills
+ * x->resp and produces x->resp_body, and reports through the events its
+ * starter gave it.
+ */
+struct pt_up_stream {
+    /* Abandon the attempt (reset the stream, or discard the connection if it
+     * cannot be reused). No callback follows; x->up is cleared. */
+    void (*cancel)(struct pt_up_stream *s);
+};
+
+enum pt_up_flags {
+    /* The upstream cannot have processed the request (connect failure,
+     * refused stream, GOAWAY above the last stream id, stale keep-alive
+     * connection closed before any response byte). */
+    PT_UP_RETRYABLE = 1u << 0,
+    /* The peer cancelled (HTTP/2 RST_STREAM CANCEL). */
+    PT_UP_PEER_CANCEL = 1u << 1,
+};
+
+struct pt_upstream_events {
+    /* x->resp holds the response head (status, fields, has_body); the body
+     * follows in x->resp_body. For a 101 the connection is the tunnel's. */
+    void (*on_response_head)(struct pt_exchange *x);
+    /* The attempt is over and detached (x->up already NULL): err 0 once the
+     * whole response (and trailers) went into x->resp_body, else a PT_ERR_*
+     * with pt_up_flags. */
+    void (*on_closed)(struct pt_exchange *x, int err, unsigned flags);
+};
+
 /* Implemented by src/proxy; codecs call through pt_exchange_handler. */
 struct pt_exchange_handler {
     /* The request head is complete (x->req filled); body may follow. */
@@ -153,9 +184,12 @@ struct pt_exchange {
     const struct pt_route_conf *route;
     struct pt_route_param params[PT_ROUTE_MAX_PARAMS];
     uint16_t nparams;
+    const void *chain;  /* struct pt_chain (conf/snapshot.h) */
     uint16_t chain_pos; /* next filter to run in the current phase */
-    uint8_t phase;      /* enum in proxy */
+    uint16_t chain_ran; /* filters whose request hook ran (they get on_done) */
+    uint8_t phase;      /* enum pt_chain_phase (proxy/chain.h) */
     bool paused;
+    bool upgrade; /* forwarding a WebSocket upgrade */
     bool resp_started; /* response head handed to the codec */
     bool resp_local;   /* the response is a local reply */
     bool finished;     /* end() ran */
@@ -167,6 +201,8 @@ struct pt_exchange {
     struct pt_str upstream_addr;
     int error; /* why the exchange failed, 0 if it did not */
     uint32_t attempts;
+    int32_t endpoint; /* index of the last endpoint tried, -1 before */
+    int grpc_status;  /* final grpc-status seen, -1 when none (for logs) */
 
     struct pt_exchange_data *data;
     uint8_t ndata;

@@ -19,7 +19,9 @@ void pt_h1_write_response_head(struct evbuffer *out, int status, const struct pt
 /* "<method> <target> HTTP/1.1\r\n" + fields + "\r\n" (Host is one of the fields). */
 void pt_h1_write_request_head(struct evbuffer *out, struct pt_str method, struct pt_str target,
                               const struct pt_headers *h);
-/* One chunk "<hex len>\r\n<len bytes moved from data>\r\n"; len 0 writes nothing. */
+/* One chunk "<hex len>\r\n<len bytes moved from data>\r\n"; len 0 writes nothing.
+ * len is clipped to what data holds (and to INT_MAX), so the size line
+ * always matches the bytes that follow. */
 void pt_h1_write_chunk(struct evbuffer *out, struct evbuffer *data, size_t len);
 /* "0\r\n" + trailer fields (may be NULL) + "\r\n". */
 void pt_h1_write_last_chunk(struct evbuffer *out, const struct pt_headers *trailers);

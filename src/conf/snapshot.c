@@ -1,0 +1,466 @@
+#include "conf/snapshot.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/filter_config.h"
+#include "core/arena.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "net/listener.h"
+#include "net/tls.h"
+
+typedef Portico__Config__V1__Config Config;
+typedef Portico__Config__V1__Route Route;
+typedef Portico__Config__V1__Service Service;
+typedef Portico__Config__V1__Listener Listener;
+typedef Portico__Config__V1__Filter FilterCfg;
+
+#define WHERE_LEN 512
+
+static uint32_t or_default(uint32_t v, uint32_t def)
+{
+    return v ? v : def;
+}
+
+static void chain_fini(struct pt_chain *c)
+{
+    free(c->filters);
+    c->filters = NULL;
+    c->n = 0;
+}
+
+static void snapshot_destroy(struct pt_snap_base *b)
+{
+    struct pt_snapshot *s = (struct pt_snapshot *)b;
+    for (size_t i = 0; i < s->ninstances; i++)
+        if (s->instances[i].type->destroy)
+            s->instances[i].type->destroy(s->instances[i].instance);
+    free(s->instances);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        free(s->routes[i].name);
+        chain_fini(&s->routes[i].chain);
+    }
+    free(s->routes);
+    chain_fini(&s->global_chain);
+    pt_router_free(s->router);
+    for (size_t i = 0; i < s->nservices; i++)
+        pt_service_fini(&s->services[i]);
+    free(s->services);
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        struct pt_listener_rt *l = &s->listeners[i];
+        if (l->fds)
+            pt_listen_release(l->address);
+        if (l->ssl_ctx)
+            SSL_CTX_free(l->ssl_ctx);
+        free(l->name);
+        free(l->address);
+    }
+    free(s->listeners);
+    free(s->access_log_path);
+    pt_conf_free(s->conf);
+    free(s);
+}
+
+/* --- services ------------------------------------------------------------ */
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len,
+                   char *err, size_t errlen)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    const char *h = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        *len = sizeof(*in);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *len = sizeof(*in6);
+        return 0;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    if (ss->ss_family == AF_INET)
+        in->sin_port = htons(port);
+    else
+        in6->sin6_port = htons(port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
+                           struct pt_diag *diag)
+{
+    char where[WHERE_LEN];
+    char err[512];
+    memset(out, 0, sizeof(*out));
+    out->name = pt_xstrdup(sc->name);
+    switch (sc->protocol) {
+    case PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2:
+        out->protocol = PT_UP_H2;
+        break;
+    case PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2C:
+        out->protocol = PT_UP_H2;
+        break;
+    case PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC:
+        out->protocol = PT_UP_H2;
+        out->grpc = true;
+        break;
+    default:
+        out->protocol = PT_UP_HTTP1;
+        break;
+    }
+    out->connect_timeout_ms = or_default(sc->connect_timeout_ms, PT_DEFAULT_CONNECT_TIMEOUT_MS);
+    out->idle_timeout_ms = or_default(sc->idle_timeout_ms, PT_DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS);
+    out->max_connections = or_default(sc->max_connections, PT_DEFAULT_UPSTREAM_MAX_CONNECTIONS);
+
+    bool tls = sc->protocol == PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2 ||
+               (sc->tls && sc->tls->enabled);
+    if (tls) {
+        const Portico__Config__V1__UpstreamTls *t = sc->tls;
+        out->ssl_ctx = pt_tls_client_ctx_new(t ? t->ca_file : NULL, !(t && t->insecure_skip_verify),
+                                             t ? t->cert_file : NULL, t ? t->key_file : NULL,
+                                             out->protocol == PT_UP_H2, err, sizeof(err));
+        if (!out->ssl_ctx) {
+            pt_diag_addf(diag, pt_conf_where(s->conf, sc, "tls", where, sizeof(where)), "tls", "%s",
+                         err);
+            return -1;
+        }
+        if (t && t->server_name && *t->server_name)
+            out->sni = pt_xstrdup(t->server_name);
+    }
+    char prefix[1024];
+    snprintf(prefix, sizeof(prefix), "%s|%s|%s|%s|%s", out->protocol == PT_UP_H2 ? "h2" : "h1",
+             tls ? "tls" : "plain", out->sni ? out->sni : "",
+             tls && sc->tls && sc->tls->ca_file ? sc->tls->ca_file : "",
+             tls && sc->tls && sc->tls->cert_file ? sc->tls->cert_file : "");
+    out->pool_prefix = pt_xstrdup(prefix);
+
+    out->endpoints = pt_xcalloc(sc->n_instances ? sc->n_instances : 1, sizeof(*out->endpoints));
+    for (size_t i = 0; i < sc->n_instances; i++) {
+        const Portico__Config__V1__Instance *ic = sc->instances[i];
+        struct pt_endpoint *ep = &out->endpoints[out->nendpoints];
+        if (resolve(ic->host, (uint16_t)ic->port, &ep->addr, &ep->addr_len, err, sizeof(err)) != 0) {
+            char field[64];
+            snprintf(field, sizeof(field), "instances[%zu].host", i);
+            pt_diag_addf(diag, pt_conf_where(s->conf, ic, "host", where, sizeof(where)), field, "%s",
+                         err);
+            return -1;
+        }
+        ep->host = pt_xstrdup(ic->host);
+        ep->port = (uint16_t)ic->port;
+        ep->weight = ic->weight ? ic->weight : 1;
+        bool v6 = strchr(ic->host, ':') != NULL;
+        size_t klen = strlen(ic->host) + 16;
+        ep->key = pt_xmalloc(klen);
+        snprintf(ep->key, klen, v6 ? "[%s]:%u" : "%s:%u", ic->host, (unsigned)ic->port);
+        out->nendpoints++;
+    }
+    return 0;
+}
+
+static const struct pt_service *find_service(const struct pt_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->nservices; i++)
+        if (strcmp(s->services[i].name, name) == 0)
+            return &s->services[i];
+    return NULL;
+}
+
+/* --- filters ------------------------------------------------------------- */
+
+static struct pt_filter_inst *add_instance(struct pt_snapshot *s, size_t *cap)
+{
+    if (s->ninstances == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        s->instances = pt_xrealloc(s->instances, *cap * sizeof(*s->instances));
+    }
+    return &s->instances[s->ninstances++];
+}
+
+/* Status: 0 or -1 (reported). */
+static int create_filter(struct pt_snapshot *s, size_t *cap, const FilterCfg *fc,
+                         const char *field_prefix, struct pt_str route, struct pt_diag *diag,
+                         struct pt_filter_inst *out)
+{
+    char where[WHERE_LEN];
+    char ctx[WHERE_LEN + 128];
+    const struct pt_filter_type *type = pt_filter_type_find(pt_str_from_cstr(fc->name));
+    if (!type) {
+        pt_diag_addf(diag, pt_conf_where(s->conf, fc, "name", where, sizeof(where)), field_prefix,
+                     "unknown filter \"%s\"", fc->name);
+        return -1;
+    }
+    struct pt_filter_config cfg;
+    pt_filter_config_init(&cfg, fc->config, route);
+    snprintf(ctx, sizeof(ctx), "%s: %s.config", pt_conf_where(s->conf, fc, "config", where, sizeof(where)),
+             field_prefix);
+    const char *old = pt_diag_set_context(diag, ctx);
+    unsigned before = diag->errors;
+    void *inst = type->create ? type->create(&cfg, diag) : NULL;
+    pt_diag_set_context(diag, old);
+    if (!inst) {
+        if (diag->errors == before)
+            pt_diag_addf(diag, ctx, NULL, "filter \"%s\" rejected its configuration", fc->name);
+        return -1;
+    }
+    struct pt_filter_inst *fi = add_instance(s, cap);
+    fi->type = type;
+    fi->instance = inst;
+    *out = *fi;
+    return 0;
+}
+
+static void chain_flags(struct pt_chain *c)
+{
+    for (uint16_t i = 0; i < c->n; i++) {
+        if (c->filters[i].type->on_request_body)
+            c->request_body_hooks = true;
+        if (c->filters[i].type->on_response_body)
+            c->response_body_hooks = true;
+    }
+}
+
+/* --- routes -------------------------------------------------------------- */
+
+static unsigned parse_retry_on(const Route *r)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {
+        {"connect-failure", PT_RETRY_CONNECT_FAILURE}, {"refused-stream", PT_RETRY_REFUSED_STREAM},
+        {"reset", PT_RETRY_RESET},                     {"5xx", PT_RETRY_5XX},
+        {"gateway-error", PT_RETRY_GATEWAY_ERROR},     {"retriable-status-codes", PT_RETRY_GRPC_UNAVAILABLE},
+    };
+    unsigned mask = 0;
+    for (size_t i = 0; i < r->n_retry_on; i++)
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if (strcmp(r->retry_on[i], names[k].name) == 0)
+                mask |= names[k].bit;
+    if (!mask && r->retry_count)
+        mask = PT_RETRY_CONNECT_FAILURE | PT_RETRY_REFUSED_STREAM;
+    return mask;
+}
+
+static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap,
+                          struct pt_diag *diag)
+{
+    int rc = 0;
+    s->nroutes = cfg->n_routes;
+    s->routes = pt_xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof(*s->routes));
+    char **where = pt_xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const Route *r = cfg->routes[i];
+        struct pt_route_conf *rc_ = &s->routes[i];
+        char name[512];
+        pt_conf_route_name(r, name, sizeof(name));
+        rc_->name = pt_xstrdup(name);
+        rc_->name_str = pt_str_from_cstr(rc_->name);
+        where[i] = pt_xmalloc(WHERE_LEN);
+        pt_conf_where(s->conf, r, NULL, where[i], WHERE_LEN);
+        rc_->service = find_service(s, r->service);
+        rc_->timeout_ms = r->timeout_ms;
+        rc_->timeout_set = r->timeout_ms != 0;
+        rc_->max_body_bytes = r->max_body_bytes ? r->max_body_bytes->value : s->max_body_bytes;
+        rc_->websocket = r->websocket;
+        rc_->retry_count = r->retry_count;
+        rc_->retry_on = parse_retry_on(r);
+
+        struct pt_chain *ch = &rc_->chain;
+        ch->filters = pt_xcalloc(s->global_chain.n + r->n_filters + 1, sizeof(*ch->filters));
+        for (uint16_t k = 0; k < s->global_chain.n; k++)
+            ch->filters[ch->n++] = s->global_chain.filters[k];
+        for (size_t k = 0; k < r->n_filters; k++) {
+            char field[96];
+            snprintf(field, sizeof(field), "routes[%zu].filters[%zu]", i, k);
+            struct pt_filter_inst fi;
+            if (create_filter(s, icap, r->filters[k], field, rc_->name_str, diag, &fi) != 0) {
+                rc = -1;
+                continue;
+            }
+            ch->filters[ch->n++] = fi;
+        }
+        chain_flags(ch);
+    }
+    if (rc == 0) {
+        s->router = pt_router_compile((const Route *const *)cfg->routes, cfg->n_routes,
+                                      (const char *const *)where, diag);
+        if (!s->router)
+            rc = -1;
+    }
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        free(where[i]);
+    free(where);
+    return rc;
+}
+
+/* --- listeners ----------------------------------------------------------- */
+
+static int compile_listeners(struct pt_snapshot *s, const Config *cfg, struct pt_diag *diag)
+{
+    char where[WHERE_LEN];
+    char err[512];
+    s->listeners = pt_xcalloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*s->listeners));
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const Listener *lc = cfg->listeners[i];
+        struct pt_listener_rt *l = &s->listeners[s->nlisteners++];
+        l->address = pt_xstrdup(lc->address);
+        l->name = pt_xstrdup(lc->name && *lc->name ? lc->name : lc->address);
+        bool tls = lc->tls && lc->tls->cert_file && *lc->tls->cert_file;
+        if (lc->n_protocols == 0) {
+            l->http1 = true;
+            l->h2c = !tls;
+            l->h2 = tls;
+        }
+        for (size_t k = 0; k < lc->n_protocols; k++) {
+            switch (lc->protocols[k]) {
+            case PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_HTTP1:
+                l->http1 = true;
+                break;
+            case PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_H2C:
+                l->h2c = true;
+                break;
+            case PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_H2:
+                l->h2 = true;
+                break;
+            default:
+                break;
+            }
+        }
+        if (tls) {
+            l->ssl_ctx = pt_tls_server_ctx_new(lc->tls->cert_file, lc->tls->key_file, l->h2, l->http1,
+                                               err, sizeof(err));
+            if (!l->ssl_ctx) {
+                pt_diag_addf(diag, pt_conf_where(s->conf, lc, "tls", where, sizeof(where)), "tls",
+                             "%s", err);
+                return -1;
+            }
+        }
+        if (s->nworkers == 0)
+            continue; /* checking only: bind nothing */
+        l->fds = pt_listen_acquire(l->address, s->nworkers, err, sizeof(err));
+        if (!l->fds) {
+            pt_diag_addf(diag, pt_conf_where(s->conf, lc, "address", where, sizeof(where)),
+                         "address", "%s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- the whole ------------------------------------------------------------ */
+
+static void resolve_limits(struct pt_snapshot *s, const Config *cfg)
+{
+    const Portico__Config__V1__Limits *l = cfg->limits;
+    Portico__Config__V1__Limits zero = PORTICO__CONFIG__V1__LIMITS__INIT;
+    if (!l)
+        l = &zero;
+    s->limits.max_header_bytes = or_default(l->max_header_bytes, PT_DEFAULT_MAX_HEADER_BYTES);
+    s->limits.max_headers = or_default(l->max_headers, PT_DEFAULT_MAX_HEADERS);
+    s->limits.max_concurrent_streams =
+        or_default(l->max_concurrent_streams, PT_DEFAULT_MAX_CONCURRENT_STREAMS);
+    s->limits.idle_timeout_ms = or_default(l->idle_timeout_ms, PT_DEFAULT_IDLE_TIMEOUT_MS);
+    s->limits.header_timeout_ms = or_default(l->header_timeout_ms, PT_DEFAULT_HEADER_TIMEOUT_MS);
+    s->limits.max_resets_per_second =
+        or_default(l->max_resets_per_second, PT_DEFAULT_MAX_RESETS_PER_SECOND);
+    /* Headers, their copies for forwarding, and filter state. */
+    s->limits.exchange_arena_bytes = 4u * s->limits.max_header_bytes + 256u * 1024u;
+    s->max_body_bytes = l->max_body_bytes ? l->max_body_bytes : PT_DEFAULT_MAX_BODY_BYTES;
+    s->request_timeout_ms = or_default(l->request_timeout_ms, PT_DEFAULT_REQUEST_TIMEOUT_MS);
+    s->stream_idle_timeout_ms =
+        or_default(l->stream_idle_timeout_ms, PT_DEFAULT_STREAM_IDLE_TIMEOUT_MS);
+    s->max_connections = or_default(l->max_connections, PT_DEFAULT_MAX_CONNECTIONS);
+    s->drain_timeout_ms = or_default(cfg->drain_timeout_ms, PT_DEFAULT_DRAIN_TIMEOUT_MS);
+    s->access_log_enabled = !cfg->access_log || !cfg->access_log->enabled ||
+                            cfg->access_log->enabled->value;
+    const char *path = cfg->access_log && cfg->access_log->path && *cfg->access_log->path
+                           ? cfg->access_log->path
+                           : "stdout";
+    s->access_log_path = pt_xstrdup(path);
+}
+
+static bool lists_filter(FilterCfg *const *filters, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(filters[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers, uint64_t generation,
+                                        struct pt_diag *diag)
+{
+    if (pt_conf_validate(conf, diag) != 0)
+        return NULL;
+    const Config *cfg = pt_conf_config(conf);
+    struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
+    pt_snap_init(&s->base, generation, snapshot_destroy);
+    s->conf = conf;
+    s->nworkers = nworkers;
+    resolve_limits(s, cfg);
+    size_t icap = 0;
+    int rc = 0;
+
+    s->services = pt_xcalloc(cfg->n_services ? cfg->n_services : 1, sizeof(*s->services));
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        if (compile_service(s, cfg->services[i], &s->services[s->nservices], diag) != 0)
+            rc = -1;
+        s->nservices++;
+    }
+
+    /* Global chain: the default request-id filter first unless configured. */
+    struct pt_chain *g = &s->global_chain;
+    g->filters = pt_xcalloc(cfg->n_filters + 1, sizeof(*g->filters));
+    const struct pt_filter_type *rid = pt_filter_type_find(PT_STR(PT_DEFAULT_REQUEST_ID_FILTER));
+    if (rid && !lists_filter(cfg->filters, cfg->n_filters, PT_DEFAULT_REQUEST_ID_FILTER)) {
+        struct pt_filter_config fc;
+        pt_filter_config_init(&fc, NULL, PT_STR(""));
+        void *inst = rid->create ? rid->create(&fc, diag) : NULL;
+        if (inst) {
+            struct pt_filter_inst *fi = add_instance(s, &icap);
+            fi->type = rid;
+            fi->instance = inst;
+            g->filters[g->n++] = *fi;
+        } else {
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "filters[%zu]", i);
+        struct pt_filter_inst fi;
+        if (create_filter(s, &icap, cfg->filters[i], field, PT_STR(""), diag, &fi) != 0) {
+            rc = -1;
+            continue;
+        }
+        g->filters[g->n++] = fi;
+    }
+    chain_flags(g);
+
+    if (rc == 0 && compile_routes(s, cfg, &icap, diag) != 0)
+        rc = -1;
+    if (rc == 0 && compile_listeners(s, cfg, diag) != 0)
+        rc = -1;
+    if (rc != 0) {
+        s->conf = NULL; /* the caller keeps it */
+        snapshot_destroy(&s->base);
+        return NULL;
+    }
+    return s;
+}

@@ -1,0 +1,64 @@
+#include "http2/common.h"
+
+#include <string.h>
+
+nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h, const char *const *pseudo,
+                           const struct pt_str *pseudo_values, size_t npseudo, size_t *n)
+{
+    nghttp2_nv *nva = pt_arena_alloc(a, (npseudo + h->n) * sizeof(*nva));
+    if (!nva)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < npseudo; i++) {
+        if (!pseudo[i])
+            continue;
+        nva[k].name = (uint8_t *)pseudo[i];
+        nva[k].namelen = strlen(pseudo[i]);
+        nva[k].value = (uint8_t *)pseudo_values[i].ptr;
+        nva[k].valuelen = pseudo_values[i].len;
+        nva[k].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        k++;
+    }
+    for (uint32_t i = 0; i < h->n; i++) {
+        nva[k].name = (uint8_t *)h->v[i].name.ptr;
+        nva[k].namelen = h->v[i].name.len;
+        nva[k].value = (uint8_t *)h->v[i].value.ptr;
+        nva[k].valuelen = h->v[i].value.len;
+        nva[k].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        k++;
+    }
+    *n = k;
+    return nva;
+}
+
+uint32_t pt_h2_error_code(int err)
+{
+    switch (err) {
+    case 0:
+        return NGHTTP2_NO_ERROR;
+    case PT_ERR_CANCELLED:
+    case PT_ERR_TIMEOUT:
+    case PT_ERR_STREAM_IDLE:
+        return NGHTTP2_CANCEL;
+    case PT_ERR_UPSTREAM_REFUSED:
+    case PT_ERR_SHUTTING_DOWN:
+        return NGHTTP2_REFUSED_STREAM;
+    case PT_ERR_LIMIT:
+        return NGHTTP2_ENHANCE_YOUR_CALM;
+    default:
+        return NGHTTP2_INTERNAL_ERROR;
+    }
+}
+
+int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t valuelen)
+{
+    char *p = pt_arena_alloc(h->arena, namelen + valuelen + 1);
+    if (!p)
+        return PT_ERR_LIMIT;
+    memcpy(p, name, namelen);
+    memcpy(p + namelen, value, valuelen);
+    p[namelen + valuelen] = '\0';
+    return pt_headers_add_ref(h, (struct pt_str){p, namelen},
+                              (struct pt_str){p + namelen, valuelen});
+}

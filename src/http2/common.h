@@ -1,0 +1,35 @@
+/*
+ * http2/common.h - pieces shared by the HTTP/2 server and client sessions.
+ */
+#ifndef PT_HTTP2_COMMON_H
+#define PT_HTTP2_COMMON_H
+
+#include <nghttp2/nghttp2.h>
+#include <stdint.h>
+
+#include "http/exchange.h"
+
+/* Stream and connection receive windows we advertise. Large enough for a
+ * loopback or LAN stream to run at full speed, small enough that memory per
+ * connection stays bounded (at most PT_H2_CONN_WINDOW unconsumed bytes). */
+#define PT_H2_STREAM_WINDOW (1u << 20)
+#define PT_H2_CONN_WINDOW (4u << 20)
+/* Stop serializing frames while this much is queued for the socket. */
+#define PT_H2_OUT_HIWAT (256u * 1024u)
+#define PT_H2_OUT_LOWAT (64u * 1024u)
+
+/* Pointer: an nghttp2_nv array in x's arena for the given fields preceded
+ * by up to two pseudo-header pairs (NULL names skipped), or NULL at the
+ * arena limit. *n gets the count. Fields stay owned by the arena (NO_COPY). */
+nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h, const char *const *pseudo,
+                           const struct pt_str *pseudo_values, size_t npseudo, size_t *n);
+
+/* The RST_STREAM code to send for an exchange failure. */
+uint32_t pt_h2_error_code(int err);
+
+/* Status: 0 or PT_ERR_LIMIT: copy one received field into h (name already
+ * lower case, validated by nghttp2). */
+int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t valuelen);
+
+#endif

@@ -1,0 +1,459 @@
+#include "upstream/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "http1/client.h"
+#include "http2/client.h"
+
+#define NBUCKETS 256
+
+struct up_pool;
+
+/* An exchange waiting for a connection slot. */
+struct up_waiter {
+    struct pt_up_stream up;
+    struct pt_exchange *x;
+    const struct pt_upstream_events *ev;
+    const struct pt_service *svc;
+    const struct pt_endpoint *ep;
+    struct up_pool *pool;
+    struct up_waiter *prev;
+    struct up_waiter *next;
+};
+
+struct conn_entry {
+    struct conn_entry *prev;
+    struct conn_entry *next;
+    struct up_pool *pool;
+    union {
+        struct pt_h1_client *h1;
+        struct pt_h2_client *h2;
+    } u;
+    bool idle;
+};
+
+struct up_pool {
+    struct up_pool *hnext;
+    char *key;
+    bool h2;
+    uint32_t nconns;
+    struct conn_entry *conns; /* h2: all; h1: busy and idle */
+    struct up_waiter *wait_head;
+    struct up_waiter *wait_tail;
+};
+
+struct rr_state {
+    struct rr_state *hnext;
+    char *name;
+    uint32_t next;
+};
+
+struct pt_up_worker {
+    struct pt_worker *w;
+    struct up_pool *pools[NBUCKETS];
+    struct rr_state *rr[NBUCKETS];
+};
+
+static uint32_t hash_str(const char *a, const char *b)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = a; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ '|') * 16777619u;
+    for (const char *p = b; p && *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+void pt_up_worker_init(struct pt_worker *w)
+{
+    struct pt_up_worker *uw = pt_xcalloc(1, sizeof(*uw));
+    uw->w = w;
+    w->up = uw;
+}
+
+static uint32_t rr_next(struct pt_up_worker *uw, const struct pt_service *svc)
+{
+    uint32_t b = hash_str(svc->name, NULL) % NBUCKETS;
+    struct rr_state *r;
+    for (r = uw->rr[b]; r; r = r->hnext)
+        if (strcmp(r->name, svc->name) == 0)
+            break;
+    if (!r) {
+        r = pt_xcalloc(1, sizeof(*r));
+        r->name = pt_xstrdup(svc->name);
+        /* Workers start at different positions so they do not all hit the
+         * first endpoint together. */
+        r->next = uw->w->id;
+        r->hnext = uw->rr[b];
+        uw->rr[b] = r;
+    }
+    return r->next++;
+}
+
+static struct up_pool *pool_get(struct pt_up_worker *uw, const struct pt_service *svc,
+                                const struct pt_endpoint *ep)
+{
+    uint32_t b = hash_str(svc->pool_prefix, ep->key) % NBUCKETS;
+    size_t plen = strlen(svc->pool_prefix);
+    for (struct up_pool *p = uw->pools[b]; p; p = p->hnext)
+        if (strncmp(p->key, svc->pool_prefix, plen) == 0 && p->key[plen] == '|' &&
+            strcmp(p->key + plen + 1, ep->key) == 0)
+            return p;
+    struct up_pool *p = pt_xcalloc(1, sizeof(*p));
+    size_t n = plen + 1 + strlen(ep->key) + 1;
+    p->key = pt_xmalloc(n);
+    snprintf(p->key, n, "%s|%s", svc->pool_prefix, ep->key);
+    p->h2 = svc->protocol == PT_UP_H2;
+    p->hnext = uw->pools[b];
+    uw->pools[b] = p;
+    return p;
+}
+
+static void entry_link(struct up_pool *p, struct conn_entry *e)
+{
+    e->pool = p;
+    e->prev = NULL;
+    e->next = p->conns;
+    if (p->conns)
+        p->conns->prev = e;
+    p->conns = e;
+    p->nconns++;
+}
+
+static void entry_unlink(struct conn_entry *e)
+{
+    struct up_pool *p = e->pool;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        p->conns = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    p->nconns--;
+}
+
+/* --- waiters -------------------------------------------------------------- */
+
+static void waiter_unlink(struct up_waiter *wt)
+{
+    struct up_pool *p = wt->pool;
+    if (wt->prev)
+        wt->prev->next = wt->next;
+    else
+        p->wait_head = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
+    else
+        p->wait_tail = wt->prev;
+    wt->prev = wt->next = NULL;
+}
+
+static void waiter_cancel(struct pt_up_stream *up)
+{
+    struct up_waiter *wt = (struct up_waiter *)up;
+    waiter_unlink(wt);
+    wt->x->up = NULL;
+}
+
+static void waiter_add(struct up_pool *p, struct pt_exchange *x, const struct pt_service *svc,
+                       const struct pt_endpoint *ep, const struct pt_upstream_events *ev)
+{
+    struct up_waiter *wt = pt_arena_alloc(&x->arena, sizeof(*wt));
+    if (!wt) {
+        ev->on_closed(x, PT_ERR_LIMIT, 0);
+        return;
+    }
+    memset(wt, 0, sizeof(*wt));
+    wt->up.cancel = waiter_cancel;
+    wt->x = x;
+    wt->ev = ev;
+    wt->svc = svc;
+    wt->ep = ep;
+    wt->pool = p;
+    wt->prev = p->wait_tail;
+    if (p->wait_tail)
+        p->wait_tail->next = wt;
+    else
+        p->wait_head = wt;
+    p->wait_tail = wt;
+    x->up = &wt->up;
+}
+
+/* --- HTTP/2 --------------------------------------------------------------- */
+
+static void dispatch(struct up_pool *p);
+
+static void h2_on_capacity(struct pt_h2_client *c, void *arg)
+{
+    struct conn_entry *e = arg;
+    if (e->pool->wait_head)
+        dispatch(e->pool);
+}
+
+static void h2_on_dead(struct pt_h2_client *c, void *arg)
+{
+    struct conn_entry *e = arg;
+    struct up_pool *p = e->pool;
+    entry_unlink(e);
+    free(e);
+    if (p->wait_head)
+        dispatch(p);
+}
+
+static const struct pt_h2_client_hooks h2_hooks = {
+    .on_capacity = h2_on_capacity,
+    .on_dead = h2_on_dead,
+};
+
+static struct conn_entry *h2_connect(struct up_pool *p, const struct pt_service *svc,
+                                     const struct pt_endpoint *ep, int *err)
+{
+    struct conn_entry *e = pt_xcalloc(1, sizeof(*e));
+    struct pt_h2_client_opts o = {
+        .connect_timeout_ms = svc->connect_timeout_ms,
+        .idle_timeout_ms = svc->idle_timeout_ms,
+        .ssl_ctx = svc->ssl_ctx,
+        .sni = svc->sni ? svc->sni : ep->host,
+    };
+    e->u.h2 = pt_h2_client_new(pt_worker_current(), (const struct sockaddr *)&ep->addr,
+                               ep->addr_len, &o, &h2_hooks, e, err);
+    if (!e->u.h2) {
+        free(e);
+        return NULL;
+    }
+    entry_link(p, e);
+    return e;
+}
+
+/* Status: 0 started, 1 queued, <0 failed. */
+static int h2_start(struct up_pool *p, const struct pt_service *svc, const struct pt_endpoint *ep,
+                    struct pt_exchange *x, const struct pt_upstream_events *ev)
+{
+    for (struct conn_entry *e = p->conns; e; e = e->next)
+        if (pt_h2_client_available(e->u.h2) && pt_h2_client_start(e->u.h2, x, ev) == 0)
+            return 0;
+    if (p->nconns < svc->max_connections) {
+        int err = PT_ERR_UPSTREAM_CONNECT;
+        struct conn_entry *e = h2_connect(p, svc, ep, &err);
+        if (!e)
+            return err;
+        return pt_h2_client_start(e->u.h2, x, ev);
+    }
+    return 1;
+}
+
+/* --- HTTP/1.1 ------------------------------------------------------------- */
+
+static void h1_on_idle(struct pt_h1_client *c, void *arg)
+{
+    struct conn_entry *e = arg;
+    struct up_pool *p = e->pool;
+    struct up_waiter *wt = p->wait_head;
+    if (wt) {
+        waiter_unlink(wt);
+        wt->x->up = NULL;
+        if (pt_h1_client_start(c, wt->x, wt->ev) == 0)
+            return;
+        e->idle = true;
+        wt->ev->on_closed(wt->x, PT_ERR_UPSTREAM_CONNECT, PT_UP_RETRYABLE);
+        return;
+    }
+    e->idle = true;
+    /* Most recently used first: it is the least likely to have timed out. */
+    if (e != p->conns) {
+        entry_unlink(e);
+        entry_link(p, e);
+    }
+}
+
+static void h1_on_dead(struct pt_h1_client *c, void *arg)
+{
+    struct conn_entry *e = arg;
+    struct up_pool *p = e->pool;
+    entry_unlink(e);
+    free(e);
+    if (p->wait_head)
+        dispatch(p);
+}
+
+static const struct pt_h1_client_hooks h1_hooks = {
+    .on_idle = h1_on_idle,
+    .on_dead = h1_on_dead,
+};
+
+static struct pt_h1_client *h1_connect(const struct pt_service *svc, const struct pt_endpoint *ep,
+                                       const struct pt_h1_client_hooks *hooks, void *arg, int *err)
+{
+    struct pt_h1_client_opts o = {
+        .connect_timeout_ms = svc->connect_timeout_ms,
+        .idle_timeout_ms = svc->idle_timeout_ms,
+        .max_header_bytes = 65536,
+        .ssl_ctx = svc->ssl_ctx,
+        .sni = svc->sni ? svc->sni : ep->host,
+    };
+    return pt_h1_client_new(pt_worker_current(), (const struct sockaddr *)&ep->addr, ep->addr_len,
+                            &o, hooks, arg, err);
+}
+
+static int h1_start(struct up_pool *p, const struct pt_service *svc, const struct pt_endpoint *ep,
+                    struct pt_exchange *x, const struct pt_upstream_events *ev)
+{
+    for (struct conn_entry *e = p->conns; e; e = e->next) {
+        if (!e->idle)
+            continue;
+        e->idle = false;
+        if (pt_h1_client_start(e->u.h1, x, ev) == 0)
+            return 0;
+    }
+    if (p->nconns < svc->max_connections) {
+        struct conn_entry *e = pt_xcalloc(1, sizeof(*e));
+        int err = PT_ERR_UPSTREAM_CONNECT;
+        e->u.h1 = h1_connect(svc, ep, &h1_hooks, e, &err);
+        if (!e->u.h1) {
+            free(e);
+            return err;
+        }
+        entry_link(p, e);
+        return pt_h1_client_start(e->u.h1, x, ev);
+    }
+    return 1;
+}
+
+static void dispatch(struct up_pool *p)
+{
+    while (p->wait_head) {
+        struct up_waiter *wt = p->wait_head;
+        struct pt_exchange *x = wt->x;
+        const struct pt_upstream_events *ev = wt->ev;
+        waiter_unlink(wt);
+        x->up = NULL;
+        int rc = p->h2 ? h2_start(p, wt->svc, wt->ep, x, ev) : h1_start(p, wt->svc, wt->ep, x, ev);
+        if (rc == 1) {
+            /* Still full: put it back at the head and stop. */
+            wt->next = p->wait_head;
+            if (p->wait_head)
+                p->wait_head->prev = wt;
+            else
+                p->wait_tail = wt;
+            p->wait_head = wt;
+            x->up = &wt->up;
+            return;
+        }
+        if (rc < 0)
+            ev->on_closed(x, rc, PT_UP_RETRYABLE);
+    }
+}
+
+/* --- entry points --------------------------------------------------------- */
+
+static const struct pt_endpoint *pick(struct pt_up_worker *uw, const struct pt_service *svc,
+                                      int avoid, int *chosen)
+{
+    if (svc->nendpoints == 0)
+        return NULL;
+    uint32_t i = rr_next(uw, svc) % svc->nendpoints;
+    if ((int)i == avoid && svc->nendpoints > 1)
+        i = (i + 1) % svc->nendpoints;
+    if (chosen)
+        *chosen = (int)i;
+    return &svc->endpoints[i];
+}
+
+int pt_up_forward(struct pt_worker *w, const struct pt_service *svc, struct pt_exchange *x,
+                  const struct pt_upstream_events *ev, int avoid, int *chosen)
+{
+    struct pt_up_worker *uw = w->up;
+    const struct pt_endpoint *ep = pick(uw, svc, avoid, chosen);
+    if (!ep)
+        return PT_ERR_NO_ENDPOINT;
+    x->upstream_addr = pt_str_from_cstr(ep->key);
+    struct up_pool *p = pool_get(uw, svc, ep);
+    int rc = p->h2 ? h2_start(p, svc, ep, x, ev) : h1_start(p, svc, ep, x, ev);
+    if (rc == 1) {
+        waiter_add(p, x, svc, ep, ev);
+        return 0;
+    }
+    return rc;
+}
+
+static int upgrade_key;
+
+static void up_on_idle(struct pt_h1_client *c, void *arg)
+{
+    /* The backend answered without upgrading; this connection is not pooled. */
+    pt_h1_client_close(c);
+}
+
+static void up_on_dead(struct pt_h1_client *c, void *arg)
+{
+    /* Not pooled: nothing to forget. */
+}
+
+static const struct pt_h1_client_hooks upgrade_hooks = {
+    .on_idle = up_on_idle,
+    .on_dead = up_on_dead,
+};
+
+int pt_up_forward_upgrade(struct pt_worker *w, const struct pt_service *svc, struct pt_exchange *x,
+                          const struct pt_upstream_events *ev, int *chosen)
+{
+    const struct pt_endpoint *ep = pick(w->up, svc, -1, chosen);
+    if (!ep)
+        return PT_ERR_NO_ENDPOINT;
+    x->upstream_addr = pt_str_from_cstr(ep->key);
+    int err = PT_ERR_UPSTREAM_CONNECT;
+    struct pt_h1_client *c = h1_connect(svc, ep, &upgrade_hooks, NULL, &err);
+    if (!c)
+        return err;
+    int rc = pt_h1_client_start(c, x, ev);
+    if (rc != 0) {
+        pt_h1_client_close(c);
+        return rc;
+    }
+    pt_exchange_set_data(x, &upgrade_key, c);
+    return 0;
+}
+
+void *pt_up_take_transport(struct pt_exchange *x)
+{
+    struct pt_h1_client *c = pt_exchange_get_data(x, &upgrade_key);
+    if (!c)
+        return NULL;
+    pt_exchange_set_data(x, &upgrade_key, NULL);
+    return pt_h1_client_take_transport(c);
+}
+
+void pt_up_worker_fini(struct pt_worker *w)
+{
+    struct pt_up_worker *uw = w->up;
+    if (!uw)
+        return;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        while (uw->pools[b]) {
+            struct up_pool *p = uw->pools[b];
+            uw->pools[b] = p->hnext;
+            while (p->conns) {
+                struct conn_entry *e = p->conns;
+                entry_unlink(e);
+                if (p->h2)
+                    pt_h2_client_release(e->u.h2);
+                else
+                    pt_h1_client_close(e->u.h1);
+                free(e);
+            }
+            free(p->key);
+            free(p);
+        }
+        while (uw->rr[b]) {
+            struct rr_state *r = uw->rr[b];
+            uw->rr[b] = r->hnext;
+            free(r->name);
+            free(r);
+        }
+    }
+    free(uw);
+    w->up = NULL;
+}

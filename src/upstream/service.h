@@ -1,0 +1,50 @@
+/*
+ * upstream/service.h - a compiled service: a named group of endpoints.
+ *
+ * Services are part of a snapshot (immutable, shared by workers). Runtime
+ * state (connection pools, round-robin positions) lives per worker in
+ * pt_up_worker, keyed by stable names, so a reload that keeps a service
+ * keeps its warm connections.
+ */
+#ifndef PT_UPSTREAM_SERVICE_H
+#define PT_UPSTREAM_SERVICE_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "portico/str.h"
+
+enum pt_up_protocol {
+    PT_UP_HTTP1 = 0,
+    PT_UP_H2,  /* HTTP/2; TLS when the service has an ssl_ctx */
+};
+
+struct pt_endpoint {
+    char *host;
+    uint16_t port;
+    uint32_t weight;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char *key; /* "host:port": identity in pools and logs */
+};
+
+struct pt_service {
+    char *name;
+    enum pt_up_protocol protocol;
+    bool grpc; /* requests must be gRPC (415 otherwise) */
+    struct pt_endpoint *endpoints;
+    uint32_t nendpoints;
+    uint32_t connect_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t max_connections; /* per worker and endpoint */
+    SSL_CTX *ssl_ctx;         /* NULL: cleartext */
+    char *sni;                /* NULL: the endpoint host */
+    char *pool_prefix;        /* protocol and TLS identity, part of pool keys */
+};
+
+/* Release what a compiled service owns (not the struct itself). */
+void pt_service_fini(struct pt_service *s);
+
+#endif
