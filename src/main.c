@@ -110,8 +110,8 @@ static void reload(struct app *app)
         if (pt_access_log_reopen(app->access_log, app->access_log_path) != 0)
             pt_log_warn("access log: cannot reopen %s", app->access_log_path);
     }
-    pt_log_info("configuration generation %llu loaded from %s",
-                (unsigned long long)app->generation, app->config_path);
+    pt_log_info("configuration generation %llu loaded from %s", (unsigned long long)app->generation,
+                app->config_path);
 }
 
 static void stop_one(struct pt_worker *w, void *arg)
@@ -303,7 +303,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < app.snap->nlisteners; i++)
         pt_log_info("listening on %s (%s%s%s%s)", app.snap->listeners[i].address,
                     app.snap->listeners[i].http1 ? "http1 " : "",
-                    app.snap->listeners[i].h2c ? "h2c " : "", app.snap->listeners[i].h2 ? "h2 " : "",
+                    app.snap->listeners[i].h2c ? "h2c " : "",
+                    app.snap->listeners[i].h2 ? "h2 " : "",
                     app.snap->listeners[i].ssl_ctx ? "tls" : "cleartext");
     pt_log_info("portico %s ready: %u worker(s), configuration %s", PORTICO_VERSION, app.nworkers,
                 app.config_path);

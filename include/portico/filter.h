@@ -45,7 +45,11 @@ enum pt_filter_status {
 
 /* A piece of a body passing through the chain. Borrowed for the hook's
  * duration. A hook may inspect it, empty it (and keep the bytes for later),
- * or append to it. */
+ * or append to it. A filter that changes a body's length removes
+ * content-length in its head hook (the body is then sent chunked or framed
+ * by HTTP/2). Body hooks run only after every head hook of their direction
+ * has continued; `end` is true exactly once, with the last chunk (possibly
+ * empty). */
 struct pt_chunk;
 
 size_t pt_chunk_len(const struct pt_chunk *c);

@@ -154,11 +154,12 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
     for (size_t i = 0; i < sc->n_instances; i++) {
         const Portico__Config__V1__Instance *ic = sc->instances[i];
         struct pt_endpoint *ep = &out->endpoints[out->nendpoints];
-        if (resolve(ic->host, (uint16_t)ic->port, &ep->addr, &ep->addr_len, err, sizeof(err)) != 0) {
+        if (resolve(ic->host, (uint16_t)ic->port, &ep->addr, &ep->addr_len, err, sizeof(err)) !=
+            0) {
             char field[64];
             snprintf(field, sizeof(field), "instances[%zu].host", i);
-            pt_diag_addf(diag, pt_conf_where(s->conf, ic, "host", where, sizeof(where)), field, "%s",
-                         err);
+            pt_diag_addf(diag, pt_conf_where(s->conf, ic, "host", where, sizeof(where)), field,
+                         "%s", err);
             return -1;
         }
         ep->host = pt_xstrdup(ic->host);
@@ -207,8 +208,8 @@ static int create_filter(struct pt_snapshot *s, size_t *cap, const FilterCfg *fc
     }
     struct pt_filter_config cfg;
     pt_filter_config_init(&cfg, fc->config, route);
-    snprintf(ctx, sizeof(ctx), "%s: %s.config", pt_conf_where(s->conf, fc, "config", where, sizeof(where)),
-             field_prefix);
+    snprintf(ctx, sizeof(ctx), "%s: %s.config",
+             pt_conf_where(s->conf, fc, "config", where, sizeof(where)), field_prefix);
     const char *old = pt_diag_set_context(diag, ctx);
     unsigned before = diag->errors;
     void *inst = type->create ? type->create(&cfg, diag) : NULL;
@@ -243,9 +244,12 @@ static unsigned parse_retry_on(const Route *r)
         const char *name;
         unsigned bit;
     } names[] = {
-        {"connect-failure", PT_RETRY_CONNECT_FAILURE}, {"refused-stream", PT_RETRY_REFUSED_STREAM},
-        {"reset", PT_RETRY_RESET},                     {"5xx", PT_RETRY_5XX},
-        {"gateway-error", PT_RETRY_GATEWAY_ERROR},     {"retriable-status-codes", PT_RETRY_GRPC_UNAVAILABLE},
+        {"connect-failure", PT_RETRY_CONNECT_FAILURE},
+        {"refused-stream", PT_RETRY_REFUSED_STREAM},
+        {"reset", PT_RETRY_RESET},
+        {"5xx", PT_RETRY_5XX},
+        {"gateway-error", PT_RETRY_GATEWAY_ERROR},
+        {"retriable-status-codes", PT_RETRY_GRPC_UNAVAILABLE},
     };
     unsigned mask = 0;
     for (size_t i = 0; i < r->n_retry_on; i++)
@@ -343,8 +347,8 @@ static int compile_listeners(struct pt_snapshot *s, const Config *cfg, struct pt
             }
         }
         if (tls) {
-            l->ssl_ctx = pt_tls_server_ctx_new(lc->tls->cert_file, lc->tls->key_file, l->h2, l->http1,
-                                               err, sizeof(err));
+            l->ssl_ctx = pt_tls_server_ctx_new(lc->tls->cert_file, lc->tls->key_file, l->h2,
+                                               l->http1, err, sizeof(err));
             if (!l->ssl_ctx) {
                 pt_diag_addf(diag, pt_conf_where(s->conf, lc, "tls", where, sizeof(where)), "tls",
                              "%s", err);
@@ -387,8 +391,8 @@ static void resolve_limits(struct pt_snapshot *s, const Config *cfg)
         or_default(l->stream_idle_timeout_ms, PT_DEFAULT_STREAM_IDLE_TIMEOUT_MS);
     s->max_connections = or_default(l->max_connections, PT_DEFAULT_MAX_CONNECTIONS);
     s->drain_timeout_ms = or_default(cfg->drain_timeout_ms, PT_DEFAULT_DRAIN_TIMEOUT_MS);
-    s->access_log_enabled = !cfg->access_log || !cfg->access_log->enabled ||
-                            cfg->access_log->enabled->value;
+    s->access_log_enabled =
+        !cfg->access_log || !cfg->access_log->enabled || cfg->access_log->enabled->value;
     const char *path = cfg->access_log && cfg->access_log->path && *cfg->access_log->path
                            ? cfg->access_log->path
                            : "stdout";
@@ -403,8 +407,8 @@ static bool lists_filter(FilterCfg *const *filters, size_t n, const char *name)
     return false;
 }
 
-struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers, uint64_t generation,
-                                        struct pt_diag *diag)
+struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
+                                        uint64_t generation, struct pt_diag *diag)
 {
     if (pt_conf_validate(conf, diag) != 0)
         return NULL;

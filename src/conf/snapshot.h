@@ -71,8 +71,8 @@ struct pt_route_conf {
     struct pt_str name_str;
     const struct pt_service *service;
     struct pt_chain chain;
-    uint32_t timeout_ms;  /* 0: none */
-    bool timeout_set;     /* configured on the route (else the default applies to non-gRPC) */
+    uint32_t timeout_ms; /* 0: none */
+    bool timeout_set;    /* configured on the route (else the default applies to non-gRPC) */
     uint64_t max_body_bytes;
     bool websocket;
     uint32_t retry_count;
@@ -122,8 +122,8 @@ struct pt_snapshot {
  * Validates conf first. nworkers fixes how many listening sockets each
  * listener gets; 0 compiles without binding any (--check-config).
  */
-struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers, uint64_t generation,
-                                        struct pt_diag *diag);
+struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
+                                        uint64_t generation, struct pt_diag *diag);
 
 static inline const struct pt_snapshot *pt_snapshot_of(const struct pt_snap_base *b)
 {

@@ -49,8 +49,8 @@ size_t pt_grpc_timeout_format(uint64_t ns, char *buf)
     static const struct {
         char unit;
         uint64_t ns;
-    } units[] = {{'n', 1ull}, {'u', 1000ull}, {'m', 1000000ull}, {'S', 1000000000ull},
-                 {'M', 60000000000ull}, {'H', 3600000000000ull}};
+    } units[] = {{'n', 1ull},          {'u', 1000ull},        {'m', 1000000ull},
+                 {'S', 1000000000ull}, {'M', 60000000000ull}, {'H', 3600000000000ull}};
     /* The finest unit whose value fits in the 8 digits allowed. Rounding
      * up by less than one unit keeps the value exact for all practical
      * deadlines (8 digits of nanoseconds cover 100 ms). */

@@ -34,6 +34,10 @@ struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_in
     pt_headers_init(&x->resp.headers, &x->arena, 0);
     pt_pipe_init(&x->req_body, 0);
     pt_pipe_init(&x->resp_body, 0);
+    pt_pipe_init(&x->req_filtered, 0);
+    pt_pipe_init(&x->resp_raw, 0);
+    x->req_up = &x->req_body;
+    x->resp_up = &x->resp_body;
     x->start_ns = pt_time_real_ns();
     x->start_mono_ns = pt_time_mono_ns();
     return x;
@@ -45,6 +49,8 @@ void pt_exchange_free(struct pt_exchange *x)
         return;
     pt_pipe_fini(&x->req_body);
     pt_pipe_fini(&x->resp_body);
+    pt_pipe_fini(&x->req_filtered);
+    pt_pipe_fini(&x->resp_raw);
     /* The exchange lives in its own arena: copy the arena out first. */
     struct pt_arena arena = x->arena;
     pt_arena_fini(&arena);

@@ -177,6 +177,14 @@ struct pt_exchange {
     struct pt_response resp;
     struct pt_pipe req_body;  /* codec -> upstream */
     struct pt_pipe resp_body; /* upstream -> codec */
+    /* The pipes upstream streams use: req_body/resp_body themselves, or,
+     * when the filter chain has body hooks, the far side of the proxy's
+     * body stage (req_filtered/resp_raw). */
+    struct pt_pipe *req_up;
+    struct pt_pipe *resp_up;
+    struct pt_pipe req_filtered;
+    struct pt_pipe resp_raw;
+    void *body_stage[2]; /* owned by src/proxy */
 
     /* Owned by src/proxy. */
     struct pt_snap_pin *pin;
@@ -189,7 +197,7 @@ struct pt_exchange {
     uint16_t chain_ran; /* filters whose request hook ran (they get on_done) */
     uint8_t phase;      /* enum pt_chain_phase (proxy/chain.h) */
     bool paused;
-    bool upgrade; /* forwarding a WebSocket upgrade */
+    bool upgrade;      /* forwarding a WebSocket upgrade */
     bool resp_started; /* response head handed to the codec */
     bool resp_local;   /* the response is a local reply */
     bool finished;     /* end() ran */

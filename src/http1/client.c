@@ -28,12 +28,12 @@ struct pt_h1_client {
     uint32_t idle_timeout_ms;
     int fail_err; /* pending failure for task */
     bool connected;
-    bool reused;       /* completed at least one exchange */
+    bool reused; /* completed at least one exchange */
     bool req_chunked;
-    bool req_done;     /* whole request written */
-    bool resp_head;    /* response head delivered */
+    bool req_done;  /* whole request written */
+    bool resp_head; /* response head delivered */
     bool resp_done;
-    bool resp_bytes;   /* any response byte arrived */
+    bool resp_bytes; /* any response byte arrived */
     bool keep_alive;
     bool upgraded;
     bool waiting_drain;
@@ -58,13 +58,14 @@ static void detach(struct pt_h1_client *c)
         return;
     c->x = NULL;
     x->up = NULL;
-    pt_pipe_set_consumer(&x->req_body, NULL, NULL);
-    pt_pipe_set_producer(&x->resp_body, NULL, NULL);
+    pt_pipe_set_consumer(x->req_up, NULL, NULL);
+    pt_pipe_set_producer(x->resp_up, NULL, NULL);
 }
 
 static void task_run(struct pt_deferred *d)
 {
-    struct pt_h1_client *c = (struct pt_h1_client *)((char *)d - offsetof(struct pt_h1_client, task));
+    struct pt_h1_client *c =
+        (struct pt_h1_client *)((char *)d - offsetof(struct pt_h1_client, task));
     if (c->dead) {
         const struct pt_h1_client_hooks *hooks = c->hooks;
         void *arg = c->arg;
@@ -142,7 +143,7 @@ static void pump_request(struct pt_h1_client *c)
      * failure can be retried on another endpoint with nothing lost. */
     if (!x || c->req_done || !c->conn || !c->connected)
         return;
-    struct pt_pipe *p = &x->req_body;
+    struct pt_pipe *p = x->req_up;
     struct evbuffer *out = c->conn->out;
     while (pt_pipe_len(p) > 0 && evbuffer_get_length(out) < OUT_HIWAT) {
         size_t n = pt_pipe_len(p);
@@ -207,7 +208,7 @@ static int p_on_head(void *ctx, const struct pt_h1_head *h)
             pt_headers_add_ref(&x->resp.headers, n, v) != 0)
             return PT_ERR_UPSTREAM_PROTOCOL;
     }
-    pt_pipe_set_producer(&x->resp_body, on_resp_drain, c);
+    pt_pipe_set_producer(x->resp_up, on_resp_drain, c);
     if (h->status == 101) {
         /* Delivered by on_read once the head's bytes are consumed: the
          * bytes after it belong to the tunnel. */
@@ -224,7 +225,7 @@ static int p_on_body(void *ctx, const char *data, size_t len)
     struct pt_h1_client *c = ctx;
     if (!c->x)
         return PT_ERR_CANCELLED;
-    int rc = pt_pipe_write(&c->x->resp_body, data, len);
+    int rc = pt_pipe_write(c->x->resp_up, data, len);
     if (rc < 0)
         return rc;
     if (rc == 1)
@@ -260,7 +261,7 @@ static int p_on_complete(void *ctx)
     if (c->upgraded)
         return 0;
     c->resp_done = true;
-    pt_pipe_end(&c->x->resp_body, c->trailers);
+    pt_pipe_end(c->x->resp_up, c->trailers);
     c->trailers = NULL;
     return 0;
 }
@@ -439,7 +440,7 @@ int pt_h1_client_start(struct pt_h1_client *c, struct pt_exchange *x,
     pt_h1_write_request_head(c->conn->out, x->req.method, x->forward_path, &h);
     x->up = &c->up;
     if (x->req.has_body) {
-        pt_pipe_set_consumer(&x->req_body, on_req_data, c);
+        pt_pipe_set_consumer(x->req_up, on_req_data, c);
         pump_request(c);
     } else {
         c->req_done = true;

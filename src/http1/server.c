@@ -33,10 +33,10 @@ struct pt_h1_server {
     bool resp_until_close;
     bool continue_sent;
     bool waiting_drain;
-    bool in_head;     /* bytes of a request head have arrived */
-    bool close_now;   /* abort: close without flushing */
+    bool in_head;   /* bytes of a request head have arrived */
+    bool close_now; /* abort: close without flushing */
     bool closed;
-    bool taken;       /* transport handed to a tunnel */
+    bool taken; /* transport handed to a tunnel */
     bool processing;
 };
 
@@ -415,7 +415,8 @@ static void process_input(struct pt_h1_server *s)
 
 static void task_run(struct pt_deferred *d)
 {
-    struct pt_h1_server *s = (struct pt_h1_server *)((char *)d - offsetof(struct pt_h1_server, task));
+    struct pt_h1_server *s =
+        (struct pt_h1_server *)((char *)d - offsetof(struct pt_h1_server, task));
     if (s->taken) {
         server_free(s);
         return;
@@ -436,7 +437,8 @@ static void task_run(struct pt_deferred *d)
         s->x = NULL;
         pt_exchange_handler->end(x, 0);
     }
-    if (!s->keep_alive || !s->conn || (s->conn->read_eof && evbuffer_get_length(s->conn->in) == 0)) {
+    if (!s->keep_alive || !s->conn ||
+        (s->conn->read_eof && evbuffer_get_length(s->conn->in) == 0)) {
         close_server(s, 0);
         return;
     }

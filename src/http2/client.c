@@ -112,8 +112,8 @@ static void stream_finish(struct h2c_stream *st, int err, unsigned flags)
         return;
     st->x = NULL;
     x->up = NULL;
-    pt_pipe_set_consumer(&x->req_body, NULL, NULL);
-    pt_pipe_set_producer(&x->resp_body, NULL, NULL);
+    pt_pipe_set_consumer(x->req_up, NULL, NULL);
+    pt_pipe_set_producer(x->resp_up, NULL, NULL);
     st->ev->on_closed(x, err, flags);
 }
 
@@ -137,7 +137,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     struct h2c_stream *st = src->ptr;
     if (!st->x)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    struct pt_pipe *p = &st->x->req_body;
+    struct pt_pipe *p = st->x->req_up;
     size_t avail = pt_pipe_len(p);
     if (avail == 0 && !p->eof) {
         st->req_deferred = true;
@@ -170,7 +170,7 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *f
     }
     evbuffer_add(c->conn->out, framehd, 9);
     if (length)
-        pt_pipe_read_into(&st->x->req_body, c->conn->out, length);
+        pt_pipe_read_into(st->x->req_up, c->conn->out, length);
     return 0;
 }
 
@@ -238,7 +238,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
 {
     struct pt_h2_client *c = user;
     if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
-        uint32_t m = nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        uint32_t m =
+            nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
         c->max_streams = m > MAX_STREAMS_CAP ? MAX_STREAMS_CAP : m;
         if (c->hooks->on_capacity && !c->goaway)
             c->hooks->on_capacity(c, c->arg);
@@ -273,7 +274,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             uint64_t cl;
             if (ci >= 0 && pt_str_to_u64(x->resp.headers.v[ci].value, &cl) == 0 && cl <= INT64_MAX)
                 x->resp.content_length = (int64_t)cl;
-            pt_pipe_set_producer(&x->resp_body, on_resp_drain, st);
+            pt_pipe_set_producer(x->resp_up, on_resp_drain, st);
             st->ev->on_response_head(x);
             if (!st->x)
                 return 0; /* cancelled by the head handler */
@@ -281,7 +282,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     }
     if (end_stream && !st->resp_eof) {
         st->resp_eof = true;
-        pt_pipe_end(&st->x->resp_body, st->trailers);
+        pt_pipe_end(st->x->resp_up, st->trailers);
     }
     return 0;
 }
@@ -295,7 +296,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     st->received += len;
-    if (pt_pipe_write(&st->x->resp_body, data, len) < 0) {
+    if (pt_pipe_write(st->x->resp_up, data, len) < 0) {
         st->consumed += len;
         nghttp2_session_consume(ng, id, len);
     }
@@ -346,8 +347,8 @@ static void stream_cancel(struct pt_up_stream *up)
         return;
     st->x = NULL;
     x->up = NULL;
-    pt_pipe_set_consumer(&x->req_body, NULL, NULL);
-    pt_pipe_set_producer(&x->resp_body, NULL, NULL);
+    pt_pipe_set_consumer(x->req_up, NULL, NULL);
+    pt_pipe_set_producer(x->resp_up, NULL, NULL);
     if (st->id > 0 && !st->c->closing) {
         nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         mark_dirty(st->c);
@@ -397,7 +398,7 @@ int pt_h2_client_start(struct pt_h2_client *c, struct pt_exchange *x,
     event_del(c->timer);
     x->up = &st->up;
     if (body)
-        pt_pipe_set_consumer(&x->req_body, on_req_data, st);
+        pt_pipe_set_consumer(x->req_up, on_req_data, st);
     mark_dirty(c);
     return 0;
 }
@@ -442,7 +443,8 @@ static void close_task(struct pt_deferred *d)
 
 static void flush(struct pt_flushable *f)
 {
-    struct pt_h2_client *c = (struct pt_h2_client *)((char *)f - offsetof(struct pt_h2_client, flushable));
+    struct pt_h2_client *c =
+        (struct pt_h2_client *)((char *)f - offsetof(struct pt_h2_client, flushable));
     /* Nothing is serialized before the connection is up, so a connect
      * failure leaves every request body intact for a retry elsewhere. */
     if (c->closing || !c->connected)
@@ -571,8 +573,8 @@ struct pt_h2_client *pt_h2_client_new(struct pt_worker *w, const struct sockaddr
     c->timer = event_new(w->base, -1, 0, on_idle, c);
     if (!c->timer)
         pt_abort_oom(sizeof(*c));
-    c->conn = pt_conn_connect(w, addr, addr_len, opts->connect_timeout_ms, opts->ssl_ctx,
-                              opts->sni, &conn_cb, c, err);
+    c->conn = pt_conn_connect(w, addr, addr_len, opts->connect_timeout_ms, opts->ssl_ctx, opts->sni,
+                              &conn_cb, c, err);
     if (!c->conn) {
         event_free(c->timer);
         free(c);

@@ -2,8 +2,9 @@
 
 #include <string.h>
 
-nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h, const char *const *pseudo,
-                           const struct pt_str *pseudo_values, size_t npseudo, size_t *n)
+nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h,
+                           const char *const *pseudo, const struct pt_str *pseudo_values,
+                           size_t npseudo, size_t *n)
 {
     nghttp2_nv *nva = pt_arena_alloc(a, (npseudo + h->n) * sizeof(*nva));
     if (!nva)
@@ -50,8 +51,8 @@ uint32_t pt_h2_error_code(int err)
     }
 }
 
-int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen,
-                    const uint8_t *value, size_t valuelen)
+int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen, const uint8_t *value,
+                    size_t valuelen)
 {
     char *p = pt_arena_alloc(h->arena, namelen + valuelen + 1);
     if (!p)

@@ -21,15 +21,16 @@
 /* Pointer: an nghttp2_nv array in x's arena for the given fields preceded
  * by up to two pseudo-header pairs (NULL names skipped), or NULL at the
  * arena limit. *n gets the count. Fields stay owned by the arena (NO_COPY). */
-nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h, const char *const *pseudo,
-                           const struct pt_str *pseudo_values, size_t npseudo, size_t *n);
+nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h,
+                           const char *const *pseudo, const struct pt_str *pseudo_values,
+                           size_t npseudo, size_t *n);
 
 /* The RST_STREAM code to send for an exchange failure. */
 uint32_t pt_h2_error_code(int err);
 
 /* Status: 0 or PT_ERR_LIMIT: copy one received field into h (name already
  * lower case, validated by nghttp2). */
-int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen,
-                    const uint8_t *value, size_t valuelen);
+int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen, const uint8_t *value,
+                    size_t valuelen);
 
 #endif

@@ -36,10 +36,10 @@ struct h2s_stream {
     struct h2s_stream *prev;
     struct h2s_stream *next;
     int32_t id;
-    int err;                /* request rejected while its head arrived */
+    int err; /* request rejected while its head arrived */
     size_t header_bytes;
-    uint64_t received;      /* DATA payload delivered to us */
-    uint64_t consumed;      /* returned to the peer as window */
+    uint64_t received; /* DATA payload delivered to us */
+    uint64_t consumed; /* returned to the peer as window */
     struct pt_headers *trailers;
     bool in_trailers;
     bool started;
@@ -450,7 +450,8 @@ static void close_now(struct pt_h2_server *s)
 
 static void close_task(struct pt_deferred *d)
 {
-    struct pt_h2_server *s = (struct pt_h2_server *)((char *)d - offsetof(struct pt_h2_server, close_task));
+    struct pt_h2_server *s =
+        (struct pt_h2_server *)((char *)d - offsetof(struct pt_h2_server, close_task));
     close_now(s);
 }
 
@@ -523,7 +524,8 @@ static const struct pt_conn_cb conn_cb = {
 
 static void kick(struct pt_deferred *d)
 {
-    struct pt_h2_server *s = (struct pt_h2_server *)((char *)d - offsetof(struct pt_h2_server, kick));
+    struct pt_h2_server *s =
+        (struct pt_h2_server *)((char *)d - offsetof(struct pt_h2_server, kick));
     process_input(s);
 }
 

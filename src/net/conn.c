@@ -237,8 +237,8 @@ static struct pt_conn *conn_new(struct pt_worker *w, int fd, SSL_CTX *ssl_ctx,
 }
 
 struct pt_conn *pt_conn_accepted(struct pt_worker *w, int fd, const struct sockaddr *peer,
-                                 socklen_t peer_len, SSL_CTX *ssl_ctx,
-                                 const struct pt_conn_cb *cb, void *ctx)
+                                 socklen_t peer_len, SSL_CTX *ssl_ctx, const struct pt_conn_cb *cb,
+                                 void *ctx)
 {
     struct pt_conn *c = conn_new(w, fd, ssl_ctx, cb, ctx);
     if (peer_len > sizeof(c->peer))

@@ -81,12 +81,12 @@ struct pt_conn {
     bool connecting;
     bool handshaking;
     bool is_client;
-    bool read_paused;  /* by the owner */
+    bool read_paused; /* by the owner */
     bool read_eof;
     bool want_drained;
-    bool closing;      /* close_after_flush requested */
+    bool closing; /* close_after_flush requested */
     bool lingering;
-    bool dead;         /* reported error or closed; no more I/O */
+    bool dead; /* reported error or closed; no more I/O */
     bool ssl_read_wants_write;
     bool ssl_write_wants_read;
     bool reading_in_cb;
@@ -95,8 +95,8 @@ struct pt_conn {
 /* Pointer: a connection for an accepted socket (server TLS handshake starts
  * when ssl_ctx is not NULL). Never NULL. */
 struct pt_conn *pt_conn_accepted(struct pt_worker *w, int fd, const struct sockaddr *peer,
-                                 socklen_t peer_len, SSL_CTX *ssl_ctx,
-                                 const struct pt_conn_cb *cb, void *ctx);
+                                 socklen_t peer_len, SSL_CTX *ssl_ctx, const struct pt_conn_cb *cb,
+                                 void *ctx);
 /*
  * Pointer: a connecting client connection, or NULL with *err set when the
  * socket could not even be created. on_connected or on_close follows.
@@ -104,8 +104,7 @@ struct pt_conn *pt_conn_accepted(struct pt_worker *w, int fd, const struct socka
  */
 struct pt_conn *pt_conn_connect(struct pt_worker *w, const struct sockaddr *addr,
                                 socklen_t addr_len, uint32_t timeout_ms, SSL_CTX *ssl_ctx,
-                                const char *sni, const struct pt_conn_cb *cb, void *ctx,
-                                int *err);
+                                const char *sni, const struct pt_conn_cb *cb, void *ctx, int *err);
 
 void pt_conn_set_callbacks(struct pt_conn *c, const struct pt_conn_cb *cb, void *ctx);
 /* Queue c->out for writing at the end of the current loop iteration. */

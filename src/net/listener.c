@@ -181,8 +181,7 @@ static void on_acceptable(evutil_socket_t fd, short what, void *arg)
         socklen_t len = sizeof(peer);
         int c = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-                errno == ECONNABORTED)
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
                 return;
             /* EMFILE/ENFILE/ENOBUFS: nothing to do but try again later. */
             pt_log_warn("accept: %s", strerror(errno));

@@ -39,7 +39,8 @@ struct pt_acceptor;
 typedef void pt_accept_fn(void *arg, int fd, const struct sockaddr *peer, socklen_t peer_len);
 
 /* Pointer: never NULL. Worker thread. Does not own listen_fd. */
-struct pt_acceptor *pt_acceptor_new(struct pt_worker *w, int listen_fd, pt_accept_fn *fn, void *arg);
+struct pt_acceptor *pt_acceptor_new(struct pt_worker *w, int listen_fd, pt_accept_fn *fn,
+                                    void *arg);
 void pt_acceptor_pause(struct pt_acceptor *a);
 void pt_acceptor_resume(struct pt_acceptor *a);
 void pt_acceptor_free(struct pt_acceptor *a);

@@ -76,7 +76,8 @@ SSL_CTX *pt_tls_server_ctx_new(const char *cert_file, const char *key_file, bool
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, (void *)&prefs[(offer_h2 ? 2 : 0) | (offer_http1 ? 1 : 0)]);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select,
+                               (void *)&prefs[(offer_h2 ? 2 : 0) | (offer_http1 ? 1 : 0)]);
     return ctx;
 }
 

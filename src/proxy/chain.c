@@ -77,7 +77,8 @@ void pt_chain_run_response(struct pt_exchange *x)
 
 static void resume_task(struct pt_deferred *d)
 {
-    struct pt_exchange *x = (struct pt_exchange *)((char *)d - offsetof(struct pt_exchange, resume_task));
+    struct pt_exchange *x =
+        (struct pt_exchange *)((char *)d - offsetof(struct pt_exchange, resume_task));
     if (!x->paused || x->finished)
         return;
     x->paused = false;

@@ -44,10 +44,8 @@ static void stop_timer(struct pt_exchange *x)
 }
 
 /* Forget whatever response an upstream attempt had started to produce. */
-static void reset_response(struct pt_exchange *x, int status)
+static void reset_pipe(struct pt_pipe *p)
 {
-    pt_headers_init(&x->resp.headers, &x->arena, 0);
-    struct pt_pipe *p = &x->resp_body;
     if (p->buf)
         evbuffer_drain(p->buf, evbuffer_get_length(p->buf));
     p->in = p->out = 0;
@@ -55,6 +53,14 @@ static void reset_response(struct pt_exchange *x, int status)
     p->trailers = NULL;
     p->on_drain = NULL;
     p->producer = NULL;
+}
+
+static void reset_response(struct pt_exchange *x, int status)
+{
+    pt_headers_init(&x->resp.headers, &x->arena, 0);
+    reset_pipe(&x->resp_body);
+    if (x->resp_up != &x->resp_body)
+        reset_pipe(x->resp_up);
     x->resp.status = status;
     x->resp.content_length = -1;
     x->resp.has_body = false;
@@ -146,13 +152,15 @@ static int px_reply_error(struct pt_exchange *x, int err, struct pt_str detail)
     char *body = pt_arena_alloc(&x->arena, elen + rlen + 96);
     if (!body)
         return PT_ERR_LIMIT;
-    int n = snprintf(body, elen + rlen + 96, "{\"error\":\"%.*s\",\"status\":%d%s%.*s%s}\n", (int)elen,
-                     esc, status, rlen ? ",\"request_id\":\"" : "", (int)rlen, rid, rlen ? "\"" : "");
+    int n =
+        snprintf(body, elen + rlen + 96, "{\"error\":\"%.*s\",\"status\":%d%s%.*s%s}\n", (int)elen,
+                 esc, status, rlen ? ",\"request_id\":\"" : "", (int)rlen, rid, rlen ? "\"" : "");
     return local_reply(x, status, PT_STR("application/json"), (struct pt_str){body, (size_t)n},
                        NULL);
 }
 
-static int px_reply(struct pt_exchange *x, int status, struct pt_str content_type, struct pt_str body)
+static int px_reply(struct pt_exchange *x, int status, struct pt_str content_type,
+                    struct pt_str body)
 {
     if (status < 200 || status > 999)
         return PT_ERR_INTERNAL;
@@ -182,7 +190,8 @@ static void abort_response(struct pt_exchange *x, int err, unsigned flags)
             pt_headers_init(t, &x->arena, 0);
             int sn = snprintf(status, 4, "%d", code);
             size_t en = pt_grpc_message_encode(pt_str_from_cstr(text), enc, strlen(text) * 3 + 1);
-            if (pt_headers_add_ref(t, PT_STR("grpc-status"), (struct pt_str){status, (size_t)sn}) == 0 &&
+            if (pt_headers_add_ref(t, PT_STR("grpc-status"), (struct pt_str){status, (size_t)sn}) ==
+                    0 &&
                 pt_headers_add_ref(t, PT_STR("grpc-message"), (struct pt_str){enc, en}) == 0) {
                 x->grpc_status = code;
                 pt_pipe_end(&x->resp_body, t);
@@ -376,6 +385,8 @@ static void terminal(struct pt_exchange *x)
     }
     if (x->req.has_body && x->down->want_body)
         x->down->want_body(x);
+    pt_proxy_body_prepare(x);
+    pt_proxy_body_start_request(x);
     attempt(x);
 }
 
@@ -383,6 +394,7 @@ static void deliver(struct pt_exchange *x)
 {
     x->resp_started = true;
     x->down->send_head(x);
+    pt_proxy_body_start_response(x);
 }
 
 static void broken(struct pt_exchange *x, const char *filter)
@@ -577,6 +589,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
     if (err && !x->error)
         x->error = err;
     pt_chain_done(x);
+    pt_proxy_body_fini(x);
     pt_proxy_log_exchange(x);
     pt_snap_pin_release(x->pin);
     x->pin = NULL;
@@ -585,6 +598,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
 
 static void px_resume(struct pt_exchange *x)
 {
+    pt_proxy_body_resume(x);
     pt_chain_resume(x);
 }
 

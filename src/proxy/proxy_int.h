@@ -31,6 +31,12 @@ struct pt_proxy_worker {
 /* exchange.c */
 void pt_proxy_exchange_init(void);
 void pt_proxy_exchange_end(struct pt_exchange *x, int err);
+/* body.c: body-hook stages (only when the chain has body hooks) */
+void pt_proxy_body_prepare(struct pt_exchange *x);
+void pt_proxy_body_start_request(struct pt_exchange *x);
+void pt_proxy_body_start_response(struct pt_exchange *x);
+bool pt_proxy_body_resume(struct pt_exchange *x);
+void pt_proxy_body_fini(struct pt_exchange *x);
 /* log.c */
 void pt_proxy_log_exchange(struct pt_exchange *x);
 

@@ -68,8 +68,8 @@ static void start_codec(struct sniff *s, bool h2)
     struct pt_conn *conn = s->conn;
     struct pt_down_conn tmpl = s->tmpl;
     sniff_free(s, false);
-    struct pt_down_conn *dc = h2 ? pt_h2_server_new(pw->w, conn, &tmpl)
-                                 : pt_h1_server_new(pw->w, conn, &tmpl);
+    struct pt_down_conn *dc =
+        h2 ? pt_h2_server_new(pw->w, conn, &tmpl) : pt_h1_server_new(pw->w, conn, &tmpl);
     track(pw, dc);
 }
 

@@ -18,7 +18,7 @@
 
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
-    PT_UP_H2,  /* HTTP/2; TLS when the service has an ssl_ctx */
+    PT_UP_H2, /* HTTP/2; TLS when the service has an ssl_ctx */
 };
 
 struct pt_endpoint {

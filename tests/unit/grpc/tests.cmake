@@ -1,0 +1,1 @@
+pt_unit_test(grpc grpc DEPS pt_grpc)

@@ -1,0 +1,1 @@
+pt_unit_test(proxy chain DEPS pt_proxy)
