@@ -41,8 +41,8 @@ struct pt_str pt_exchange_authority(const struct pt_exchange *x);
 struct pt_str pt_exchange_scheme(const struct pt_exchange *x);
 /* The value of x-request-id once set (the request-id filter sets it). */
 struct pt_str pt_exchange_request_id(const struct pt_exchange *x);
-/* Set the exchange's request id (copied); the access log and the
- * x-request-id header use it. Status: 0, PT_ERR_LIMIT, or
+/* Set the exchange's request id (copied); the access log, error bodies and
+ * the request-id filter's header use it. Status: 0, PT_ERR_LIMIT, or
  * PT_ERR_BAD_REQUEST when id is empty or has bytes not allowed in a field. */
 int pt_exchange_set_request_id(struct pt_exchange *x, struct pt_str id);
 /* Name of the matched route; empty before routing. */

@@ -16,7 +16,9 @@
  *           pt_exchange_resume() continues with the same filter's next phase.
  *        └─ PT_FILTER_REPLIED: the hook called pt_exchange_reply*(); request
  *           hooks after it do not run, response hooks of the filters that
- *           already ran do.
+ *           already ran do. From a response hook, a reply replaces the
+ *           upstream's response and the remaining response hooks are
+ *           skipped (a replacement is never filtered again).
  *
  * A filter that must wait starts a cancellable asynchronous operation,
  * returns PT_FILTER_PAUSE and calls pt_exchange_resume() from its completion.

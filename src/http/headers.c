@@ -158,23 +158,25 @@ void pt_headers_at(const struct pt_headers *h, size_t i, struct pt_str *name, st
     *value = h->v[i].value;
 }
 
-static bool lower_name(struct pt_str name, char *buf, size_t cap, struct pt_str *out)
+/* Stored names are lower case; name may be in any case and any length. */
+static int index_any_case(const struct pt_headers *h, struct pt_str name, uint32_t from)
 {
-    if (name.len > cap)
-        return false;
-    for (size_t i = 0; i < name.len; i++)
-        buf[i] = pt_ascii_lower(name.ptr[i]);
-    *out = (struct pt_str){buf, name.len};
-    return true;
+    for (uint32_t i = from; i < h->n; i++) {
+        struct pt_str n = h->v[i].name;
+        if (n.len != name.len)
+            continue;
+        size_t k = 0;
+        while (k < n.len && n.ptr[k] == pt_ascii_lower(name.ptr[k]))
+            k++;
+        if (k == n.len)
+            return (int)i;
+    }
+    return -1;
 }
 
 bool pt_headers_find(const struct pt_headers *h, struct pt_str name, struct pt_str *value)
 {
-    char buf[256];
-    struct pt_str lname;
-    if (!lower_name(name, buf, sizeof(buf), &lname))
-        return false;
-    int i = pt_headers_index(h, lname, 0);
+    int i = index_any_case(h, name, 0);
     if (i < 0)
         return false;
     if (value)
@@ -199,13 +201,8 @@ int pt_headers_add(struct pt_headers *h, struct pt_str name, struct pt_str value
 
 size_t pt_headers_remove(struct pt_headers *h, struct pt_str name)
 {
-    char buf[256];
-    struct pt_str lname;
-    if (!lower_name(name, buf, sizeof(buf), &lname))
-        return 0;
     size_t removed = 0;
-    for (int i = pt_headers_index(h, lname, 0); i >= 0;
-         i = pt_headers_index(h, lname, (uint32_t)i)) {
+    for (int i = index_any_case(h, name, 0); i >= 0; i = index_any_case(h, name, (uint32_t)i)) {
         pt_headers_remove_at(h, (uint32_t)i);
         removed++;
     }

@@ -75,6 +75,18 @@ void pt_chain_run_response(struct pt_exchange *x)
     run_response(x);
 }
 
+void pt_chain_response_replaced(struct pt_exchange *x)
+{
+    x->chain_pos = 0;
+    if (x->paused) {
+        x->paused = false;
+        if (x->resume_task.queued)
+            pt_worker_cancel_deferred(x->worker, &x->resume_task);
+        x->phase = PT_PHASE_DELIVERED;
+        steps->deliver(x);
+    }
+}
+
 static void resume_task(struct pt_deferred *d)
 {
     struct pt_exchange *x =

@@ -44,6 +44,10 @@ void pt_chain_set_steps(const struct pt_chain_steps *steps);
 void pt_chain_run_request(struct pt_exchange *x, const struct pt_chain *chain);
 /* x->resp holds a response head: run the response hooks, then deliver. */
 void pt_chain_run_response(struct pt_exchange *x);
+/* A local reply replaced the response during the response phase: no more
+ * response hooks run for it (no loops); it is delivered now if the phase
+ * was paused, else when the running hook returns. */
+void pt_chain_response_replaced(struct pt_exchange *x);
 /* Continue a paused chain on a later loop turn (pt_exchange_resume). */
 void pt_chain_resume(struct pt_exchange *x);
 /* Call on_done of every filter whose request hook ran; once. */

@@ -92,7 +92,10 @@ static int local_reply(struct pt_exchange *x, int status, struct pt_str content_
         pt_pipe_write(&x->resp_body, body.ptr, body.len);
     }
     pt_pipe_end(&x->resp_body, NULL);
-    pt_chain_run_response(x);
+    if (x->phase == PT_PHASE_RESPONSE)
+        pt_chain_response_replaced(x);
+    else
+        pt_chain_run_response(x);
     return 0;
 }
 

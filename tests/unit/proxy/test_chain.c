@@ -54,6 +54,8 @@ static int h_reply(struct pt_exchange *x, int status, struct pt_str ct, struct p
 {
     x->resp_local = true;
     x->resp.status = status;
+    if (x->phase == PT_PHASE_RESPONSE)
+        pt_chain_response_replaced(x);
     return 0;
 }
 
@@ -315,6 +317,29 @@ static void test_chain__response_pause_and_resume(void **state)
     pt_exchange_free(x);
 }
 
+static enum pt_filter_status reply_in_response(struct pt_exchange *x, void *inst)
+{
+    rec("R ");
+    pt_exchange_reply(x, 500, PT_STR_NULL, PT_STR_NULL);
+    return PT_FILTER_REPLIED;
+}
+
+static void test_chain__reply_from_response_hook_skips_remaining_hooks(void **state)
+{
+    static const struct pt_filter_type replier = {
+        .name = "replier", .abi_version = PT_ABI_VERSION, .on_response_head = reply_in_response};
+    struct tf tfs[1] = {{.name = "a"}};
+    struct pt_filter_inst fi[2] = {{&type, &tfs[0]}, {&replier, NULL}};
+    struct pt_chain c = {.filters = fi, .n = 2};
+    struct pt_exchange *x = new_x();
+    pt_chain_run_request(x, &c);
+    pt_chain_run_response(x);
+    assert_string_equal(trace, "a T R D ");
+    assert_int_equal(delivers, 1);
+    assert_int_equal(x->resp.status, 500);
+    pt_exchange_free(x);
+}
+
 /* --- body stages ---------------------------------------------------------- */
 
 static void test_body__request_chunks_pass_hooks_and_end_once(void **state)
@@ -412,6 +437,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_chain__response_hooks_run_in_reverse_over_filters_that_ran, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain__response_pause_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain__reply_from_response_hook_skips_remaining_hooks,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_body__request_chunks_pass_hooks_and_end_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body__pause_holds_the_chunk_until_resume, setup,
