@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,16 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Block the control signals before any thread exists: threads inherit
+     * the mask, so only the main thread (which unblocks them once its
+     * handlers are installed) ever receives them, and a SIGHUP that
+     * arrives during start-up waits instead of killing the process. */
+    sigset_t ctl;
+    sigemptyset(&ctl);
+    sigaddset(&ctl, SIGHUP);
+    sigaddset(&ctl, SIGTERM);
+    sigaddset(&ctl, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &ctl, NULL);
     if (pt_proxy_global_init() != 0) {
         pt_log_error("filter registration failed");
         return 1;
@@ -300,6 +311,7 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(app.base, signos[i], on_signal, &app);
         event_add(sigs[i], NULL);
     }
+    pthread_sigmask(SIG_UNBLOCK, &ctl, NULL);
     for (size_t i = 0; i < app.snap->nlisteners; i++)
         pt_log_info("listening on %s (%s%s%s%s)", app.snap->listeners[i].address,
                     app.snap->listeners[i].http1 ? "http1 " : "",

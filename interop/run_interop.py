@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Run the gRPC interop test cases through portico (or directly).
+
+Starts the interop server (interop/server.py) and a portico gateway in front
+of it with a cleartext h2c listener and a TLS (h2, ALPN) listener, then runs
+each interop test case as its own client process (interop/client.py, or any
+other implementation's client with --client-cmd) over each transport and
+prints a pass/fail table. Exit status 0 only if every case passed.
+
+  run_interop.py                 through the gateway (PORTICO_BIN or --portico-bin)
+  run_interop.py --direct        client -> server, no gateway (validates the suite)
+  run_interop.py --cases large_unary,ping_pong --transports h2c
+  run_interop.py --server HOST:PORT
+                                 use an already running interop server (any
+                                 implementation) instead of starting ours; TLS
+                                 is then only used between client and gateway
+  run_interop.py --client-cmd 'interop_client --server_host={host}
+      --server_port={port} --test_case={case} --use_tls={use_tls}
+      --use_test_ca=true --server_host_override={server_host_override}'
+                                 run another implementation's client; {ca_file}
+                                 is the PEM of the test CA
+
+Gateway config: service `interop` (protocol grpc) with a route for
+/grpc.testing.TestService only, so unimplemented_service is answered by the
+gateway itself (no route -> grpc-status 12) and unimplemented_method by the
+server.
+"""
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+import client as interop_client  # noqa: E402
+
+CASE_TIMEOUT_S = 120
+SERVER_NAME = "localhost"
+
+
+def run_case(cmd, timeout):
+    """Run one client process; return (passed, detail)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        return False, "timed out after %ds: %s" % (timeout, out.decode("utf-8", "replace")[-500:])
+    text = out.decode("utf-8", "replace").strip()
+    ms = (time.monotonic() - start) * 1000
+    if proc.returncode == 0:
+        return True, "%.0f ms" % ms
+    lines = [l for l in text.splitlines() if l.startswith("FAIL")] or text.splitlines()[-5:]
+    return False, "exit %d: %s" % (proc.returncode, " | ".join(lines)[:1000])
+
+
+def client_command(args, case, host, port, tls, ca_file):
+    if args.client_cmd:
+        fields = {"host": host, "port": port, "case": case, "use_tls": "true" if tls else "false",
+                  "ca_file": ca_file or "", "server_host_override": SERVER_NAME if tls else ""}
+        return [a.format(**fields) for a in shlex.split(args.client_cmd)]
+    cmd = [harness.PYTHON, os.path.join(HERE, "client.py"), "--server_host=%s" % host,
+           "--server_port=%d" % port, "--test_case=%s" % case]
+    if tls:
+        cmd += ["--use_tls=true", "--ca_file=%s" % ca_file, "--server_host_override=%s" % SERVER_NAME]
+    return cmd
+
+
+def gateway_config(server_host, server_port, certs):
+    return {
+        "listeners": [
+            {"name": "h2c", "address": "127.0.0.1:0", "protocols": ["http1", "h2c"]},
+            {"name": "tls", "address": "127.0.0.1:0", "protocols": ["http1", "h2"],
+             "tls": {"cert_file": certs.cert, "key_file": certs.key}},
+        ],
+        "services": [{"name": "interop", "protocol": "grpc",
+                      "instances": [{"host": server_host, "port": server_port}]}],
+        "routes": [{"name": "interop", "path_prefix": "/grpc.testing.TestService", "service": "interop"}],
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="gRPC interop cases through portico")
+    ap.add_argument("--direct", action="store_true", default=harness.DIRECT,
+                    help="no gateway: the client talks to the server (default from PORTICO_DIRECT)")
+    ap.add_argument("--portico-bin", help="gateway binary (default PORTICO_BIN or build/portico)")
+    ap.add_argument("--cases", default="all", help="comma-separated case names, or all")
+    ap.add_argument("--transports", default="h2c,tls", help="comma-separated: h2c, tls")
+    ap.add_argument("--server", help="HOST:PORT of an interop server already running (cleartext)")
+    ap.add_argument("--client-cmd", help="client command template (see module doc)")
+    ap.add_argument("--case-timeout", type=int, default=CASE_TIMEOUT_S)
+    args = ap.parse_args(argv)
+
+    cases = interop_client.CASES if args.cases == "all" else [c for c in args.cases.split(",") if c]
+    unknown = [c for c in cases if c not in interop_client.CASES]
+    if unknown:
+        ap.error("unknown case(s): %s" % ", ".join(unknown))
+    transports = [t for t in args.transports.split(",") if t]
+    if any(t not in ("h2c", "tls") for t in transports):
+        ap.error("transports are h2c and tls")
+    if args.direct and args.server and "tls" in transports:
+        ap.error("--direct --server only supports --transports h2c")
+
+    certs = harness.test_certs()
+    results = {}
+    servers = []
+    try:
+        if args.server:
+            s_host, s_port = harness.split_address(args.server)
+        else:
+            srv = harness.InteropServer()
+            servers.append(srv.start())
+            s_host, s_port = srv.host, srv.port
+        endpoints = {}
+        gw = None
+        if args.direct:
+            endpoints["h2c"] = (s_host, s_port)
+            if "tls" in transports:
+                tls_srv = harness.InteropServer(tls=certs)
+                servers.append(tls_srv.start())
+                endpoints["tls"] = (tls_srv.host, tls_srv.port)
+        else:
+            gw = harness.Portico(gateway_config(s_host, s_port, certs), binary=args.portico_bin)
+            servers.append(gw)
+            gw.start()
+            endpoints["h2c"] = ("127.0.0.1", gw.port("h2c"))
+            endpoints["tls"] = ("127.0.0.1", gw.port("tls"))
+        for t in transports:
+            host, port = endpoints[t]
+            for case in cases:
+                cmd = client_command(args, case, host, port, t == "tls", certs.ca_cert)
+                results[(case, t)] = run_case(cmd, args.case_timeout)
+        if gw is not None and not gw.running():
+            for key in results:
+                results[key] = (False, "gateway exited with %s during the run" % gw.exit_code)
+    finally:
+        for s in reversed(servers):
+            if isinstance(s, harness.Portico):
+                s.__exit__(None, None, None)
+            else:
+                s.stop()
+
+    mode = "direct" if args.direct else "through portico"
+    width = max(len(c) for c in cases)
+    print("\ngRPC interop (%s)" % mode)
+    print("%-*s  %s" % (width, "case", "  ".join("%-6s" % t for t in transports)))
+    for case in cases:
+        print("%-*s  %s" % (width, case, "  ".join(
+            "%-6s" % ("PASS" if results[(case, t)][0] else "FAIL") for t in transports)))
+    failures = [(k, v[1]) for k, v in results.items() if not v[0]]
+    for (case, t), detail in failures:
+        print("FAIL %s [%s]: %s" % (case, t, detail))
+    passed = len(results) - len(failures)
+    print("interop: %d passed, %d failed" % (passed, len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
