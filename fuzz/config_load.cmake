@@ -1,0 +1,1 @@
+pt_fuzz_target(config_load DEPS pt_conf)

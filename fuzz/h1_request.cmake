@@ -1,0 +1,1 @@
+pt_fuzz_target(h1_request DEPS pt_http1)

@@ -1,0 +1,706 @@
+/*
+ * Validation of a loaded Config: everything that can be checked without
+ * binding a socket or compiling a route table. Checks run to the end and
+ * report every problem (up to PT_CONF_MAX_ERRORS); duplicate detection sorts
+ * rather than compares pairs, so a config with many thousands of routes
+ * still validates in a blink.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf_int.h"
+#include "core/arena.h"
+#include "core/registry.h"
+#include "portico/errors.h"
+
+typedef Portico__Config__V1__Config Config;
+typedef Portico__Config__V1__Listener Listener;
+typedef Portico__Config__V1__Service Service;
+typedef Portico__Config__V1__Instance Instance;
+typedef Portico__Config__V1__UpstreamTls UpstreamTls;
+typedef Portico__Config__V1__Route Route;
+typedef Portico__Config__V1__Filter Filter;
+typedef Portico__Config__V1__Limits Limits;
+
+#define MAX_TIMEOUT_MS 86400000u     /* a day */
+#define MAX_LONG_TIMEOUT_MS 3600000u /* an hour */
+#define MAX_BODY_BYTES (1ull << 40)
+
+struct vctx {
+    const struct pt_conf *c;
+    struct pt_diag *diag;
+    unsigned errors;
+};
+
+static void verr(struct vctx *v, const void *msg, const char *field, const char *path,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void verr(struct vctx *v, const void *msg, const char *field, const char *path,
+                 const char *fmt, ...)
+{
+    v->errors++;
+    if (v->errors > PT_CONF_MAX_ERRORS + 1)
+        return;
+    char wbuf[512], full[512];
+    const char *where = pt_conf_where(v->c, msg, field, wbuf, sizeof(wbuf));
+    if (v->errors == PT_CONF_MAX_ERRORS + 1) {
+        pt_diag_addf(v->diag, pt_conf_name(v->c), NULL, "too many errors; stopping");
+        return;
+    }
+    snprintf(full, sizeof(full), "%s%s%s", path, *path && field ? "." : "", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    pt_diag_vaddf(v->diag, where, full, fmt, ap);
+    va_end(ap);
+}
+
+static bool set(const char *s)
+{
+    return s && *s;
+}
+
+/* For each i, the index of the first earlier element with the same name,
+ * or SIZE_MAX. Empty names never collide. Caller frees. */
+struct named {
+    const char *name;
+    size_t index;
+};
+
+static int named_cmp(const void *a, const void *b)
+{
+    const struct named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static size_t *first_dups(const char *const *names, size_t n)
+{
+    size_t *first = pt_xmalloc((n ? n : 1) * sizeof(*first));
+    struct named *v = pt_xmalloc((n ? n : 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (struct named){names[i] ? names[i] : "", i};
+        first[i] = SIZE_MAX;
+    }
+    qsort(v, n, sizeof(*v), named_cmp);
+    for (size_t i = 1; i < n; i++) {
+        size_t g = i - 1;
+        while (i < n && *v[i].name && strcmp(v[i].name, v[g].name) == 0)
+            first[v[i++].index] = v[g].index;
+    }
+    free(v);
+    return first;
+}
+
+static void check_readable(struct vctx *v, const void *msg, const char *field, const char *path,
+                           const char *file)
+{
+    struct stat st;
+    if (stat(file, &st) != 0 || access(file, R_OK) != 0)
+        verr(v, msg, field, path, "cannot read \"%s\": %s", file, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        verr(v, msg, field, path, "\"%s\" is a directory, not a file", file);
+}
+
+static void check_max(struct vctx *v, const void *msg, const char *field, const char *path,
+                      uint64_t value, uint64_t max)
+{
+    if (value > max)
+        verr(v, msg, field, path, "%llu is too large (at most %llu)", (unsigned long long)value,
+             (unsigned long long)max);
+}
+
+/* For fields where 0 means "default": a non-zero value must be in range. */
+static void check_range_set(struct vctx *v, const void *msg, const char *field, const char *path,
+                            uint64_t value, uint64_t min, uint64_t max)
+{
+    if (value != 0 && (value < min || value > max))
+        verr(v, msg, field, path, "%llu is out of range (%llu..%llu, or 0 for the default)",
+             (unsigned long long)value, (unsigned long long)min, (unsigned long long)max);
+}
+
+static const char *closest(const char *word, const char *const *names, size_t n)
+{
+    size_t len = strlen(word);
+    size_t cap = len <= 3 ? 1 : len <= 6 ? 2 : 3, best_d = cap + 1;
+    const char *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = pt_conf_edit_distance(word, len, names[i], strlen(names[i]), cap);
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+/* ---- filters ---- */
+
+static void check_filter(struct vctx *v, const Filter *f, const char *path)
+{
+    if (!set(f->name)) {
+        verr(v, f, "name", path, "a filter needs a name (its type)");
+        return;
+    }
+    if (pt_filter_type_find(pt_str_from_cstr(f->name)))
+        return;
+    char known[512];
+    size_t j = 0;
+    known[0] = '\0';
+    size_t n = pt_filter_type_count();
+    for (size_t i = 0; i < n && j + 1 < sizeof(known); i++)
+        j += (size_t)snprintf(known + j, sizeof(known) - j, "%s%s", i ? ", " : "",
+                              pt_filter_type_at(i)->name);
+    verr(v, f, "name", path, "unknown filter type \"%s\" (known: %s)", f->name,
+         n ? known : "none registered");
+}
+
+static void check_filters(struct vctx *v, Filter *const *filters, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s%sfilters[%zu]", path, *path ? "." : "", i);
+        check_filter(v, filters[i], p);
+    }
+}
+
+/* ---- listeners ---- */
+
+static const char *listener_protocol_name(int p)
+{
+    switch (p) {
+    case PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_HTTP1:
+        return "http1";
+    case PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_H2C:
+        return "h2c";
+    case PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_H2:
+        return "h2";
+    default:
+        return NULL;
+    }
+}
+
+static void check_listener(struct vctx *v, const Listener *l, const char *path, char *addr_key,
+                           size_t addr_key_len)
+{
+    addr_key[0] = '\0';
+    struct pt_conf_address a;
+    const char *why;
+    if (!set(l->address))
+        verr(v, l, "address", path, "address is required (host:port, [v6]:port or :port)");
+    else if (pt_conf_address_parse(l->address, &a, &why) != 0)
+        verr(v, l, "address", path, "\"%s\": %s", l->address, why);
+    else {
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(a.family, a.ip, ip, sizeof(ip));
+        snprintf(addr_key, addr_key_len, "%s%s%s:%u", a.family == AF_INET6 ? "[" : "", ip,
+                 a.family == AF_INET6 ? "]" : "", a.port);
+    }
+
+    const char **names = pt_xmalloc((l->n_protocols ? l->n_protocols : 1) * sizeof(*names));
+    bool tls = l->tls != NULL;
+    for (size_t i = 0; i < l->n_protocols; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "protocols[%zu]", i);
+        const char *name = listener_protocol_name(l->protocols[i]);
+        names[i] = name;
+        if (!name) {
+            verr(v, l, field, path, "unknown protocol %d", l->protocols[i]);
+            continue;
+        }
+        if (l->protocols[i] == PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_H2 && !tls)
+            verr(v, l, field, path, "h2 is HTTP/2 over TLS and needs tls; use h2c for cleartext");
+        if (l->protocols[i] == PORTICO__CONFIG__V1__LISTENER_PROTOCOL__LISTENER_PROTOCOL_H2C && tls)
+            verr(v, l, field, path, "h2c is cleartext and cannot be served with tls; use h2");
+    }
+    size_t *dup = first_dups(names, l->n_protocols);
+    for (size_t i = 0; i < l->n_protocols; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "protocols[%zu]", i);
+        if (dup[i] != SIZE_MAX)
+            verr(v, l, field, path, "%s is listed twice", names[i]);
+    }
+    free(dup);
+    free(names);
+
+    if (tls) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s.tls", path);
+        const Portico__Config__V1__ListenerTls *t = l->tls;
+        if (!set(t->cert_file))
+            verr(v, t, "cert_file", p, "cert_file is required with tls");
+        else
+            check_readable(v, t, "cert_file", p, t->cert_file);
+        if (!set(t->key_file))
+            verr(v, t, "key_file", p, "key_file is required with tls");
+        else
+            check_readable(v, t, "key_file", p, t->key_file);
+    }
+}
+
+static void check_listeners(struct vctx *v, const Config *cfg)
+{
+    size_t n = cfg->n_listeners;
+    if (n == 0) {
+        verr(v, cfg, "listeners", "", "at least one listener is required");
+        return;
+    }
+    const char **names = pt_xmalloc(n * sizeof(*names));
+    char **addrs = pt_xmalloc(n * sizeof(*addrs));
+    for (size_t i = 0; i < n; i++) {
+        const Listener *l = cfg->listeners[i];
+        char path[64];
+        snprintf(path, sizeof(path), "listeners[%zu]", i);
+        addrs[i] = pt_xmalloc(INET6_ADDRSTRLEN + 16);
+        check_listener(v, l, path, addrs[i], INET6_ADDRSTRLEN + 16);
+        names[i] = set(l->name) ? l->name : l->address;
+    }
+    size_t *dup = first_dups(names, n);
+    for (size_t i = 0; i < n; i++)
+        if (dup[i] != SIZE_MAX) {
+            char path[64];
+            snprintf(path, sizeof(path), "listeners[%zu]", i);
+            verr(v, cfg->listeners[i], set(cfg->listeners[i]->name) ? "name" : "address", path,
+                 "duplicate listener name \"%s\" (also listeners[%zu])", names[i], dup[i]);
+        }
+    free(dup);
+    dup = first_dups((const char *const *)addrs, n);
+    for (size_t i = 0; i < n; i++)
+        if (dup[i] != SIZE_MAX) {
+            char path[64];
+            snprintf(path, sizeof(path), "listeners[%zu]", i);
+            verr(v, cfg->listeners[i], "address", path, "listeners[%zu] already listens on %s",
+                 dup[i], addrs[i]);
+        }
+    free(dup);
+    for (size_t i = 0; i < n; i++)
+        free(addrs[i]);
+    free(addrs);
+    free(names);
+}
+
+/* ---- services ---- */
+
+static bool service_name_valid(const char *s)
+{
+    for (; *s; s++) {
+        char c = *s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void check_instances(struct vctx *v, const Service *s, const char *path)
+{
+    if (s->n_instances == 0) {
+        verr(v, s, "instances", path, "a service needs at least one instance");
+        return;
+    }
+    char **keys = pt_xmalloc(s->n_instances * sizeof(*keys));
+    for (size_t i = 0; i < s->n_instances; i++) {
+        const Instance *in = s->instances[i];
+        char p[256];
+        snprintf(p, sizeof(p), "%s.instances[%zu]", path, i);
+        keys[i] = NULL;
+        if (!set(in->host))
+            verr(v, in, "host", p, "host is required");
+        else if (!pt_conf_host_valid(in->host))
+            verr(v, in, "host", p, "\"%s\" is neither an IP address nor a host name", in->host);
+        if (in->port == 0)
+            verr(v, in, "port", p, "port is required (1..65535)");
+        else if (in->port > 65535)
+            verr(v, in, "port", p, "port %u is out of range (1..65535)", in->port);
+        check_max(v, in, "weight", p, in->weight, 10000);
+        if (set(in->host)) {
+            size_t len = strlen(in->host) + 16;
+            keys[i] = pt_xmalloc(len);
+            snprintf(keys[i], len, "%s:%u", in->host, in->port);
+        }
+    }
+    size_t *dup = first_dups((const char *const *)keys, s->n_instances);
+    for (size_t i = 0; i < s->n_instances; i++) {
+        if (dup[i] != SIZE_MAX) {
+            char p[256];
+            snprintf(p, sizeof(p), "%s.instances[%zu]", path, i);
+            verr(v, s->instances[i], NULL, p, "%s is listed twice (also instances[%zu])", keys[i],
+                 dup[i]);
+        }
+        free(keys[i]);
+    }
+    free(dup);
+    free(keys);
+}
+
+static void check_upstream_tls(struct vctx *v, const Service *s, const char *path)
+{
+    const UpstreamTls *t = s->tls;
+    bool h2 = s->protocol == PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2;
+    bool h2c = s->protocol == PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2C;
+    if (!t)
+        return;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.tls", path);
+    if (t->enabled && h2c) {
+        verr(v, t, "enabled", p, "protocol h2c is cleartext; use protocol h2 for HTTP/2 over TLS");
+        return;
+    }
+    bool on = t->enabled || h2;
+    if (!on) {
+        if (set(t->ca_file) || set(t->server_name) || t->insecure_skip_verify ||
+            set(t->cert_file) || set(t->key_file))
+            verr(v, t, NULL, p, "tls settings are given but tls.enabled is not true");
+        return;
+    }
+    if (set(t->ca_file))
+        check_readable(v, t, "ca_file", p, t->ca_file);
+    if (set(t->cert_file))
+        check_readable(v, t, "cert_file", p, t->cert_file);
+    if (set(t->key_file))
+        check_readable(v, t, "key_file", p, t->key_file);
+    if (set(t->cert_file) != set(t->key_file))
+        verr(v, t, set(t->cert_file) ? "key_file" : "cert_file", p,
+             "cert_file and key_file (the client certificate) must be given together");
+    if (t->insecure_skip_verify && set(t->ca_file))
+        verr(v, t, "ca_file", p, "ca_file has no effect with insecure_skip_verify");
+    if (set(t->server_name) && !pt_conf_host_valid(t->server_name))
+        verr(v, t, "server_name", p, "\"%s\" is not a host name", t->server_name);
+}
+
+static void check_service(struct vctx *v, const Service *s, const char *path)
+{
+    if (!set(s->name))
+        verr(v, s, "name", path, "a service needs a name");
+    else if (!service_name_valid(s->name))
+        verr(v, s, "name", path,
+             "\"%s\": a service name uses only letters, digits, '_', '.' and '-'", s->name);
+    if ((int)s->protocol < 0 ||
+        (int)s->protocol > PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
+        verr(v, s, "protocol", path, "unknown protocol %d", s->protocol);
+    check_instances(v, s, path);
+    if (s->lb_algorithm != PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_UNSPECIFIED &&
+        s->lb_algorithm != PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_ROUND_ROBIN)
+        verr(v, s, "lb_algorithm", path, "only round_robin is supported");
+    /* Reserved fields: silently ignoring them would promise protection
+     * that is not there. */
+    if (s->health_check)
+        verr(v, s, "health_check", path, "health_check is not supported yet");
+    if (s->circuit_breaker)
+        verr(v, s, "circuit_breaker", path, "circuit_breaker is not supported yet");
+    check_max(v, s, "connect_timeout_ms", path, s->connect_timeout_ms, MAX_LONG_TIMEOUT_MS);
+    check_max(v, s, "idle_timeout_ms", path, s->idle_timeout_ms, MAX_LONG_TIMEOUT_MS);
+    check_max(v, s, "max_connections", path, s->max_connections, 100000);
+    check_upstream_tls(v, s, path);
+}
+
+static void check_services(struct vctx *v, const Config *cfg)
+{
+    size_t n = cfg->n_services;
+    const char **names = pt_xmalloc((n ? n : 1) * sizeof(*names));
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "services[%zu]", i);
+        check_service(v, cfg->services[i], path);
+        names[i] = cfg->services[i]->name;
+    }
+    size_t *dup = first_dups(names, n);
+    for (size_t i = 0; i < n; i++)
+        if (dup[i] != SIZE_MAX) {
+            char path[64];
+            snprintf(path, sizeof(path), "services[%zu]", i);
+            verr(v, cfg->services[i], "name", path,
+                 "duplicate service name \"%s\" (also services[%zu])", names[i], dup[i]);
+        }
+    free(dup);
+    free(names);
+}
+
+/* ---- routes ---- */
+
+struct service_index {
+    struct named *byname; /* sorted */
+    size_t n;
+};
+
+static const Service *service_find(const Config *cfg, const struct service_index *ix,
+                                   const char *name)
+{
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ix->byname[mid].name, name);
+        if (c == 0)
+            return cfg->services[ix->byname[mid].index];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void check_methods(struct vctx *v, const Route *r, const char *path)
+{
+    static const char *const standard[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                           "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    for (size_t i = 0; i < r->n_methods; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "methods[%zu]", i);
+        const char *m = r->methods[i];
+        if (!pt_conf_is_token(m)) {
+            verr(v, r, field, path, "\"%s\" is not an HTTP method (a token)", m);
+            continue;
+        }
+        /* Methods are case-sensitive: "get" would never match a GET. */
+        for (size_t k = 0; k < sizeof(standard) / sizeof(standard[0]); k++)
+            if (strcasecmp(m, standard[k]) == 0 && strcmp(m, standard[k]) != 0)
+                verr(v, r, field, path, "methods are case-sensitive; write \"%s\"", standard[k]);
+    }
+    size_t *dup = first_dups((const char *const *)r->methods, r->n_methods);
+    for (size_t i = 0; i < r->n_methods; i++)
+        if (dup[i] != SIZE_MAX) {
+            char field[64];
+            snprintf(field, sizeof(field), "methods[%zu]", i);
+            verr(v, r, field, path, "%s is listed twice", r->methods[i]);
+        }
+    free(dup);
+}
+
+static void check_retries(struct vctx *v, const Route *r, const char *path)
+{
+    static const char *const conditions[] = {"connect-failure", "refused-stream",
+                                             "reset",           "5xx",
+                                             "gateway-error",   "retriable-status-codes"};
+    size_t nconds = sizeof(conditions) / sizeof(conditions[0]);
+    check_max(v, r, "retry_count", path, r->retry_count, 10);
+    if (r->n_retry_on && r->retry_count == 0)
+        verr(v, r, "retry_on", path, "retry_on has no effect while retry_count is 0");
+    for (size_t i = 0; i < r->n_retry_on; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "retry_on[%zu]", i);
+        bool known = false;
+        for (size_t k = 0; k < nconds; k++)
+            known = known || strcmp(r->retry_on[i], conditions[k]) == 0;
+        if (!known) {
+            const char *hint = closest(r->retry_on[i], conditions, nconds);
+            verr(v, r, field, path,
+                 "unknown retry condition \"%s\"%s%s%s (one of: connect-failure, refused-stream, "
+                 "reset, 5xx, gateway-error, retriable-status-codes)",
+                 r->retry_on[i], hint ? "; did you mean \"" : "", hint ? hint : "",
+                 hint ? "\"?" : "");
+        }
+    }
+    size_t *dup = first_dups((const char *const *)r->retry_on, r->n_retry_on);
+    for (size_t i = 0; i < r->n_retry_on; i++)
+        if (dup[i] != SIZE_MAX) {
+            char field[64];
+            snprintf(field, sizeof(field), "retry_on[%zu]", i);
+            verr(v, r, field, path, "%s is listed twice", r->retry_on[i]);
+        }
+    free(dup);
+}
+
+static void check_matchers(struct vctx *v, const Route *r, const char *path)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const Portico__Config__V1__HeaderMatch *h = r->headers[i];
+        char p[256];
+        snprintf(p, sizeof(p), "%s.headers[%zu]", path, i);
+        if (!set(h->name))
+            verr(v, h, "name", p, "a header match needs a name");
+        else if (!pt_conf_is_token(h->name))
+            verr(v, h, "name", p, "\"%s\" is not a valid header name", h->name);
+        if (h->match_case == PORTICO__CONFIG__V1__HEADER_MATCH__MATCH__NOT_SET)
+            verr(v, h, NULL, p, "set one of exact, prefix, regex or present");
+    }
+    for (size_t i = 0; i < r->n_query; i++) {
+        const Portico__Config__V1__QueryMatch *q = r->query[i];
+        char p[256];
+        snprintf(p, sizeof(p), "%s.query[%zu]", path, i);
+        if (!set(q->name))
+            verr(v, q, "name", p, "a query match needs a name");
+        if (q->match_case == PORTICO__CONFIG__V1__QUERY_MATCH__MATCH__NOT_SET)
+            verr(v, q, NULL, p, "set one of exact, prefix, regex or present");
+    }
+}
+
+static void check_route(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                        const Route *r, const char *path)
+{
+    if (set(r->path) && set(r->path_prefix))
+        verr(v, r, "path_prefix", path, "set either path or path_prefix, not both");
+    else if (!set(r->path) && !set(r->path_prefix))
+        verr(v, r, NULL, path, "a route needs path or path_prefix");
+
+    const Service *s = NULL;
+    if (!set(r->service)) {
+        verr(v, r, "service", path, "service is required");
+    } else if (!(s = service_find(cfg, ix, r->service))) {
+        const char **names = pt_xmalloc((ix->n ? ix->n : 1) * sizeof(*names));
+        for (size_t i = 0; i < ix->n; i++)
+            names[i] = ix->byname[i].name;
+        const char *hint = closest(r->service, names, ix->n);
+        verr(v, r, "service", path, "no service named \"%s\"%s%s%s", r->service,
+             hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
+        free(names);
+    }
+
+    check_methods(v, r, path);
+    if (r->priority < -1000000 || r->priority > 1000000)
+        verr(v, r, "priority", path, "%d is out of range (-1000000..1000000)", r->priority);
+    check_max(v, r, "timeout_ms", path, r->timeout_ms, MAX_TIMEOUT_MS);
+    check_retries(v, r, path);
+    if (r->max_body_bytes)
+        check_max(v, r, "max_body_bytes", path, r->max_body_bytes->value, MAX_BODY_BYTES);
+    check_matchers(v, r, path);
+    check_filters(v, r->filters, r->n_filters, path);
+
+    if (r->websocket && s &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_UNSPECIFIED &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_HTTP1)
+        verr(v, r, "websocket", path,
+             "websocket needs a service with protocol http1 (service \"%s\" is not; websocket "
+             "over an HTTP/2 upstream is not supported)",
+             s->name);
+}
+
+static void check_routes(struct vctx *v, const Config *cfg)
+{
+    struct service_index ix = {
+        pt_xmalloc((cfg->n_services ? cfg->n_services : 1) * sizeof(*ix.byname)), 0};
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (set(cfg->services[i]->name))
+            ix.byname[ix.n++] = (struct named){cfg->services[i]->name, i};
+    qsort(ix.byname, ix.n, sizeof(*ix.byname), named_cmp);
+
+    size_t n = cfg->n_routes;
+    char **names = pt_xmalloc((n ? n : 1) * sizeof(*names));
+    for (size_t i = 0; i < n; i++) {
+        char path[64], name[512];
+        snprintf(path, sizeof(path), "routes[%zu]", i);
+        check_route(v, cfg, &ix, cfg->routes[i], path);
+        pt_conf_route_name(cfg->routes[i], name, sizeof(name));
+        names[i] = pt_xstrdup(name);
+    }
+    size_t *dup = first_dups((const char *const *)names, n);
+    for (size_t i = 0; i < n; i++) {
+        if (dup[i] != SIZE_MAX) {
+            char path[64];
+            snprintf(path, sizeof(path), "routes[%zu]", i);
+            bool named = set(cfg->routes[i]->name);
+            verr(v, cfg->routes[i], named ? "name" : NULL, path,
+                 "duplicate route name \"%s\" (also routes[%zu])%s", names[i], dup[i],
+                 named ? "" : "; unnamed routes are named by path and methods: give one a name");
+        }
+        free(names[i]);
+    }
+    free(dup);
+    free(names);
+    free(ix.byname);
+}
+
+/* ---- limits, access log ---- */
+
+static void check_limits(struct vctx *v, const Limits *l)
+{
+    if (!l)
+        return;
+    const char *p = "limits";
+    check_range_set(v, l, "max_header_bytes", p, l->max_header_bytes, 1024, 1048576);
+    check_range_set(v, l, "max_headers", p, l->max_headers, 8, 10000);
+    check_max(v, l, "max_body_bytes", p, l->max_body_bytes, MAX_BODY_BYTES);
+    check_range_set(v, l, "max_concurrent_streams", p, l->max_concurrent_streams, 1, 10000);
+    check_max(v, l, "idle_timeout_ms", p, l->idle_timeout_ms, MAX_TIMEOUT_MS);
+    check_max(v, l, "header_timeout_ms", p, l->header_timeout_ms, MAX_TIMEOUT_MS);
+    check_max(v, l, "request_timeout_ms", p, l->request_timeout_ms, MAX_TIMEOUT_MS);
+    check_max(v, l, "stream_idle_timeout_ms", p, l->stream_idle_timeout_ms, MAX_TIMEOUT_MS);
+    check_range_set(v, l, "max_connections", p, l->max_connections, 1, 1000000);
+    check_range_set(v, l, "max_resets_per_second", p, l->max_resets_per_second, 1, 100000);
+}
+
+static void check_access_log(struct vctx *v, const Portico__Config__V1__AccessLog *a)
+{
+    if (!a || !set(a->path) || strcmp(a->path, "stdout") == 0 || strcmp(a->path, "stderr") == 0)
+        return;
+    struct stat st;
+    if (stat(a->path, &st) == 0) {
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+            verr(v, a, "path", "access_log", "\"%s\" exists and is not a file", a->path);
+        return;
+    }
+    size_t len = strlen(a->path);
+    char *dir = pt_xstrdup(a->path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (len && a->path[len - 1] == '/')
+        verr(v, a, "path", "access_log", "\"%s\" names a directory; give a file name", a->path);
+    else if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        verr(v, a, "path", "access_log", "directory \"%s\" does not exist", dir);
+    free(dir);
+}
+
+/* ---- entry points ---- */
+
+static void append(char *buf, size_t n, size_t *j, const char *s)
+{
+    size_t len = strlen(s);
+    if (*j + 1 >= n)
+        return;
+    size_t room = n - 1 - *j;
+    if (len > room)
+        len = room;
+    memcpy(buf + *j, s, len);
+    *j += len;
+    buf[*j] = '\0';
+}
+
+void pt_conf_route_name(const Route *r, char *buf, size_t n)
+{
+    if (!buf || n == 0)
+        return;
+    size_t j = 0;
+    buf[0] = '\0';
+    if (set(r->name)) {
+        append(buf, n, &j, r->name);
+        return;
+    }
+    append(buf, n, &j, set(r->path) ? r->path : set(r->path_prefix) ? r->path_prefix : "");
+    for (size_t i = 0; i < r->n_methods; i++) {
+        append(buf, n, &j, i ? "," : " ");
+        append(buf, n, &j, r->methods[i] ? r->methods[i] : "");
+    }
+}
+
+int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
+{
+    const Config *cfg = pt_conf_config(c);
+    if (!cfg) {
+        pt_diag_addf(diag, c ? pt_conf_name(c) : NULL, NULL, "not a portico configuration");
+        return PT_ERR_CONFIG;
+    }
+    struct vctx v = {c, diag, 0};
+    check_max(&v, cfg, "workers", "", cfg->workers, 1024);
+    check_max(&v, cfg, "drain_timeout_ms", "", cfg->drain_timeout_ms, MAX_LONG_TIMEOUT_MS);
+    check_listeners(&v, cfg);
+    check_services(&v, cfg);
+    check_routes(&v, cfg);
+    check_limits(&v, cfg->limits);
+    check_access_log(&v, cfg->access_log);
+    check_filters(&v, cfg->filters, cfg->n_filters, "");
+    return v.errors ? PT_ERR_CONFIG : 0;
+}

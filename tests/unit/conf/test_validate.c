@@ -1,0 +1,762 @@
+/*
+ * Validation: a minimal valid config passes, and each rule rejects what it
+ * must with a "file:line:col: field.path: message" line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf/conf.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "portico/errors.h"
+#include "portico/filter.h"
+
+static struct pt_conf *conf;
+static struct pt_diag diag;
+static char tmpdir[64];
+static char cert[128], key[128];
+
+static const struct pt_filter_type dummy_type = {
+    .name = "dummy",
+    .abi_version = PT_ABI_VERSION,
+};
+
+static int group_setup(void **state)
+{
+    if (pt_filter_register(&dummy_type) != 0)
+        return -1;
+    strcpy(tmpdir, "/tmp/pt_validateXXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    snprintf(cert, sizeof(cert), "%s/cert.pem", tmpdir);
+    snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+    const char *paths[] = {cert, key};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "w");
+        if (!f)
+            return -1;
+        fputs("-----BEGIN PLACEHOLDER-----\n", f);
+        fclose(f);
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    unlink(cert);
+    unlink(key);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    conf = NULL;
+    pt_diag_init(&diag);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    pt_conf_free(conf);
+    conf = NULL;
+    pt_diag_fini(&diag);
+    return 0;
+}
+
+/* A valid base every test extends: one listener, one service, one route. */
+#define BASE                                           \
+    "listeners:\n"                                     \
+    "  - address: \":8080\"\n"                         \
+    "services:\n"                                      \
+    "  - name: api\n"                                  \
+    "    instances: [{host: 127.0.0.1, port: 9000}]\n" \
+    "routes:\n"                                        \
+    "  - path_prefix: /\n"                             \
+    "    service: api\n"
+
+static int validate(const char *text)
+{
+    conf = pt_conf_load_string("portico.yaml", text, strlen(text), &diag);
+    if (!conf)
+        fail_msg("load failed:\n%s", pt_diag_text(&diag));
+    return pt_conf_validate(conf, &diag);
+}
+
+static void valid(const char *text)
+{
+    if (validate(text) != 0)
+        fail_msg("validation failed:\n%s", pt_diag_text(&diag));
+    assert_int_equal(diag.errors, 0);
+}
+
+static void invalid(const char *text, const char *want)
+{
+    assert_int_equal(validate(text), PT_ERR_CONFIG);
+    if (!strstr(pt_diag_text(&diag), want))
+        fail_msg("diagnostics:\n%s\ndo not contain: %s", pt_diag_text(&diag), want);
+}
+
+/* Replace the single %s in fmt with a path, for configs that name files. */
+static char *with_path(const char *fmt, const char *a, const char *b)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof(buf), fmt, a, b);
+    return buf;
+}
+
+/* ---- top level ---- */
+
+static void test_validate__minimal_config_is_valid(void **state)
+{
+    valid(BASE);
+}
+
+static void test_validate__empty_config_needs_a_listener(void **state)
+{
+    invalid("", "portico.yaml: listeners: at least one listener is required");
+}
+
+static void test_validate__workers_are_bounded(void **state)
+{
+    valid(BASE "workers: 1024\n");
+    pt_conf_free(conf);
+    invalid(BASE "workers: 1025\n", "portico.yaml:9:10: workers: 1025 is too large (at most 1024)");
+}
+
+static void test_validate__drain_timeout_is_bounded(void **state)
+{
+    invalid(BASE "drain_timeout_ms: 3600001\n", "drain_timeout_ms: 3600001 is too large");
+}
+
+static void test_validate__non_config_document_is_rejected(void **state)
+{
+    const char *text = "a: 1\n";
+    conf = pt_conf_load_message_string(&google__protobuf__struct__descriptor, "s.yaml", text,
+                                       strlen(text), &diag);
+    assert_non_null(conf);
+    assert_int_equal(pt_conf_validate(conf, &diag), PT_ERR_CONFIG);
+}
+
+/* ---- listeners ---- */
+
+static void test_validate__listener_address_forms_are_accepted(void **state)
+{
+    valid("listeners:\n"
+          "  - address: \":8080\"\n"
+          "  - address: \"127.0.0.1:8081\"\n"
+          "  - address: \"[::1]:8082\"\n"
+          "  - address: \"localhost:8083\"\n"
+          "  - address: \"0.0.0.0:8084\"\n"
+          "  - address: \"[::]:8085\"\n");
+}
+
+static void test_validate__listener_addresses_parse(void **state)
+{
+    struct pt_conf_address a;
+    const char *why;
+    assert_int_equal(pt_conf_address_parse(":80", &a, &why), 0);
+    assert_int_equal(a.port, 80);
+    assert_string_equal(a.host, "");
+    assert_int_equal(pt_conf_address_parse("0.0.0.0:443", &a, &why), 0);
+    assert_int_equal(pt_conf_address_parse("localhost:8080", &a, &why), 0);
+    assert_memory_equal(a.ip, "\x7f\x00\x00\x01", 4);
+    assert_int_equal(pt_conf_address_parse("[::1]:8443", &a, &why), 0);
+    assert_string_equal(a.host, "::1");
+    assert_int_equal(pt_conf_address_parse("[::]:1", &a, &why), 0);
+    assert_int_equal(pt_conf_address_parse("10.1.2.3:65535", &a, &why), 0);
+
+    assert_int_equal(pt_conf_address_parse("", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse("8080", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse(":0", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse(":65536", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse(":+80", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse("host:", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse("example.com:80", &a, &why), PT_ERR_CONFIG);
+    assert_string_equal(why, "host must be an IP address or localhost");
+    assert_int_equal(pt_conf_address_parse("::1:80", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse("[::1]80", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse("[1.2.3.4]:80", &a, &why), PT_ERR_CONFIG);
+    assert_int_equal(pt_conf_address_parse("256.0.0.1:80", &a, &why), PT_ERR_CONFIG);
+}
+
+static void test_validate__bad_listener_address_is_reported(void **state)
+{
+    invalid("listeners: [{address: \"example.com:80\"}]\n",
+            "portico.yaml:1:23: listeners[0].address: \"example.com:80\": host must be an IP "
+            "address or localhost");
+}
+
+static void test_validate__missing_listener_address_is_reported(void **state)
+{
+    invalid("listeners: [{name: x}]\n", "listeners[0].address: address is required");
+}
+
+static void test_validate__listener_names_default_to_address_and_must_be_unique(void **state)
+{
+    invalid("listeners:\n  - address: \":80\"\n  - address: \"127.0.0.1:81\"\n    name: \":80\"\n",
+            "portico.yaml:4:11: listeners[1].name: duplicate listener name \":80\" (also "
+            "listeners[0])");
+}
+
+static void test_validate__two_listeners_on_one_address_are_rejected(void **state)
+{
+    invalid("listeners:\n  - {name: a, address: \"localhost:80\"}\n"
+            "  - {name: b, address: \"127.0.0.1:80\"}\n",
+            "listeners[1].address: listeners[0] already listens on 127.0.0.1:80");
+}
+
+static void test_validate__ipv6_listeners_normalize_for_duplicates(void **state)
+{
+    invalid("listeners:\n  - {name: a, address: \"[::1]:80\"}\n"
+            "  - {name: b, address: \"[0:0::1]:80\"}\n",
+            "listeners[0] already listens on [::1]:80");
+}
+
+static void test_validate__duplicate_protocol_is_rejected(void **state)
+{
+    invalid("listeners: [{address: \":80\", protocols: [http1, h2c, http1]}]\n",
+            "listeners[0].protocols[2]: http1 is listed twice");
+}
+
+static void test_validate__h2_requires_tls(void **state)
+{
+    invalid("listeners: [{address: \":80\", protocols: [h2]}]\n",
+            "listeners[0].protocols[0]: h2 is HTTP/2 over TLS and needs tls");
+}
+
+static void test_validate__h2c_is_not_allowed_with_tls(void **state)
+{
+    invalid(with_path("listeners: [{address: \":443\", protocols: [h2c], "
+                      "tls: {cert_file: %s, key_file: %s}}]\n",
+                      cert, key),
+            "listeners[0].protocols[0]: h2c is cleartext and cannot be served with tls");
+}
+
+static void test_validate__tls_listener_with_readable_files_is_valid(void **state)
+{
+    valid(with_path("listeners: [{address: \":443\", protocols: [http1, h2], "
+                    "tls: {cert_file: %s, key_file: %s}}]\n",
+                    cert, key));
+}
+
+static void test_validate__tls_listener_needs_cert_and_key(void **state)
+{
+    invalid("listeners: [{address: \":443\", tls: {}}]\n",
+            "listeners[0].tls.cert_file: cert_file is required with tls");
+    assert_non_null(strstr(pt_diag_text(&diag), "listeners[0].tls.key_file: key_file is required"));
+}
+
+static void test_validate__tls_files_must_be_readable(void **state)
+{
+    invalid(with_path("listeners: [{address: \":443\", tls: {cert_file: %s, key_file: %s}}]\n",
+                      cert, "/nonexistent/key.pem"),
+            "listeners[0].tls.key_file: cannot read \"/nonexistent/key.pem\": No such file");
+}
+
+static void test_validate__tls_file_may_not_be_a_directory(void **state)
+{
+    invalid(with_path("listeners: [{address: \":443\", tls: {cert_file: %s, key_file: %s}}]\n",
+                      cert, tmpdir),
+            "is a directory, not a file");
+}
+
+/* ---- services ---- */
+
+#define LISTENER "listeners: [{address: \":80\"}]\n"
+
+static void test_validate__service_needs_a_name(void **state)
+{
+    invalid(LISTENER "services: [{instances: [{host: a, port: 1}]}]\n",
+            "services[0].name: a service needs a name");
+}
+
+static void test_validate__service_name_charset_is_restricted(void **state)
+{
+    invalid(LISTENER "services: [{name: \"a/b\", instances: [{host: a, port: 1}]}]\n",
+            "services[0].name: \"a/b\": a service name uses only letters, digits");
+}
+
+static void test_validate__service_names_are_unique(void **state)
+{
+    invalid(LISTENER "services:\n  - {name: a, instances: [{host: a, port: 1}]}\n"
+                     "  - {name: a, instances: [{host: b, port: 1}]}\n",
+            "portico.yaml:4:12: services[1].name: duplicate service name \"a\" (also services[0])");
+}
+
+static void test_validate__service_needs_an_instance(void **state)
+{
+    invalid(LISTENER "services: [{name: a}]\n",
+            "services[0].instances: a service needs at least one instance");
+}
+
+static void test_validate__instance_host_and_port_are_checked(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: \"bad_host\", port: 0}]}]\n",
+            "services[0].instances[0].host: \"bad_host\" is neither an IP address nor a host name");
+    assert_non_null(
+        strstr(pt_diag_text(&diag), "services[0].instances[0].port: port is required (1..65535)"));
+}
+
+static void test_validate__instance_host_names_and_ips_are_accepted(void **state)
+{
+    valid(LISTENER "services: [{name: a, instances: [{host: users.internal, port: 1},"
+                   " {host: \"::1\", port: 2}, {host: backend-1.example.com., port: 3}]}]\n");
+}
+
+static void test_validate__instance_port_above_65535_is_rejected(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 65536}]}]\n",
+            "port 65536 is out of range (1..65535)");
+}
+
+static void test_validate__instance_weight_is_bounded(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1, weight: 10001}]}]\n",
+            "services[0].instances[0].weight: 10001 is too large (at most 10000)");
+}
+
+static void test_validate__duplicate_instance_is_rejected(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}, {host: a, port: 1}]}]\n",
+            "services[0].instances[1]: a:1 is listed twice (also instances[0])");
+}
+
+static void test_validate__health_check_is_not_supported_yet(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {path: /healthz}}]\n",
+            "services[0].health_check: health_check is not supported yet");
+}
+
+static void test_validate__circuit_breaker_is_not_supported_yet(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "circuit_breaker: {failure_threshold: 5}}]\n",
+            "services[0].circuit_breaker: circuit_breaker is not supported yet");
+}
+
+static void test_validate__service_timeouts_and_connections_are_bounded(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "connect_timeout_ms: 3600001, idle_timeout_ms: 3600001, "
+                     "max_connections: 100001}]\n",
+            "services[0].connect_timeout_ms: 3600001 is too large");
+    assert_non_null(strstr(pt_diag_text(&diag), "services[0].idle_timeout_ms: 3600001"));
+    assert_non_null(strstr(pt_diag_text(&diag), "services[0].max_connections: 100001"));
+}
+
+static void test_validate__h2_service_implies_tls(void **state)
+{
+    valid(LISTENER "services: [{name: a, protocol: h2, instances: [{host: a, port: 1}],"
+                   " tls: {server_name: api.example.com}}]\n");
+}
+
+static void test_validate__tls_settings_without_tls_are_rejected(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}],"
+                     " tls: {server_name: api.example.com}}]\n",
+            "services[0].tls: tls settings are given but tls.enabled is not true");
+}
+
+static void test_validate__h2c_service_with_tls_is_rejected(void **state)
+{
+    invalid(LISTENER "services: [{name: a, protocol: h2c, instances: [{host: a, port: 1}],"
+                     " tls: {enabled: true}}]\n",
+            "services[0].tls.enabled: protocol h2c is cleartext");
+}
+
+static void test_validate__upstream_client_cert_needs_key(void **state)
+{
+    invalid(with_path(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: "
+                               "1}], tls: {enabled: true, cert_file: %s}}]\n%s",
+                      cert, ""),
+            "services[0].tls.key_file: cert_file and key_file (the client certificate) must be "
+            "given together");
+}
+
+static void test_validate__upstream_ca_file_must_be_readable(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}],"
+                     " tls: {enabled: true, ca_file: /nonexistent/ca.pem}}]\n",
+            "services[0].tls.ca_file: cannot read \"/nonexistent/ca.pem\"");
+}
+
+static void test_validate__ca_file_with_skip_verify_is_rejected(void **state)
+{
+    invalid(with_path(LISTENER
+                      "services: [{name: a, instances: [{host: a, port: 1}],"
+                      " tls: {enabled: true, ca_file: %s, insecure_skip_verify: true}}]\n%s",
+                      cert, ""),
+            "services[0].tls.ca_file: ca_file has no effect with insecure_skip_verify");
+}
+
+static void test_validate__upstream_mtls_with_readable_files_is_valid(void **state)
+{
+    valid(with_path(LISTENER "services: [{name: a, instances: [{host: a, port: 1}],"
+                             " tls: {enabled: true, cert_file: %s, key_file: %s}}]\n",
+                    cert, key));
+}
+
+/* ---- routes ---- */
+
+#define SERVICES                                         \
+    "listeners: [{address: \":80\"}]\n"                  \
+    "services:\n"                                        \
+    "  - {name: api, instances: [{host: a, port: 1}]}\n" \
+    "  - {name: grpc, protocol: grpc, instances: [{host: b, port: 2}]}\n"
+
+static void test_validate__route_name_defaults_to_path_and_methods(void **state)
+{
+    Portico__Config__V1__Route r = PORTICO__CONFIG__V1__ROUTE__INIT;
+    char buf[64];
+    r.path = "/users/{id}";
+    pt_conf_route_name(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "/users/{id}");
+    char *methods[] = {"GET", "PUT"};
+    r.methods = methods;
+    r.n_methods = 2;
+    pt_conf_route_name(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "/users/{id} GET,PUT");
+    r.path = "";
+    r.path_prefix = "/api";
+    r.n_methods = 1;
+    pt_conf_route_name(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "/api GET");
+    r.name = "users";
+    pt_conf_route_name(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "users");
+}
+
+static void test_validate__route_name_truncates_to_buffer(void **state)
+{
+    Portico__Config__V1__Route r = PORTICO__CONFIG__V1__ROUTE__INIT;
+    char *methods[] = {"DELETE"};
+    r.path = "/abcdef";
+    r.methods = methods;
+    r.n_methods = 1;
+    char buf[10];
+    pt_conf_route_name(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "/abcdef D");
+}
+
+static void test_validate__route_effective_names_are_unique(void **state)
+{
+    invalid(SERVICES "routes:\n  - {path: /a, methods: [GET], service: api}\n"
+                     "  - {path: /a, methods: [GET], service: api, priority: 1}\n",
+            "routes[1]: duplicate route name \"/a GET\" (also routes[0]); unnamed routes are "
+            "named by path and methods: give one a name");
+}
+
+static void test_validate__same_path_with_other_methods_is_fine(void **state)
+{
+    valid(SERVICES "routes:\n  - {path: /a, methods: [GET], service: api}\n"
+                   "  - {path: /a, methods: [POST], service: api}\n"
+                   "  - {name: a-any, path: /a, service: api}\n");
+}
+
+static void test_validate__explicit_route_names_are_unique(void **state)
+{
+    invalid(SERVICES "routes:\n  - {name: r, path: /a, service: api}\n"
+                     "  - {name: r, path: /b, service: api}\n",
+            "routes[1].name: duplicate route name \"r\" (also routes[0])\n");
+}
+
+static void test_validate__route_needs_path_or_prefix(void **state)
+{
+    invalid(SERVICES "routes: [{service: api}]\n",
+            "portico.yaml:5:10: routes[0]: a route needs path or path_prefix");
+}
+
+static void test_validate__route_may_not_have_path_and_prefix(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, path_prefix: /b, service: api}]\n",
+            "routes[0].path_prefix: set either path or path_prefix, not both");
+}
+
+static void test_validate__route_needs_a_service(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a}]\n", "routes[0].service: service is required");
+}
+
+static void test_validate__route_service_must_exist(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: apii}]\n",
+            "routes[0].service: no service named \"apii\"; did you mean \"api\"?");
+}
+
+static void test_validate__methods_are_tokens(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, methods: [\"GET /\"]}]\n",
+            "routes[0].methods[0]: \"GET /\" is not an HTTP method");
+}
+
+static void test_validate__lowercase_standard_method_is_rejected(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, methods: [post]}]\n",
+            "routes[0].methods[0]: methods are case-sensitive; write \"POST\"");
+}
+
+static void test_validate__custom_methods_are_allowed(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, methods: [PURGE, PROPFIND]}]\n");
+}
+
+static void test_validate__methods_are_unique_within_a_route(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, methods: [GET, PUT, GET]}]\n",
+            "routes[0].methods[2]: GET is listed twice");
+}
+
+static void test_validate__priority_is_bounded(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, priority: -1000001}]\n",
+            "routes[0].priority: -1000001 is out of range (-1000000..1000000)");
+}
+
+static void test_validate__route_timeout_is_bounded(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, timeout_ms: 86400001}]\n",
+            "routes[0].timeout_ms: 86400001 is too large (at most 86400000)");
+}
+
+static void test_validate__retry_count_is_bounded(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 11}]\n",
+            "routes[0].retry_count: 11 is too large (at most 10)");
+}
+
+static void test_validate__retry_conditions_are_known(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [connect-failure,"
+                   " refused-stream, reset, 5xx, gateway-error, retriable-status-codes]}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeout]}]\n",
+            "routes[0].retry_on[0]: unknown retry condition \"timeout\"");
+}
+
+static void test_validate__retry_on_without_retry_count_is_rejected(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_on: [reset]}]\n",
+            "routes[0].retry_on: retry_on has no effect while retry_count is 0");
+}
+
+static void test_validate__route_body_limit_is_bounded(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, max_body_bytes: 1099511627777}]\n",
+            "routes[0].max_body_bytes: 1099511627777 is too large");
+}
+
+static void test_validate__header_match_needs_name_and_kind(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, headers: [{exact: x}, {name: x-a}]}]\n",
+            "routes[0].headers[0].name: a header match needs a name");
+    assert_non_null(strstr(pt_diag_text(&diag),
+                           "routes[0].headers[1]: set one of exact, prefix, regex or present"));
+}
+
+static void test_validate__header_match_name_is_a_token(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, headers: [{name: \":authority\", "
+                     "present: true}]}]\n",
+            "routes[0].headers[0].name: \":authority\" is not a valid header name");
+}
+
+static void test_validate__query_match_needs_name_and_kind(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, query: [{prefix: x}, {name: q}]}]\n",
+            "routes[0].query[0].name: a query match needs a name");
+    assert_non_null(strstr(pt_diag_text(&diag), "routes[0].query[1]: set one of"));
+}
+
+static void test_validate__route_filters_must_be_registered(void **state)
+{
+    valid(SERVICES
+          "routes: [{path: /a, service: api, filters: [{name: dummy, config: {a: 1}}]}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, filters: [{name: dumy}]}]\n",
+            "routes[0].filters[0].name: unknown filter type \"dumy\" (known: dummy");
+}
+
+static void test_validate__filter_needs_a_name(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, filters: [{config: {a: 1}}]}]\n",
+            "routes[0].filters[0].name: a filter needs a name");
+}
+
+static void test_validate__global_filters_are_checked(void **state)
+{
+    invalid(SERVICES "filters: [{name: dummy}, {name: nope}]\n",
+            "filters[1].name: unknown filter type \"nope\"");
+}
+
+static void test_validate__websocket_needs_http1_service(void **state)
+{
+    valid(SERVICES "routes: [{path: /ws, service: api, websocket: true}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /ws, service: grpc, websocket: true}]\n",
+            "routes[0].websocket: websocket needs a service with protocol http1");
+}
+
+/* ---- limits and access log ---- */
+
+static void test_validate__limits_in_range_are_valid(void **state)
+{
+    valid(BASE "limits: {max_header_bytes: 1024, max_headers: 8, max_body_bytes: 1048576,"
+               " max_concurrent_streams: 1, idle_timeout_ms: 86400000, header_timeout_ms: 1,"
+               " request_timeout_ms: 5, stream_idle_timeout_ms: 10, max_connections: 1,"
+               " max_resets_per_second: 1}\n");
+}
+
+static void test_validate__limits_out_of_range_are_rejected(void **state)
+{
+    invalid(BASE "limits: {max_header_bytes: 1048577, max_headers: 7, max_concurrent_streams: "
+                 "10001, header_timeout_ms: 86400001, max_body_bytes: 1099511627777, "
+                 "max_connections: 1000001, max_resets_per_second: 100001}\n",
+            "limits.max_header_bytes: 1048577 is out of range (1024..1048576, or 0 for the "
+            "default)");
+    const char *t = pt_diag_text(&diag);
+    assert_non_null(strstr(t, "limits.max_headers: 7 is out of range"));
+    assert_non_null(strstr(t, "limits.max_concurrent_streams: 10001"));
+    assert_non_null(strstr(t, "limits.header_timeout_ms: 86400001 is too large"));
+    assert_non_null(strstr(t, "limits.max_body_bytes: 1099511627777 is too large"));
+    assert_non_null(strstr(t, "limits.max_connections: 1000001"));
+    assert_non_null(strstr(t, "limits.max_resets_per_second: 100001"));
+    assert_int_equal(diag.errors, 7);
+}
+
+static void test_validate__access_log_targets(void **state)
+{
+    valid(BASE "access_log: {path: stdout}\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    valid(BASE "access_log: {path: stderr, enabled: false}\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    valid(with_path(BASE "access_log: {path: %s/access.log}\n%s", tmpdir, ""));
+}
+
+static void test_validate__access_log_directory_must_exist(void **state)
+{
+    invalid(BASE "access_log: {path: /nonexistent/dir/access.log}\n",
+            "access_log.path: directory \"/nonexistent/dir\" does not exist");
+}
+
+static void test_validate__access_log_path_may_not_be_a_directory(void **state)
+{
+    invalid(with_path(BASE "access_log: {path: %s}\n%s", tmpdir, ""), "exists and is not a file");
+}
+
+/* ---- reporting ---- */
+
+static void test_validate__every_problem_is_reported(void **state)
+{
+    invalid("workers: 5000\nlisteners: [{address: x}]\nroutes: [{path: /a}]\n", "workers:");
+    const char *t = pt_diag_text(&diag);
+    assert_non_null(strstr(t, "listeners[0].address:"));
+    assert_non_null(strstr(t, "routes[0].service: service is required"));
+    assert_int_equal(diag.errors, 3);
+}
+
+static void test_validate__error_count_is_capped(void **state)
+{
+    char *text = malloc(64 * 1024);
+    assert_non_null(text);
+    size_t j = (size_t)sprintf(text, "listeners: [{address: \":80\"}]\nroutes:\n");
+    for (int i = 0; i < 300; i++)
+        j += (size_t)sprintf(text + j, "  - {path: /r%d}\n", i);
+    invalid(text, "too many errors");
+    free(text);
+    assert_int_equal(diag.errors, PT_CONF_MAX_ERRORS + 1);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_validate__minimal_config_is_valid),
+        T(test_validate__empty_config_needs_a_listener),
+        T(test_validate__workers_are_bounded),
+        T(test_validate__drain_timeout_is_bounded),
+        T(test_validate__non_config_document_is_rejected),
+        T(test_validate__listener_address_forms_are_accepted),
+        T(test_validate__listener_addresses_parse),
+        T(test_validate__bad_listener_address_is_reported),
+        T(test_validate__missing_listener_address_is_reported),
+        T(test_validate__listener_names_default_to_address_and_must_be_unique),
+        T(test_validate__two_listeners_on_one_address_are_rejected),
+        T(test_validate__ipv6_listeners_normalize_for_duplicates),
+        T(test_validate__duplicate_protocol_is_rejected),
+        T(test_validate__h2_requires_tls),
+        T(test_validate__h2c_is_not_allowed_with_tls),
+        T(test_validate__tls_listener_with_readable_files_is_valid),
+        T(test_validate__tls_listener_needs_cert_and_key),
+        T(test_validate__tls_files_must_be_readable),
+        T(test_validate__tls_file_may_not_be_a_directory),
+        T(test_validate__service_needs_a_name),
+        T(test_validate__service_name_charset_is_restricted),
+        T(test_validate__service_names_are_unique),
+        T(test_validate__service_needs_an_instance),
+        T(test_validate__instance_host_and_port_are_checked),
+        T(test_validate__instance_host_names_and_ips_are_accepted),
+        T(test_validate__instance_port_above_65535_is_rejected),
+        T(test_validate__instance_weight_is_bounded),
+        T(test_validate__duplicate_instance_is_rejected),
+        T(test_validate__health_check_is_not_supported_yet),
+        T(test_validate__circuit_breaker_is_not_supported_yet),
+        T(test_validate__service_timeouts_and_connections_are_bounded),
+        T(test_validate__h2_service_implies_tls),
+        T(test_validate__tls_settings_without_tls_are_rejected),
+        T(test_validate__h2c_service_with_tls_is_rejected),
+        T(test_validate__upstream_client_cert_needs_key),
+        T(test_validate__upstream_ca_file_must_be_readable),
+        T(test_validate__ca_file_with_skip_verify_is_rejected),
+        T(test_validate__upstream_mtls_with_readable_files_is_valid),
+        T(test_validate__route_name_defaults_to_path_and_methods),
+        T(test_validate__route_name_truncates_to_buffer),
+        T(test_validate__route_effective_names_are_unique),
+        T(test_validate__same_path_with_other_methods_is_fine),
+        T(test_validate__explicit_route_names_are_unique),
+        T(test_validate__route_needs_path_or_prefix),
+        T(test_validate__route_may_not_have_path_and_prefix),
+        T(test_validate__route_needs_a_service),
+        T(test_validate__route_service_must_exist),
+        T(test_validate__methods_are_tokens),
+        T(test_validate__lowercase_standard_method_is_rejected),
+        T(test_validate__custom_methods_are_allowed),
+        T(test_validate__methods_are_unique_within_a_route),
+        T(test_validate__priority_is_bounded),
+        T(test_validate__route_timeout_is_bounded),
+        T(test_validate__retry_count_is_bounded),
+        T(test_validate__retry_conditions_are_known),
+        T(test_validate__retry_on_without_retry_count_is_rejected),
+        T(test_validate__route_body_limit_is_bounded),
+        T(test_validate__header_match_needs_name_and_kind),
+        T(test_validate__header_match_name_is_a_token),
+        T(test_validate__query_match_needs_name_and_kind),
+        T(test_validate__route_filters_must_be_registered),
+        T(test_validate__filter_needs_a_name),
+        T(test_validate__global_filters_are_checked),
+        T(test_validate__websocket_needs_http1_service),
+        T(test_validate__limits_in_range_are_valid),
+        T(test_validate__limits_out_of_range_are_rejected),
+        T(test_validate__access_log_targets),
+        T(test_validate__access_log_directory_must_exist),
+        T(test_validate__access_log_path_may_not_be_a_directory),
+        T(test_validate__every_problem_is_reported),
+        T(test_validate__error_count_is_capped),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

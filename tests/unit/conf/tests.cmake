@@ -1,0 +1,7 @@
+pt_unit_test(conf load DEPS pt_conf)
+pt_unit_test(conf validate DEPS pt_conf)
+pt_unit_test(conf filter_config DEPS pt_conf)
+pt_unit_test(conf examples DEPS pt_conf)
+target_compile_definitions(test_conf_examples PRIVATE PT_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+pt_unit_test(conf scalar DEPS pt_conf)
+pt_unit_test(conf netaddr DEPS pt_conf)
