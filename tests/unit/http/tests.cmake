@@ -1,0 +1,1 @@
+pt_unit_test(http path DEPS pt_http pt_core)
