@@ -3,7 +3,7 @@
  *
  * Writers append bytes; they never validate (header fields reaching a
  * writer were validated when parsed or added) and never fail except by
- * aborting on allocation failure.
+ * aborting on allocation failure. A NULL field list means no fields.
  */
 #ifndef PT_HTTP1_WRITER_H
 #define PT_HTTP1_WRITER_H

@@ -1,0 +1,3 @@
+# bench_h1_parse: HTTP/1 request parsing cost (see bench/h1_parse.c).
+add_executable(bench_h1_parse ${CMAKE_CURRENT_SOURCE_DIR}/h1_parse.c)
+target_link_libraries(bench_h1_parse PRIVATE pt_http1 ${HTTP_PARSER_LIB})
