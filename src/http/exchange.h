@@ -202,8 +202,10 @@ struct pt_exchange {
     bool resp_local;   /* the response is a local reply */
     bool finished;     /* end() ran */
     struct pt_deferred resume_task;
-    struct event *timer;        /* request timeout */
+    struct event *timer;        /* deadline and stream idle checks (arena storage) */
     uint64_t deadline_ns;       /* 0 = none */
+    uint64_t idle_mark;         /* pipe byte counters at the last idle check */
+    uint64_t idle_since_ns;     /* when idle_mark last changed */
     struct pt_up_stream *up;    /* the current upstream attempt */
     struct pt_str forward_path; /* path sent upstream (after strip_prefix), with query */
     struct pt_str upstream_addr;

@@ -273,15 +273,72 @@ static void upstream_failed(struct pt_exchange *x, int err, unsigned flags)
     abort_response(x, err, flags);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+static uint64_t activity(const struct pt_exchange *x)
+{
+    uint64_t a = x->req_body.in + x->req_body.out + x->resp_body.in + x->resp_body.out;
+    if (x->req_up != &x->req_body)
+        a += x->req_up->in;
+    if (x->resp_up != &x->resp_body)
+        a += x->resp_up->in;
+    return a;
+}
+
+/* One timer per exchange serves the deadline and the stream idle timeout:
+ * it fires at whichever comes first; activity is read from the pipes'
+ * byte counters, so moving bytes costs nothing extra. */
+static void arm_timer(struct pt_exchange *x, uint64_t now)
+{
+    uint64_t idle_ns = (uint64_t)snap_of(x)->stream_idle_timeout_ms * 1000000ull;
+    uint64_t at = x->idle_since_ns + idle_ns;
+    if (x->deadline_ns && x->deadline_ns < at)
+        at = x->deadline_ns;
+    uint64_t in = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(in / 1000000000ull), (suseconds_t)((in % 1000000000ull) / 1000)};
+    event_add(x->timer, &tv);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pt_exchange *x = arg;
-    cancel_upstream(x);
-    if (!x->resp_started) {
-        px_reply_error(x, PT_ERR_TIMEOUT, PT_STR_NULL);
+    uint64_t now = pt_time_mono_ns();
+    int err = 0;
+    if (x->deadline_ns && now >= x->deadline_ns) {
+        err = PT_ERR_TIMEOUT;
+    } else {
+        uint64_t a = activity(x);
+        if (a != x->idle_mark) {
+            x->idle_mark = a;
+            x->idle_since_ns = now;
+        } else if (now - x->idle_since_ns >=
+                   (uint64_t)snap_of(x)->stream_idle_timeout_ms * 1000000ull) {
+            err = PT_ERR_STREAM_IDLE;
+        }
+    }
+    if (!err) {
+        arm_timer(x, now);
         return;
     }
-    abort_response(x, PT_ERR_TIMEOUT, 0);
+    cancel_upstream(x);
+    if (!x->resp_started) {
+        px_reply_error(x, err, PT_STR_NULL);
+        return;
+    }
+    abort_response(x, err, 0);
+}
+
+static void start_timer(struct pt_exchange *x, uint64_t timeout_ms)
+{
+    uint64_t now = pt_time_mono_ns();
+    if (!x->timer) {
+        x->timer = pt_arena_alloc(&x->arena, event_get_struct_event_size());
+        if (!x->timer)
+            return; /* at the arena limit: the downstream's own timeouts still apply */
+        event_assign(x->timer, x->worker->base, -1, 0, on_timer, x);
+    }
+    x->deadline_ns = timeout_ms ? now + timeout_ms * 1000000ull : 0;
+    x->idle_mark = activity(x);
+    x->idle_since_ns = now;
+    arm_timer(x, now);
 }
 
 static int set_header(struct pt_exchange *x, struct pt_str name, struct pt_str value)
@@ -377,15 +434,8 @@ static void terminal(struct pt_exchange *x)
         px_reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
         return;
     }
-    if (tmo) {
-        x->deadline_ns = pt_time_mono_ns() + tmo * 1000000ull;
-        if (!x->timer)
-            x->timer = event_new(x->worker->base, -1, 0, on_timeout, x);
-        if (!x->timer)
-            pt_abort_oom(64);
-        struct timeval tv = {(time_t)(tmo / 1000), (suseconds_t)((tmo % 1000) * 1000)};
-        event_add(x->timer, &tv);
-    }
+    if (!x->upgrade)
+        start_timer(x, tmo);
     if (x->req.has_body && x->down->want_body)
         x->down->want_body(x);
     pt_proxy_body_prepare(x);
@@ -473,7 +523,9 @@ static void on_response_head(struct pt_exchange *x)
 static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 {
     if (err == 0) {
-        stop_timer(x);
+        /* The upstream is done; what is left is the client reading the
+         * rest, which only the idle check still watches. */
+        x->deadline_ns = 0;
         if (x->req.is_grpc && x->resp_body.trailers) {
             int g = header_grpc_status(x->resp_body.trailers);
             if (g >= 0)
@@ -585,7 +637,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
 {
     x->finished = true;
     if (x->timer) {
-        event_free(x->timer);
+        event_del(x->timer);
         x->timer = NULL;
     }
     cancel_upstream(x);
