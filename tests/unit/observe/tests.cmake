@@ -1,0 +1,1 @@
+pt_unit_test(observe access_log DEPS pt_observe)
