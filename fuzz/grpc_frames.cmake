@@ -1,0 +1,1 @@
+pt_fuzz_target(grpc_frames DEPS pt_http)

@@ -1,0 +1,1 @@
+pt_fuzz_target(h2_server DEPS pt_http2)
