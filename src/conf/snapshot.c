@@ -171,6 +171,7 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
         snprintf(ep->key, klen, v6 ? "[%s]:%u" : "%s:%u", ic->host, (unsigned)ic->port);
         out->nendpoints++;
     }
+    pt_service_alloc_caches(out, s->nworkers);
     return 0;
 }
 

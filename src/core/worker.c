@@ -213,6 +213,9 @@ void pt_worker_unmark_dirty(struct pt_worker *w, struct pt_flushable *f)
 
 void pt_worker_run_pending(struct pt_worker *w)
 {
+    if (w->in_pending)
+        return;
+    w->in_pending = true;
     for (;;) {
         if (w->deferred_head) {
             struct pt_deferred *d = w->deferred_head;
@@ -234,4 +237,5 @@ void pt_worker_run_pending(struct pt_worker *w)
         }
         break;
     }
+    w->in_pending = false;
 }

@@ -12,9 +12,12 @@
  *   - dirty flushables (pt_worker_mark_dirty): an HTTP/2 session with frames
  *     to serialize, a connection with bytes to write. Many events in one loop
  *     iteration mark the same connection once, and it is written once.
- * Both run from one "pending" event activated at the tail of the loop's
- * active queue, i.e. after the I/O callbacks of the current iteration:
- * deferred tasks first, then flushes, until both lists are empty.
+ * Both run at the end of every connection callback (so a response to one
+ * connection does not wait for the other connections ready in the same
+ * loop iteration, while everything one read produces still leaves in one
+ * write), and otherwise from one "pending" event activated at the tail of
+ * the loop's active queue: deferred tasks first, then flushes, until both
+ * lists are empty.
  */
 #ifndef PT_CORE_WORKER_H
 #define PT_CORE_WORKER_H
@@ -72,6 +75,7 @@ struct pt_worker {
     struct pt_deferred **deferred_tail;
     struct pt_flushable *dirty_head;
     struct pt_flushable **dirty_tail;
+    bool in_pending; /* pt_worker_run_pending() is running */
 
     struct pt_snap_pin *pin; /* current snapshot */
 

@@ -167,9 +167,8 @@ static void finish_connect(struct pt_conn *c)
     connected(c);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+static void readable(struct pt_conn *c)
 {
-    struct pt_conn *c = arg;
     if (c->dead)
         return;
     if (c->handshaking) {
@@ -185,9 +184,16 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     do_read(c);
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg)
+static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct pt_conn *c = arg;
+    struct pt_worker *w = c->w; /* c may be freed by the callbacks */
+    readable(c);
+    pt_worker_run_pending(w);
+}
+
+static void writable(struct pt_conn *c)
+{
     if (c->dead)
         return;
     if (c->connecting) {
@@ -206,6 +212,14 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
             return;
     }
     do_flush(c);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct pt_conn *c = arg;
+    struct pt_worker *w = c->w;
+    writable(c);
+    pt_worker_run_pending(w);
 }
 
 static struct pt_conn *conn_new(struct pt_worker *w, int fd, SSL_CTX *ssl_ctx,

@@ -76,8 +76,11 @@ void pt_up_worker_init(struct pt_worker *w)
 
 static uint32_t rr_next(struct pt_up_worker *uw, const struct pt_service *svc)
 {
+    unsigned id = uw->w->id;
+    struct rr_state *r = svc->rr_cache ? svc->rr_cache[id] : NULL;
+    if (r)
+        return r->next++;
     uint32_t b = hash_str(svc->name, NULL) % NBUCKETS;
-    struct rr_state *r;
     for (r = uw->rr[b]; r; r = r->hnext)
         if (strcmp(r->name, svc->name) == 0)
             break;
@@ -90,11 +93,13 @@ static uint32_t rr_next(struct pt_up_worker *uw, const struct pt_service *svc)
         r->hnext = uw->rr[b];
         uw->rr[b] = r;
     }
+    if (svc->rr_cache)
+        svc->rr_cache[id] = r;
     return r->next++;
 }
 
-static struct up_pool *pool_get(struct pt_up_worker *uw, const struct pt_service *svc,
-                                const struct pt_endpoint *ep)
+static struct up_pool *pool_find(struct pt_up_worker *uw, const struct pt_service *svc,
+                                 const struct pt_endpoint *ep)
 {
     uint32_t b = hash_str(svc->pool_prefix, ep->key) % NBUCKETS;
     size_t plen = strlen(svc->pool_prefix);
@@ -109,6 +114,19 @@ static struct up_pool *pool_get(struct pt_up_worker *uw, const struct pt_service
     p->h2 = svc->protocol == PT_UP_H2;
     p->hnext = uw->pools[b];
     uw->pools[b] = p;
+    return p;
+}
+
+static struct up_pool *pool_get(struct pt_up_worker *uw, const struct pt_service *svc,
+                                const struct pt_endpoint *ep)
+{
+    unsigned id = uw->w->id;
+    struct up_pool *p = ep->pool_cache ? ep->pool_cache[id] : NULL;
+    if (p)
+        return p;
+    p = pool_find(uw, svc, ep);
+    if (ep->pool_cache)
+        ep->pool_cache[id] = p;
     return p;
 }
 

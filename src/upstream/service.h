@@ -28,6 +28,9 @@ struct pt_endpoint {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char *key; /* "host:port": identity in pools and logs */
+    /* One slot per worker, written only by that worker: its pool for this
+     * endpoint, found by name once per snapshot instead of per request. */
+    void **pool_cache;
 };
 
 struct pt_service {
@@ -42,7 +45,11 @@ struct pt_service {
     SSL_CTX *ssl_ctx;         /* NULL: cleartext */
     char *sni;                /* NULL: the endpoint host */
     char *pool_prefix;        /* protocol and TLS identity, part of pool keys */
+    void **rr_cache;          /* per worker: its round-robin state (see pool_cache) */
 };
+
+/* Allocate the per-worker cache slots (nworkers 0: none, checking only). */
+void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers);
 
 /* Release what a compiled service owns (not the struct itself). */
 void pt_service_fini(struct pt_service *s);
