@@ -115,15 +115,9 @@ static void reload(struct app *app)
                 app->config_path);
 }
 
-static void stop_one(struct pt_worker *w, void *arg)
-{
-    pt_worker_stop(w);
-}
-
 static void stop_workers(struct app *app)
 {
-    for (unsigned i = 0; i < app->nworkers; i++)
-        pt_worker_post(&app->workers[i], stop_one, NULL);
+    pt_proxy_shutdown(app->wptrs, app->nworkers);
     event_base_loopbreak(app->base);
 }
 

@@ -31,6 +31,9 @@ struct pt_down_conn_ops {
     /* Stop taking new requests: GOAWAY (HTTP/2), Connection: close on the
      * next response or close when idle (HTTP/1.1). */
     void (*drain)(struct pt_down_conn *dc);
+    /* Shutdown: close now, ending every exchange (err PT_ERR_SHUTTING_DOWN);
+     * on_closed runs before this returns. Not from inside a codec callback. */
+    void (*close)(struct pt_down_conn *dc);
 };
 
 struct pt_down_conn {

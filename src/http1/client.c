@@ -129,6 +129,9 @@ static void maybe_finish(struct pt_h1_client *c)
         return;
     }
     c->reused = true;
+    /* The response may have ended while reading was paused for
+     * backpressure: an idle connection must see the server close it. */
+    pt_conn_resume_read(c->conn);
     pt_h1_parser_next(c->parser);
     c->idle_pending = true;
     pt_worker_defer(c->w, &c->task);
@@ -209,6 +212,8 @@ static int p_on_head(void *ctx, const struct pt_h1_head *h)
             return PT_ERR_UPSTREAM_PROTOCOL;
     }
     pt_pipe_set_producer(x->resp_up, on_resp_drain, c);
+    if (h->status == 101 && !x->upgrade)
+        return PT_ERR_UPSTREAM_PROTOCOL; /* nobody asked this backend to switch */
     if (h->status == 101) {
         /* Delivered by on_read once the head's bytes are consumed: the
          * bytes after it belong to the tunnel. */
@@ -431,7 +436,7 @@ int pt_h1_client_start(struct pt_h1_client *c, struct pt_exchange *x,
         if (pt_headers_add_ref(&h, PT_STR("content-length"), PT_STR("0")) != 0)
             goto limit;
     }
-    if (x->req.upgrade_websocket) {
+    if (x->upgrade) {
         int ui = pt_headers_index(&x->req.headers, PT_STR("upgrade"), 0);
         if (pt_headers_add_ref(&h, PT_STR("connection"), PT_STR("upgrade")) != 0 ||
             (ui < 0 && pt_headers_add_ref(&h, PT_STR("upgrade"), PT_STR("websocket")) != 0))

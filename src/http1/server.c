@@ -38,6 +38,7 @@ struct pt_h1_server {
     bool closed;
     bool taken; /* transport handed to a tunnel */
     bool processing;
+    bool kicked; /* the first task_run only parses buffered input */
 };
 
 static const struct pt_downstream_ops down_ops;
@@ -417,6 +418,13 @@ static void task_run(struct pt_deferred *d)
 {
     struct pt_h1_server *s =
         (struct pt_h1_server *)((char *)d - offsetof(struct pt_h1_server, task));
+    if (s->kicked) {
+        /* First turn: parse what the sniffer already read, under the
+         * header timeout armed at creation. */
+        s->kicked = false;
+        process_input(s);
+        return;
+    }
     if (s->taken) {
         server_free(s);
         return;
@@ -483,16 +491,15 @@ static const struct pt_conn_cb conn_cb = {
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pt_h1_server *s = arg;
-    if (s->x) {
-        if (!s->in_head)
-            return;
-    }
-    if (s->in_head && !s->head_sent) {
-        /* Slow or stalled request head: 408, then close. */
+    if (s->x)
+        return; /* a request is running: its own timers apply */
+    if (pt_h1_parser_in_message(s->parser)) {
+        /* Part of a head arrived, not all of it in time: 408, then close. */
         pt_conn_pause_read(s->conn);
         parse_error(s, PT_ERR_REQUEST_TIMEOUT);
         return;
     }
+    /* Idle, or nothing sent since accept: close quietly. */
     s->keep_alive = false;
     close_server(s, 0);
 }
@@ -502,18 +509,28 @@ static void drain(struct pt_down_conn *dc)
     struct pt_h1_server *s = (struct pt_h1_server *)dc;
     s->draining = true;
     s->keep_alive = false;
-    if (!s->x && !s->in_head)
+    if (!s->x && !pt_h1_parser_in_message(s->parser))
         schedule(s);
 }
 
-static const struct pt_down_conn_ops dc_ops = {.drain = drain};
+static void force_close(struct pt_down_conn *dc)
+{
+    struct pt_h1_server *s = (struct pt_h1_server *)dc;
+    s->close_now = true;
+    close_server(s, PT_ERR_SHUTTING_DOWN);
+}
+
+static const struct pt_down_conn_ops dc_ops = {.drain = drain, .close = force_close};
 
 static void kick(struct pt_h1_server *s)
 {
+    /* Slow-loris protection starts at accept for the first request. */
     arm_timer(s, s->dc.limits.header_timeout_ms);
-    s->in_head = evbuffer_get_length(s->conn->in) > 0;
-    if (s->in_head)
+    s->in_head = true;
+    if (evbuffer_get_length(s->conn->in) > 0) {
+        s->kicked = true;
         pt_worker_defer(s->w, &s->task);
+    }
 }
 
 struct pt_down_conn *pt_h1_server_new(struct pt_worker *w, struct pt_conn *conn,

@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -541,20 +542,28 @@ void pt_h2_client_release(struct pt_h2_client *c)
         schedule_close(c, 0);
 }
 
+static nghttp2_session_callbacks *callbacks_client_callbacks;
+
+static void init_client_callbacks(void)
+{
+    if (nghttp2_session_callbacks_new(&callbacks_client_callbacks) != 0)
+        pt_abort_oom(64);
+    nghttp2_session_callbacks_set_send_callback(callbacks_client_callbacks, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks_client_callbacks, send_data);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks_client_callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks_client_callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks_client_callbacks,
+                                                              on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks_client_callbacks,
+                                                           on_stream_close);
+}
+
+/* One table for the process (read-only once built). */
 static nghttp2_session_callbacks *client_callbacks(void)
 {
-    static _Thread_local nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        pt_abort_oom(64);
-    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    return cbs;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_client_callbacks);
+    return callbacks_client_callbacks;
 }
 
 struct pt_h2_client *pt_h2_client_new(struct pt_worker *w, const struct sockaddr *addr,

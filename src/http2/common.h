@@ -5,6 +5,7 @@
 #define PT_HTTP2_COMMON_H
 
 #include <nghttp2/nghttp2.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "http/exchange.h"
@@ -24,6 +25,10 @@
 nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h,
                            const char *const *pseudo, const struct pt_str *pseudo_values,
                            size_t npseudo, size_t *n);
+
+/* True for fields whose value is different on every message (request ids,
+ * deadlines, dates): sent without HPACK indexing. */
+bool pt_h2_unique_value(struct pt_str name);
 
 /* The RST_STREAM code to send for an exchange failure. */
 uint32_t pt_h2_error_code(int err);

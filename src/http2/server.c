@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@
 #include "http2/common.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* Request body still read (and discarded) after an early complete response. */
+#define EARLY_DRAIN_MAX (1u << 20)
 
 struct h2s_stream;
 
@@ -48,6 +52,7 @@ struct h2s_stream {
     bool deferred;
     bool resp_complete;
     bool discard_body;
+    uint32_t drain_left; /* after an early response: body bytes still accepted */
 };
 
 static const struct pt_downstream_ops down_ops;
@@ -323,6 +328,11 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     if (st->discard_body) {
         st->consumed += len;
         nghttp2_session_consume(ng, id, len);
+        if (st->resp_complete) {
+            if (len >= st->drain_left)
+                nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+            st->drain_left = len >= st->drain_left ? 0 : st->drain_left - (uint32_t)len;
+        }
         return 0;
     }
     int rc = pt_pipe_write(&st->x->req_body, data, len);
@@ -347,8 +357,17 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
         return 0;
     st->resp_complete = true;
     if (!st->req_eof) {
-        /* RFC 9113 §8.1: the response is complete; stop the request body. */
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+        /* The response is complete before the request (an early local
+         * reply). gRPC streams may never end: RST_STREAM(NO_ERROR) now, as
+         * RFC 9113 §8.1 allows. Others: let the client finish a modest body
+         * (discarded, window returned) - some clients treat that reset as
+         * a failure - and reset only past EARLY_DRAIN_MAX. */
+        if (st->x->req.is_grpc) {
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+        } else {
+            st->discard_body = true;
+            st->drain_left = EARLY_DRAIN_MAX;
+        }
     }
     return 0;
 }
@@ -552,24 +571,40 @@ static void drain(struct pt_down_conn *dc)
     mark_dirty(s);
 }
 
-static const struct pt_down_conn_ops dc_ops = {.drain = drain};
+static void force_close(struct pt_down_conn *dc)
+{
+    struct pt_h2_server *s = (struct pt_h2_server *)dc;
+    s->close_err = PT_ERR_SHUTTING_DOWN;
+    close_now(s);
+}
 
+static const struct pt_down_conn_ops dc_ops = {.drain = drain, .close = force_close};
+
+static nghttp2_session_callbacks *callbacks_server_callbacks;
+
+static void init_server_callbacks(void)
+{
+    if (nghttp2_session_callbacks_new(&callbacks_server_callbacks) != 0)
+        pt_abort_oom(64);
+    nghttp2_session_callbacks_set_send_callback(callbacks_server_callbacks, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks_server_callbacks, send_data);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks_server_callbacks,
+                                                            on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks_server_callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks_server_callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks_server_callbacks,
+                                                              on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks_server_callbacks, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks_server_callbacks,
+                                                           on_stream_close);
+}
+
+/* One table for the process (read-only once built). */
 static nghttp2_session_callbacks *server_callbacks(void)
 {
-    static _Thread_local nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        pt_abort_oom(64);
-    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    return cbs;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_server_callbacks);
+    return callbacks_server_callbacks;
 }
 
 struct pt_down_conn *pt_h2_server_new(struct pt_worker *w, struct pt_conn *conn,

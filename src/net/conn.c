@@ -23,6 +23,8 @@
 #define TLS_WRITE_CHUNK 16384
 #define LINGER_MS 2000
 
+static _Thread_local struct pt_conn *all_conns;
+
 static void do_flush(struct pt_conn *c);
 static void do_read(struct pt_conn *c);
 
@@ -51,6 +53,14 @@ static void fail(struct pt_conn *c, int err)
         event_del(c->timer);
     pt_worker_unmark_dirty(c->w, &c->flushable);
     pt_worker_defer(c->w, &c->error_task);
+}
+
+static void read_task(struct pt_deferred *d)
+{
+    struct pt_conn *c = (struct pt_conn *)((char *)d - offsetof(struct pt_conn, read_task));
+    if (!c->dead && !c->read_paused && !c->closing && evbuffer_get_length(c->in) && c->cb &&
+        c->cb->on_read)
+        c->cb->on_read(c, c->ctx);
 }
 
 static void flush_cb(struct pt_flushable *f)
@@ -237,8 +247,13 @@ static struct pt_conn *conn_new(struct pt_worker *w, int fd, SSL_CTX *ssl_ctx,
     c->timer = event_new(w->base, -1, 0, on_timer, c);
     if (!c->in || !c->out || !c->rev || !c->wev || !c->timer)
         pt_abort_oom(sizeof(*c));
+    c->all_next = all_conns;
+    if (all_conns)
+        all_conns->all_prev = c;
+    all_conns = c;
     c->flushable.flush = flush_cb;
     c->error_task.fn = report_error_task;
+    c->read_task.fn = read_task;
     if (ssl_ctx) {
         c->ssl = SSL_new(ssl_ctx);
         if (!c->ssl)
@@ -479,6 +494,10 @@ void pt_conn_resume_read(struct pt_conn *c)
     /* Bytes already decrypted inside OpenSSL do not make the socket readable. */
     if (!c->dead && c->ssl && SSL_pending(c->ssl) > 0)
         event_active(c->rev, EV_READ, 1);
+    /* Nor do bytes already read into c->in: the peer may have sent
+     * everything while we were paused. */
+    if (!c->dead && evbuffer_get_length(c->in))
+        pt_worker_defer(c->w, &c->read_task);
 }
 
 void pt_conn_want_drained(struct pt_conn *c, size_t lowat)
@@ -511,8 +530,15 @@ void pt_conn_free(struct pt_conn *c)
 {
     if (!c)
         return;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else if (all_conns == c)
+        all_conns = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
     pt_worker_unmark_dirty(c->w, &c->flushable);
     pt_worker_cancel_deferred(c->w, &c->error_task);
+    pt_worker_cancel_deferred(c->w, &c->read_task);
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->timer);
@@ -522,6 +548,12 @@ void pt_conn_free(struct pt_conn *c)
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     free(c);
+}
+
+void pt_conn_free_all(void)
+{
+    while (all_conns)
+        pt_conn_free(all_conns);
 }
 
 size_t pt_conn_out_len(const struct pt_conn *c)

@@ -54,6 +54,8 @@ struct pt_conn_cb {
 };
 
 struct pt_conn {
+    struct pt_conn *all_prev; /* this thread's connections (shutdown sweep) */
+    struct pt_conn *all_next;
     int fd;
     struct pt_worker *w;
     struct evbuffer *in;
@@ -72,6 +74,7 @@ struct pt_conn {
     struct event *timer; /* connect timeout, then lingering close */
     struct pt_flushable flushable;
     struct pt_deferred error_task;
+    struct pt_deferred read_task; /* on_read for bytes left in c->in at resume */
 
     size_t out_lowat;
     int error; /* pending error to report */
@@ -112,6 +115,8 @@ void pt_conn_write_soon(struct pt_conn *c);
 /* Write now (bypassing the batch); errors are reported later. */
 void pt_conn_write_now(struct pt_conn *c);
 void pt_conn_pause_read(struct pt_conn *c);
+/* Resume reading; bytes the owner left in c->in while paused are offered
+ * again through on_read (from a deferred task, never inside this call). */
 void pt_conn_resume_read(struct pt_conn *c);
 /* Ask for on_drained when c->out falls to lowat bytes or below. */
 void pt_conn_want_drained(struct pt_conn *c, size_t lowat);
@@ -121,6 +126,9 @@ void pt_conn_want_drained(struct pt_conn *c, size_t lowat);
 void pt_conn_close_after_flush(struct pt_conn *c);
 /* Close immediately and free. NULL is a no-op. */
 void pt_conn_free(struct pt_conn *c);
+/* Shutdown: free every connection this thread still has (lingering
+ * closes, anything an owner let go). Owners must be gone already. */
+void pt_conn_free_all(void);
 /* Bytes queued for sending. */
 size_t pt_conn_out_len(const struct pt_conn *c);
 

@@ -22,6 +22,7 @@
 #include "websocket/tunnel.h"
 
 static const struct pt_upstream_events up_events;
+static void start_timer(struct pt_exchange *x, uint64_t timeout_ms);
 
 static const struct pt_snapshot *snap_of(const struct pt_exchange *x)
 {
@@ -72,7 +73,12 @@ static int local_reply(struct pt_exchange *x, int status, struct pt_str content_
     if (x->resp_started || x->finished)
         return PT_ERR_INTERNAL;
     cancel_upstream(x);
-    stop_timer(x);
+    /* No deadline for a local answer, but the idle check stays: a client
+     * that never finishes sending its body must not hold the stream. */
+    if (x->timer)
+        x->deadline_ns = 0;
+    else if (x->pin)
+        start_timer(x, 0);
     reset_response(x, status);
     x->resp_local = true;
     struct pt_headers *h = &x->resp.headers;

@@ -33,6 +33,9 @@ void pt_proxy_publish(struct pt_worker *const *workers, unsigned n, struct pt_sn
 
 /* Control thread: every worker stops accepting and drains its connections. */
 void pt_proxy_drain(struct pt_worker *const *workers, unsigned n);
+/* Control thread: every worker closes everything it still has (ending
+ * the exchanges, releasing pools and sockets) and leaves its loop. */
+void pt_proxy_shutdown(struct pt_worker *const *workers, unsigned n);
 /* Any thread: open downstream connections (and tunnels) of a worker. */
 uint32_t pt_proxy_connections(const struct pt_worker *w);
 

@@ -19,11 +19,14 @@ struct px_acceptor {
     struct pt_acceptor *a;
 };
 
+struct sniff;
+
 struct pt_proxy_worker {
     struct pt_worker *w;
     struct px_acceptor *acceptors;
     struct pt_down_conn *conns;
-    atomic_uint nconns; /* codec connections, sniffing connections and tunnels */
+    struct sniff *sniffs; /* connections whose protocol is not known yet */
+    atomic_uint nconns;   /* codec connections, sniffing connections and tunnels */
     uint64_t next_conn_id;
     bool draining;
 };

@@ -16,10 +16,13 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "upstream/pool.h"
+#include "websocket/tunnel.h"
 
 /* A connection whose protocol is not known yet: TLS handshake (ALPN) or
  * the first bytes of cleartext (HTTP/2 preface or not). */
 struct sniff {
+    struct sniff *prev;
+    struct sniff *next;
     struct pt_proxy_worker *pw;
     struct pt_conn *conn;
     struct pt_down_conn tmpl;
@@ -54,6 +57,12 @@ static void track(struct pt_proxy_worker *pw, struct pt_down_conn *dc)
 
 static void sniff_free(struct sniff *s, bool close_conn)
 {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->pw->sniffs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     if (close_conn) {
         pt_conn_free(s->conn);
         atomic_fetch_sub(&s->pw->nconns, 1);
@@ -166,6 +175,10 @@ static void on_accept(void *arg, int fd, const struct sockaddr *peer, socklen_t 
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(s->timer, &tv);
     atomic_fetch_add(&pw->nconns, 1);
+    s->next = pw->sniffs;
+    if (pw->sniffs)
+        pw->sniffs->prev = s;
+    pw->sniffs = s;
     s->conn = pt_conn_accepted(w, fd, peer, peer_len, l->ssl_ctx, &sniff_cb, s);
 }
 
@@ -206,21 +219,43 @@ static void apply_listeners(struct pt_worker *w, void *arg)
     }
 }
 
-static void drain_worker(struct pt_worker *w, void *arg)
+static void free_acceptors(struct pt_proxy_worker *pw)
 {
-    struct pt_proxy_worker *pw = w->proxy;
-    pw->draining = true;
     while (pw->acceptors) {
         struct px_acceptor *a = pw->acceptors;
         pw->acceptors = a->next;
         pt_acceptor_free(a->a);
         free(a);
     }
+}
+
+static void drain_worker(struct pt_worker *w, void *arg)
+{
+    struct pt_proxy_worker *pw = w->proxy;
+    pw->draining = true;
+    free_acceptors(pw);
     for (struct pt_down_conn *dc = pw->conns; dc;) {
         struct pt_down_conn *next = dc->next;
         dc->ops->drain(dc);
         dc = next;
     }
+}
+
+static void shutdown_worker(struct pt_worker *w, void *arg)
+{
+    struct pt_proxy_worker *pw = w->proxy;
+    pw->draining = true;
+    free_acceptors(pw);
+    while (pw->sniffs)
+        sniff_free(pw->sniffs, true);
+    while (pw->conns)
+        pw->conns->ops->close(pw->conns);
+    pt_ws_tunnel_close_all();
+    pt_worker_run_pending(w);
+    pt_up_worker_fini(w);
+    pt_worker_run_pending(w);
+    pt_conn_free_all();
+    pt_worker_stop(w);
 }
 
 /* --- API ------------------------------------------------------------------ */
@@ -245,12 +280,7 @@ void pt_proxy_worker_fini(struct pt_worker *w)
     struct pt_proxy_worker *pw = w->proxy;
     if (!pw)
         return;
-    while (pw->acceptors) {
-        struct px_acceptor *a = pw->acceptors;
-        pw->acceptors = a->next;
-        pt_acceptor_free(a->a);
-        free(a);
-    }
+    free_acceptors(pw);
     pt_up_worker_fini(w);
     free(pw);
     w->proxy = NULL;
@@ -267,6 +297,12 @@ void pt_proxy_drain(struct pt_worker *const *workers, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         pt_worker_post(workers[i], drain_worker, NULL);
+}
+
+void pt_proxy_shutdown(struct pt_worker *const *workers, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        pt_worker_post(workers[i], shutdown_worker, NULL);
 }
 
 uint32_t pt_proxy_connections(const struct pt_worker *w)

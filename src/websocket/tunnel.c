@@ -16,6 +16,8 @@
 #define LOWAT (64u * 1024u)
 
 struct tunnel {
+    struct tunnel *prev;
+    struct tunnel *next;
     struct pt_exchange *x;
     atomic_uint *count;
     struct pt_conn *side[2]; /* 0 = downstream (client), 1 = upstream (backend) */
@@ -27,6 +29,7 @@ struct tunnel {
 };
 
 static const struct pt_conn_cb cb[2];
+static _Thread_local struct tunnel *tunnels;
 
 static void arm_idle(struct tunnel *t)
 {
@@ -37,6 +40,12 @@ static void arm_idle(struct tunnel *t)
 static void end_task(struct pt_deferred *d)
 {
     struct tunnel *t = (struct tunnel *)((char *)d - offsetof(struct tunnel, end_task));
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        tunnels = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
     for (int i = 0; i < 2; i++) {
         if (!t->side[i])
             continue;
@@ -153,6 +162,10 @@ void pt_ws_tunnel_start(struct pt_exchange *x, struct pt_conn *down, struct pt_c
     x->down_ctx = t;
     if (count)
         atomic_fetch_add(count, 1);
+    t->next = tunnels;
+    if (tunnels)
+        tunnels->prev = t;
+    tunnels = t;
     pt_conn_set_callbacks(down, &cb[0], t);
     pt_conn_set_callbacks(up, &cb[1], t);
     pt_conn_resume_read(down);
@@ -161,4 +174,15 @@ void pt_ws_tunnel_start(struct pt_exchange *x, struct pt_conn *down, struct pt_c
     /* Either side may have sent bytes right behind its upgrade head. */
     pump(t, 0);
     pump(t, 1);
+}
+
+void pt_ws_tunnel_close_all(void)
+{
+    while (tunnels) {
+        struct tunnel *t = tunnels;
+        pt_worker_cancel_deferred(t->x->worker, &t->end_task);
+        t->ending = true;
+        t->err = PT_ERR_SHUTTING_DOWN;
+        end_task(&t->end_task);
+    }
 }

@@ -29,4 +29,8 @@
 void pt_ws_tunnel_start(struct pt_exchange *x, struct pt_conn *down, struct pt_conn *up,
                         uint32_t idle_ms, atomic_uint *count);
 
+/* Shutdown: close every tunnel of the calling worker now (each exchange
+ * ends with PT_ERR_SHUTTING_DOWN). */
+void pt_ws_tunnel_close_all(void);
+
 #endif

@@ -8,6 +8,8 @@ Paths:
   /close/<code>     closes at once with that close code and reason "bye".
   anything else     echoes every message back with the same type (text or
                     binary), in order.
+When a connection has ended, the backend logs (stderr, harness .log_text())
+"ws_backend: closed path=<path> code=<close code> reason=<reason>".
 Subprotocols "echo" and "chat" are accepted when a client offers them.
 
 Usage: ws_backend.py [--host 127.0.0.1|::1] [--port 0] [--server-id ID]
@@ -33,6 +35,17 @@ MAX_MESSAGE = 64 << 20
 
 def make_handler(identity):
     async def handler(ws):
+        try:
+            await serve(ws)
+        finally:
+            # What the tests read from the backend log: that (and how) the
+            # connection ended on this side.
+            await ws.wait_closed()
+            sys.stderr.write("ws_backend: closed path=%s code=%s reason=%s\n"
+                             % (ws.path, ws.close_code, ws.close_reason))
+            sys.stderr.flush()
+
+    async def serve(ws):
         path = ws.path
         server_id = identity["server_id"]
         if path.startswith("/close/"):
