@@ -6,8 +6,9 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libevent-dev libnghttp2-dev libssl-dev
   libyaml-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
   python3 python3-grpcio python3-protobuf curl openssl)
-test_pkgs=(libcmocka-dev python3-websockets nghttp2-client nginx haproxy wrk clang-format
-  clang libclang-rt-14-dev)
+# What the suite runs: cmocka, real clients (nghttp, curl, websockets) and
+# nginx as an h2c backend. bench/run.sh and fuzzing install their own extras.
+test_pkgs=(libcmocka-dev python3-websockets nghttp2-client nginx clang-format)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
