@@ -14,6 +14,18 @@ static inline char pt_ascii_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
+/* Value of a hexadecimal digit, or -1. */
+static inline int pt_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool pt_str_eq_nocase(struct pt_str a, struct pt_str b);
 bool pt_str_has_prefix(struct pt_str s, struct pt_str prefix);
 bool pt_str_has_prefix_nocase(struct pt_str s, struct pt_str prefix);

@@ -40,17 +40,6 @@ static enum byte_class classify(unsigned char c)
     }
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_unreserved(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -121,8 +110,8 @@ int pt_path_normalize(struct pt_str in, char *out, size_t cap, size_t *out_len,
             case B_REJECT:
                 return PT_ERR_BAD_REQUEST;
             case B_PERCENT: {
-                int hi = i + 2 < in.len ? hex_value(s[i + 1]) : -1;
-                int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+                int hi = i + 2 < in.len ? pt_hex_value((unsigned char)s[i + 1]) : -1;
+                int lo = hi >= 0 ? pt_hex_value((unsigned char)s[i + 2]) : -1;
                 if (lo < 0)
                     return PT_ERR_BAD_REQUEST;
                 unsigned char v = (unsigned char)(hi << 4 | lo);

@@ -146,29 +146,11 @@ static void pump_request(struct pt_h1_client *c)
      * failure can be retried on another endpoint with nothing lost. */
     if (!x || c->req_done || !c->conn || !c->connected)
         return;
-    struct pt_pipe *p = x->req_up;
-    struct evbuffer *out = c->conn->out;
-    while (pt_pipe_len(p) > 0 && evbuffer_get_length(out) < OUT_HIWAT) {
-        size_t n = pt_pipe_len(p);
-        if (n > OUT_HIWAT)
-            n = OUT_HIWAT;
-        if (c->req_chunked) {
-            /* Frame straight from the pipe's buffer, no copy. */
-            struct evbuffer *tmp = evbuffer_new();
-            if (!tmp)
-                pt_abort_oom(n);
-            pt_pipe_read_into(p, tmp, n);
-            pt_h1_write_chunk(out, tmp, n);
-            evbuffer_free(tmp);
-        } else {
-            pt_pipe_read_into(p, out, n);
-        }
-    }
-    if (pt_pipe_done(p)) {
-        if (c->req_chunked)
-            pt_h1_write_last_chunk(out, p->trailers);
+    enum pt_h1_pump r =
+        pt_h1_pump_body(x->req_up, c->conn->out, c->req_chunked, true, OUT_HIWAT, NULL);
+    if (r == PT_H1_PUMP_DONE) {
         c->req_done = true;
-    } else if (evbuffer_get_length(out) >= OUT_HIWAT) {
+    } else if (r == PT_H1_PUMP_FULL) {
         c->waiting_drain = true;
         pt_conn_want_drained(c->conn, OUT_LOWAT);
     }

@@ -101,17 +101,6 @@ static bool is_value_char(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* uri-host (reg-name, IPv4, IP-literal) and port characters. Anything else
  * in Host (spaces, '/', '@', '\\') could make routing and the backend
  * disagree about which authority was asked for. */
@@ -656,7 +645,7 @@ static int chunk_line_byte(struct pt_h1_parser *p, char c)
         return PT_ERR_BAD_REQUEST;
     switch (p->state) {
     case S_CHUNK_SIZE: {
-        int h = hex_value(c);
+        int h = pt_hex_value((unsigned char)c);
         if (h >= 0) {
             if (p->remaining >> 60)
                 return PT_ERR_BAD_REQUEST;

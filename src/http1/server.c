@@ -244,30 +244,14 @@ static void pump_response(struct pt_h1_server *s)
     struct pt_exchange *x = s->x;
     if (!x || s->resp_done || !s->conn)
         return;
-    struct pt_pipe *p = &x->resp_body;
-    struct evbuffer *out = s->conn->out;
-    while (pt_pipe_len(p) > 0 && evbuffer_get_length(out) < OUT_HIWAT) {
-        size_t n = pt_pipe_len(p);
-        if (n > OUT_HIWAT)
-            n = OUT_HIWAT;
-        x->bytes_out += n;
-        if (s->resp_chunked) {
-            struct evbuffer *tmp = evbuffer_new();
-            if (!tmp)
-                pt_abort_oom(n);
-            pt_pipe_read_into(p, tmp, n);
-            pt_h1_write_chunk(out, tmp, n);
-            evbuffer_free(tmp);
-        } else {
-            pt_pipe_read_into(p, out, n);
-        }
-    }
-    if (pt_pipe_done(p)) {
-        if (s->resp_chunked)
-            pt_h1_write_last_chunk(out, s->resp_trailers_ok ? p->trailers : NULL);
+    uint64_t moved = 0;
+    enum pt_h1_pump r = pt_h1_pump_body(&x->resp_body, s->conn->out, s->resp_chunked,
+                                        s->resp_trailers_ok, OUT_HIWAT, &moved);
+    x->bytes_out += moved;
+    if (r == PT_H1_PUMP_DONE) {
         s->resp_done = true;
         schedule(s);
-    } else if (evbuffer_get_length(out) >= OUT_HIWAT) {
+    } else if (r == PT_H1_PUMP_FULL) {
         s->waiting_drain = true;
         pt_conn_want_drained(s->conn, OUT_LOWAT);
     }

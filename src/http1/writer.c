@@ -1,5 +1,7 @@
 #include "http1/writer.h"
 
+#include "http/pipe.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -217,4 +219,29 @@ const char *pt_http_reason(int status)
     size_t cls = (size_t)status / 100, i = (size_t)status % 100;
     const char *text = i < classes[cls].n ? classes[cls].text[i] : NULL;
     return text ? text : "Unknown";
+}
+
+enum pt_h1_pump pt_h1_pump_body(struct pt_pipe *p, struct evbuffer *out, bool chunked,
+                                bool send_trailers, size_t hiwat, uint64_t *moved)
+{
+    uint64_t total = 0;
+    while (pt_pipe_len(p) > 0 && evbuffer_get_length(out) < hiwat) {
+        size_t n = pt_pipe_len(p);
+        if (n > hiwat)
+            n = hiwat;
+        if (chunked)
+            evbuffer_add_printf(out, "%zx\r\n", n);
+        pt_pipe_read_into(p, out, n);
+        if (chunked)
+            evbuffer_add(out, "\r\n", 2);
+        total += n;
+    }
+    if (moved)
+        *moved = total;
+    if (pt_pipe_done(p)) {
+        if (chunked)
+            pt_h1_write_last_chunk(out, send_trailers ? p->trailers : NULL);
+        return PT_H1_PUMP_DONE;
+    }
+    return evbuffer_get_length(out) >= hiwat ? PT_H1_PUMP_FULL : PT_H1_PUMP_MORE;
 }

@@ -8,7 +8,9 @@
 #ifndef PT_HTTP1_WRITER_H
 #define PT_HTTP1_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/headers.h"
 
@@ -25,6 +27,21 @@ void pt_h1_write_request_head(struct evbuffer *out, struct pt_str method, struct
 void pt_h1_write_chunk(struct evbuffer *out, struct evbuffer *data, size_t len);
 /* "0\r\n" + trailer fields (may be NULL) + "\r\n". */
 void pt_h1_write_last_chunk(struct evbuffer *out, const struct pt_headers *trailers);
+struct pt_pipe;
+
+enum pt_h1_pump {
+    PT_H1_PUMP_MORE = 0, /* the pipe is empty for now; more will come */
+    PT_H1_PUMP_FULL,     /* out reached hiwat: wait until the socket drains */
+    PT_H1_PUMP_DONE,     /* the whole body (and last chunk) is in out */
+};
+
+/* Move a body from pipe p into out, framed as chunks when chunked (the
+ * bytes move between buffers without copying), until the pipe is empty or
+ * out holds hiwat bytes. At the end of a chunked body the last chunk goes
+ * out with p's trailers when send_trailers. *moved (may be NULL) gets the
+ * body bytes moved. */
+enum pt_h1_pump pt_h1_pump_body(struct pt_pipe *p, struct evbuffer *out, bool chunked,
+                                bool send_trailers, size_t hiwat, uint64_t *moved);
 /* Reason phrase for a status ("OK", "Not Found"), "Unknown" when unlisted. */
 const char *pt_http_reason(int status);
 

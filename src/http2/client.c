@@ -105,17 +105,25 @@ static void stream_unlink(struct pt_h2_client *c, struct h2c_stream *st)
     c->nstreams--;
 }
 
-/* Detach the stream from its exchange and report the outcome. */
-static void stream_finish(struct h2c_stream *st, int err, unsigned flags)
+/* Detach the stream from its exchange: no more pipe callbacks either way. */
+static struct pt_exchange *stream_detach(struct h2c_stream *st)
 {
     struct pt_exchange *x = st->x;
     if (!x)
-        return;
+        return NULL;
     st->x = NULL;
     x->up = NULL;
     pt_pipe_set_consumer(x->req_up, NULL, NULL);
     pt_pipe_set_producer(x->resp_up, NULL, NULL);
-    st->ev->on_closed(x, err, flags);
+    return x;
+}
+
+/* Detach and report the outcome. */
+static void stream_finish(struct h2c_stream *st, int err, unsigned flags)
+{
+    struct pt_exchange *x = stream_detach(st);
+    if (x)
+        st->ev->on_closed(x, err, flags);
 }
 
 /* --- request body ------------------------------------------------------- */
@@ -138,24 +146,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     struct h2c_stream *st = src->ptr;
     if (!st->x)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    struct pt_pipe *p = st->x->req_up;
-    size_t avail = pt_pipe_len(p);
-    if (avail == 0 && !p->eof) {
-        st->req_deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < length ? avail : length;
-    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (p->eof && n == avail) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (p->trailers && p->trailers->n) {
-            size_t nv;
-            nghttp2_nv *nva = pt_h2_make_nva(&st->x->arena, p->trailers, NULL, NULL, 0, &nv);
-            if (nva && nghttp2_submit_trailer(ng, id, nva, nv) == 0)
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-    }
-    return (ssize_t)n;
+    return pt_h2_pipe_read(ng, id, st->x->req_up, &st->x->arena, length, flags, &st->req_deferred);
 }
 
 static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
@@ -165,14 +156,7 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *f
     struct h2c_stream *st = src->ptr;
     if (!st->x)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (evbuffer_get_length(c->conn->out) >= PT_H2_OUT_HIWAT) {
-        c->blocked = true;
-        return NGHTTP2_ERR_WOULDBLOCK;
-    }
-    evbuffer_add(c->conn->out, framehd, 9);
-    if (length)
-        pt_pipe_read_into(st->x->req_up, c->conn->out, length);
-    return 0;
+    return pt_h2_pipe_send(c->conn->out, framehd, st->x->req_up, length, &c->blocked);
 }
 
 static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *user)
@@ -343,13 +327,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 static void stream_cancel(struct pt_up_stream *up)
 {
     struct h2c_stream *st = (struct h2c_stream *)up;
-    struct pt_exchange *x = st->x;
-    if (!x)
+    if (!stream_detach(st))
         return;
-    st->x = NULL;
-    x->up = NULL;
-    pt_pipe_set_consumer(x->req_up, NULL, NULL);
-    pt_pipe_set_producer(x->resp_up, NULL, NULL);
     if (st->id > 0 && !st->c->closing) {
         nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         mark_dirty(st->c);

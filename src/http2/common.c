@@ -1,5 +1,6 @@
 #include "http2/common.h"
 
+#include <event2/buffer.h>
 #include <string.h>
 
 nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h,
@@ -82,4 +83,39 @@ int pt_h2_add_field(struct pt_headers *h, const uint8_t *name, size_t namelen, c
     p[namelen + valuelen] = '\0';
     return pt_headers_add_ref(h, (struct pt_str){p, namelen},
                               (struct pt_str){p + namelen, valuelen});
+}
+
+ssize_t pt_h2_pipe_read(nghttp2_session *ng, int32_t id, struct pt_pipe *p, struct pt_arena *a,
+                        size_t length, uint32_t *flags, bool *deferred)
+{
+    size_t avail = pt_pipe_len(p);
+    if (avail == 0 && !p->eof) {
+        *deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < length ? avail : length;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (p->eof && n == avail) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (p->trailers && p->trailers->n) {
+            size_t nv;
+            nghttp2_nv *nva = pt_h2_make_nva(a, p->trailers, NULL, NULL, 0, &nv);
+            if (nva && nghttp2_submit_trailer(ng, id, nva, nv) == 0)
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+    }
+    return (ssize_t)n;
+}
+
+int pt_h2_pipe_send(struct evbuffer *out, const uint8_t *framehd, struct pt_pipe *p, size_t length,
+                    bool *blocked)
+{
+    if (evbuffer_get_length(out) >= PT_H2_OUT_HIWAT) {
+        *blocked = true;
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    evbuffer_add(out, framehd, 9);
+    if (length)
+        pt_pipe_read_into(p, out, length);
+    return 0;
 }

@@ -26,6 +26,23 @@ nghttp2_nv *pt_h2_make_nva(struct pt_arena *a, const struct pt_headers *h,
                            const char *const *pseudo, const struct pt_str *pseudo_values,
                            size_t npseudo, size_t *n);
 
+struct evbuffer;
+
+/*
+ * The two halves of a zero-copy DATA source reading a body pipe, shared by
+ * the server (responses) and the client (requests).
+ * pt_h2_pipe_read: for nghttp2's read_callback. Progress: bytes to send
+ * (NO_COPY), or NGHTTP2_ERR_DEFERRED with *deferred set while the pipe is
+ * empty and not ended. At the end it submits p->trailers (if any) so the
+ * DATA frame carries no END_STREAM.
+ * pt_h2_pipe_send: for send_data_callback. Status: 0, or
+ * NGHTTP2_ERR_WOULDBLOCK with *blocked set while out holds PT_H2_OUT_HIWAT.
+ */
+ssize_t pt_h2_pipe_read(nghttp2_session *ng, int32_t id, struct pt_pipe *p, struct pt_arena *a,
+                        size_t length, uint32_t *flags, bool *deferred);
+int pt_h2_pipe_send(struct evbuffer *out, const uint8_t *framehd, struct pt_pipe *p, size_t length,
+                    bool *blocked);
+
 /* True for fields whose value is different on every message (request ids,
  * deadlines, dates): sent without HPACK indexing. */
 bool pt_h2_unique_value(struct pt_str name);

@@ -131,24 +131,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     struct h2s_stream *st = src->ptr;
-    struct pt_pipe *p = &st->x->resp_body;
-    size_t avail = pt_pipe_len(p);
-    if (avail == 0 && !p->eof) {
-        st->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < length ? avail : length;
-    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (p->eof && n == avail) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (p->trailers && p->trailers->n) {
-            size_t nv;
-            nghttp2_nv *nva = pt_h2_make_nva(&st->x->arena, p->trailers, NULL, NULL, 0, &nv);
-            if (nva && nghttp2_submit_trailer(ng, id, nva, nv) == 0)
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-    }
-    return (ssize_t)n;
+    return pt_h2_pipe_read(ng, id, &st->x->resp_body, &st->x->arena, length, flags, &st->deferred);
 }
 
 static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
@@ -156,17 +139,10 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *f
 {
     struct pt_h2_server *s = user;
     struct h2s_stream *st = src->ptr;
-    struct evbuffer *out = s->conn->out;
-    if (evbuffer_get_length(out) >= PT_H2_OUT_HIWAT) {
-        s->blocked = true;
-        return NGHTTP2_ERR_WOULDBLOCK;
-    }
-    evbuffer_add(out, framehd, 9);
-    if (length) {
-        pt_pipe_read_into(&st->x->resp_body, out, length);
+    int rc = pt_h2_pipe_send(s->conn->out, framehd, &st->x->resp_body, length, &s->blocked);
+    if (rc == 0)
         st->x->bytes_out += length;
-    }
-    return 0;
+    return rc;
 }
 
 static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *user)

@@ -429,17 +429,6 @@ static bool header_pred_match(const struct pt_route_pred *p, const struct pt_hea
     return hit != p->invert;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode one byte of a form-encoded query component at *i: '+' is a space,
  * "%XX" a byte, and a '%' not followed by two hex digits is itself. */
 static unsigned char qbyte(struct pt_str raw, size_t *i)
@@ -450,7 +439,8 @@ static unsigned char qbyte(struct pt_str raw, size_t *i)
         return ' ';
     }
     if (c == '%' && *i + 2 < raw.len) {
-        int hi = hexval(raw.ptr[*i + 1]), lo = hexval(raw.ptr[*i + 2]);
+        int hi = pt_hex_value((unsigned char)raw.ptr[*i + 1]),
+            lo = pt_hex_value((unsigned char)raw.ptr[*i + 2]);
         if (hi >= 0 && lo >= 0) {
             *i += 3;
             return (unsigned char)(hi << 4 | lo);
