@@ -208,7 +208,8 @@ static void abort_response(struct pt_exchange *x, int err, unsigned flags)
             }
         }
     }
-    x->down->reset(x, err);
+    /* An upstream RST_STREAM(CANCEL) becomes the client's RST_STREAM(CANCEL). */
+    x->down->reset(x, (flags & PT_UP_PEER_CANCEL) ? PT_ERR_CANCELLED : err);
 }
 
 /* --- forwarding ---------------------------------------------------------- */
@@ -272,8 +273,17 @@ static void upstream_failed(struct pt_exchange *x, int err, unsigned flags)
         return;
     }
     if (!x->resp_started) {
-        if (!x->resp_local)
-            px_reply_error(x, err, PT_STR_NULL);
+        if (x->resp_local)
+            return;
+        if ((flags & PT_UP_PEER_CANCEL) && x->req.is_grpc) {
+            /* The backend cancelled the call: the client sees CANCELLED,
+             * as it would talking to the backend directly. */
+            if (!x->error)
+                x->error = err;
+            grpc_error_reply(x, 1, PT_STR("upstream cancelled the stream"));
+            return;
+        }
+        px_reply_error(x, err, PT_STR_NULL);
         return;
     }
     abort_response(x, err, flags);
