@@ -11,8 +11,11 @@
 #include "http2/common.h"
 #include "net/conn.h"
 
-/* Assumed until the server's SETTINGS arrive (RFC 9113 recommends >= 100). */
-#define DEFAULT_MAX_STREAMS 100
+/* Streams a connection carries before the server's SETTINGS say how many
+ * it allows: one. Sending more risks REFUSED_STREAM from servers with a low
+ * limit (nginx's http2_max_concurrent_streams 4 refused dozens of streams
+ * in a burst); the pool keeps the others waiting a round trip instead. */
+#define PRE_SETTINGS_STREAMS 1
 #define MAX_STREAMS_CAP 1000
 
 struct h2c_stream;
@@ -29,6 +32,7 @@ struct pt_h2_client {
     struct h2c_stream *streams;
     uint32_t nstreams;
     uint32_t max_streams;
+    bool settings_known; /* the server's SETTINGS arrived */
     uint32_t idle_timeout_ms;
     int close_err;
     bool tls;
@@ -226,6 +230,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         uint32_t m =
             nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
         c->max_streams = m > MAX_STREAMS_CAP ? MAX_STREAMS_CAP : m;
+        c->settings_known = true;
         if (c->hooks->on_capacity && !c->goaway)
             c->hooks->on_capacity(c, c->arg);
         return 0;
@@ -338,6 +343,11 @@ static void stream_cancel(struct pt_up_stream *up)
 bool pt_h2_client_available(const struct pt_h2_client *c)
 {
     return !c->goaway && !c->closing && c->nstreams < c->max_streams;
+}
+
+bool pt_h2_client_settings_known(const struct pt_h2_client *c)
+{
+    return c->settings_known;
 }
 
 uint32_t pt_h2_client_active_streams(const struct pt_h2_client *c)
@@ -553,7 +563,7 @@ struct pt_h2_client *pt_h2_client_new(struct pt_worker *w, const struct sockaddr
     c->w = w;
     c->hooks = hooks;
     c->arg = arg;
-    c->max_streams = DEFAULT_MAX_STREAMS;
+    c->max_streams = PRE_SETTINGS_STREAMS;
     c->idle_timeout_ms = opts->idle_timeout_ms;
     c->tls = opts->ssl_ctx != NULL;
     c->flushable.flush = flush;
@@ -572,7 +582,7 @@ struct pt_h2_client *pt_h2_client_new(struct pt_worker *w, const struct sockaddr
     if (nghttp2_option_new(&opt) != 0)
         pt_abort_oom(64);
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_peer_max_concurrent_streams(opt, DEFAULT_MAX_STREAMS);
+    nghttp2_option_set_peer_max_concurrent_streams(opt, PRE_SETTINGS_STREAMS);
     if (nghttp2_session_client_new2(&c->ng, client_callbacks(), c, opt) != 0)
         pt_abort_oom(64);
     nghttp2_option_del(opt);

@@ -51,6 +51,9 @@ struct pt_h2_client *pt_h2_client_new(struct pt_worker *w, const struct sockaddr
 /* True when a new stream may start now. */
 bool pt_h2_client_available(const struct pt_h2_client *c);
 uint32_t pt_h2_client_active_streams(const struct pt_h2_client *c);
+/* False until the server's first SETTINGS arrived (until then a connection
+ * takes a single stream). */
+bool pt_h2_client_settings_known(const struct pt_h2_client *c);
 /*
  * Start the exchange's request on a new stream: pseudo-headers from
  * x->req.method, scheme ("https" when TLS), x->req.authority and

@@ -22,6 +22,9 @@
 #include "websocket/tunnel.h"
 
 static const struct pt_upstream_events up_events;
+
+/* Attempts allowed for a request whose streams keep being refused unseen. */
+#define PT_REFUSED_ATTEMPTS 10
 static void start_timer(struct pt_exchange *x, uint64_t timeout_ms);
 
 static const struct pt_snapshot *snap_of(const struct pt_exchange *x)
@@ -229,10 +232,16 @@ static bool can_retry(const struct pt_exchange *x, int err, unsigned flags, int 
     const struct pt_route_conf *rc = x->route;
     if (x->resp_started || x->finished || x->upgrade || !body_intact(x) || deadline_passed(x))
         return false;
-    /* Attempts the server cannot have seen are always safe to repeat; a
-     * few of them cover GOAWAY races and stale keep-alive connections. */
-    if (flags & PT_UP_RETRYABLE)
-        return x->attempts < 3 + rc->retry_count;
+    /* Attempts the server cannot have seen are always safe to repeat.
+     * Refused streams (REFUSED_STREAM, above a GOAWAY's last stream id) say
+     * the server is busy or recycling connections, not failing: allow
+     * several rounds. Connect failures: each endpoint once, at most 3. */
+    if (flags & PT_UP_RETRYABLE) {
+        if (err == PT_ERR_UPSTREAM_REFUSED)
+            return x->attempts < PT_REFUSED_ATTEMPTS + rc->retry_count;
+        uint32_t n = rc->service->nendpoints < 3 ? rc->service->nendpoints : 3;
+        return x->attempts < (n > 1 ? n : 2) + rc->retry_count;
+    }
     if (x->attempts > rc->retry_count)
         return false;
     unsigned m = rc->retry_on;

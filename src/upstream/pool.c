@@ -250,10 +250,16 @@ static struct conn_entry *h2_connect(struct up_pool *p, const struct pt_service 
 static int h2_start(struct up_pool *p, const struct pt_service *svc, const struct pt_endpoint *ep,
                     struct pt_exchange *x, const struct pt_upstream_events *ev)
 {
-    for (struct conn_entry *e = p->conns; e; e = e->next)
+    bool pending = false; /* a connection that has not learnt its limit yet */
+    for (struct conn_entry *e = p->conns; e; e = e->next) {
         if (pt_h2_client_available(e->u.h2) && pt_h2_client_start(e->u.h2, x, ev) == 0)
             return 0;
-    if (p->nconns < svc->max_connections) {
+        if (!pt_h2_client_settings_known(e->u.h2))
+            pending = true;
+    }
+    /* Grow one connection at a time: while one is still learning its
+     * limit, its SETTINGS will make room or tell us to open another. */
+    if (!pending && p->nconns < svc->max_connections) {
         int err = PT_ERR_UPSTREAM_CONNECT;
         struct conn_entry *e = h2_connect(p, svc, ep, &err);
         if (!e)

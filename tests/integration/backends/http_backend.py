@@ -22,7 +22,9 @@ Content-Length or chunked, so the connection stays usable):
 HEAD gets the same headers and no body.
 
 Usage: http_backend.py [--host 127.0.0.1|::1] [--port 0] [--server-id ID]
-                       [--tls-cert F --tls-key F]
+                       [--tls-cert F --tls-key F [--tls-client-ca F]]
+With --tls-client-ca, TLS clients must present a certificate signed by that CA
+(the handshake fails otherwise).
 Prints "READY port=<port>" on stdout once serving; SIGTERM stops it.
 """
 
@@ -262,6 +264,7 @@ def main(argv=None):
     ap.add_argument("--server-id", default="")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca")
     args = ap.parse_args(argv)
 
     if ":" in args.host:
@@ -273,6 +276,9 @@ def main(argv=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
         ctx.set_alpn_protocols(["http/1.1"])
+        if args.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.tls_client_ca)
         httpd.tls_context = ctx
     t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     t.start()

@@ -3,9 +3,11 @@
 exact bytes that a well-behaved server would not send.
 
 It reads one request head (the body, if any, is not read) and then, by path:
-  /truncate-length?send=N&total=M
-                 "200" with Content-Length M, sends N (< M) bytes of
-                 util.pattern, then closes the connection.
+  /truncate-length?send=N&total=M[&ctype=T][&hold_ms=H]
+                 "200" with Content-Length M (Content-Type T, default
+                 application/octet-stream), sends N (< M) bytes of
+                 util.pattern, waits H ms (default 0), then closes the
+                 connection.
   /truncate-chunked?chunks=K&size=S
                  "200" chunked, K chunks of S bytes, then closes without the
                  last chunk.
@@ -89,8 +91,12 @@ def handle(conn):
         if path == "/truncate-length":
             total = qint("total", 100000)
             send = min(qint("send", 1000), max(0, total - 1))
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                         b"Content-Length: %d\r\n\r\n" % total + util.pattern(send))
+            ctype = q.get("ctype", ["application/octet-stream"])[0].encode("latin-1")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                         b"Content-Length: %d\r\n\r\n" % (ctype, total) + util.pattern(send))
+            hold_ms = qint("hold_ms", 0)
+            if hold_ms > 0:
+                time.sleep(min(hold_ms, HOLD_S * 1000) / 1000.0)
         elif path == "/truncate-chunked":
             chunks, size = qint("chunks", 2), qint("size", 1000)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
