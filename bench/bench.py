@@ -636,6 +636,7 @@ class Bench:
             pr = self.procs[name]
             if not pr.alive():
                 self.note(f"{name} is not running at the end of the run (exit status {pr.p.returncode})")
+        self.route_bench()
         self.load_end = loadavg()
         self.elapsed = time.time() - self.started
         self.stop_all()
@@ -645,6 +646,19 @@ class Bench:
                        "commands": self.commands}, f, indent=1)
         write_results(self)
         log(f"wrote {a.results} (raw outputs in {self.out}); took {self.elapsed / 60:.1f} min")
+
+    def route_bench(self):
+        """The router's match time with 10,000 routes (bench_route_match), pinned to the
+        proxy CPU like the proxies; its output goes into RESULTS.md as is."""
+        self.results["route_bench"] = None
+        exe = self.a.route_bench
+        if not exe or not os.path.exists(exe):
+            self.note("bench_route_match not built: route matching not measured")
+            return
+        cmd = ["taskset", "-c", str(self.a.proxy_cpu), exe, "10000", "200000"]
+        log("route matching: " + " ".join(cmd))
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        self.results["route_bench"] = {"cmd": " ".join(cmd), "out": p.stdout.strip(), "rc": p.returncode}
 
     def scan_logs(self):
         for name in PROXIES + ["backend"]:
@@ -916,6 +930,23 @@ def write_results(b):
         w("nginx's figure is master + worker (the master does not change); HAProxy and portico are one "
           "process each (portico's figure includes all its threads).")
         w("")
+    rb = R.get("route_bench")
+    if rb:
+        w("## Route matching (10,000 routes)")
+        w("")
+        med_ns = re.search(r"^trie .*median (\d+)", rb["out"], re.M)
+        w(f"`{rb['cmd']}` (portico's compiled router, a linear scan for contrast; batches of 64 "
+          "lookups timed with clock_gettime):")
+        w("")
+        w("```")
+        w(rb["out"])
+        w("```")
+        w("")
+        if med_ns:
+            ok = int(med_ns.group(1)) <= 1000
+            verdicts.append(("route match median <= 1 us", ok))
+            w(f"**Median match time: {med_ns.group(1)} ns** (target <= 1,000 ns: {'met' if ok else '**missed**'}).")
+            w("")
     w("## Summary against the targets")
     w("")
     for name, ok in verdicts:
@@ -968,6 +999,8 @@ def main():
                     help="scheduling of every benchmark process: own session/autogroup at nice -20 "
                          "(default), SCHED_RR priority 1, or unchanged; the machine is shared")
     ap.add_argument("--keep-logs", action="store_true", help="keep h2load per-request logs")
+    ap.add_argument("--route-bench", default=os.path.join(ROOT, "build-bench", "bench", "bench_route_match"),
+                    help="bench_route_match binary (route matching with 10,000 routes)")
     a = ap.parse_args()
     a.scenarios = [x for x in a.scenarios.split(",") if x]
     if any(x not in SCENARIOS for x in a.scenarios):

@@ -38,10 +38,11 @@ for svc in nginx haproxy; do
 done
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTICO_TESTS=OFF >/dev/null
-make -C build-bench -j"$(nproc)" portico bench_backend >/dev/null
+make -C build-bench -j"$(nproc)" portico bench_backend bench_route_match >/dev/null
 
 # Idle-connection memory test: one fd per connection on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 exec /usr/bin/python3 bench/bench.py \
-  --portico build-bench/portico --backend build-bench/bench/bench_backend "$@"
+  --portico build-bench/portico --backend build-bench/bench/bench_backend \
+  --route-bench build-bench/bench/bench_route_match "$@"
