@@ -13,7 +13,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_suite() {
   local dir=$1; shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTICO_TESTS=ON "$@" >/dev/null
-  cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "error|warning" || true
+  cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "(error|warning):" || true
   cmake --build "$dir" -j"$jobs" >/dev/null
   if [ "${#ctest_args[@]}" -gt 0 ]; then
     ctest --test-dir "$dir" --output-on-failure "${ctest_args[@]}"
