@@ -39,7 +39,12 @@
     X(PT_ERR_CLOSED, -25, 502, 14, "connection closed")                            \
     X(PT_ERR_METHOD_NOT_ALLOWED, -26, 405, 12, "method not allowed")               \
     X(PT_ERR_STREAM_IDLE, -27, 504, 4, "stream idle timeout")                      \
-    X(PT_ERR_UPGRADE_REQUIRED, -28, 426, 13, "upgrade required")
+    X(PT_ERR_UPGRADE_REQUIRED, -28, 426, 13, "upgrade required")                   \
+    X(PT_ERR_CONFLICT, -29, 409, 10, "changed concurrently; read it again")         \
+    X(PT_ERR_NOT_FOUND, -30, 404, 5, "not found")                                  \
+    X(PT_ERR_EXISTS, -31, 409, 6, "already exists")                                \
+    X(PT_ERR_STORE_UNAVAILABLE, -32, 503, 14, "configuration store unavailable")   \
+    X(PT_ERR_INVALID, -33, 400, 3, "invalid argument")
 
 enum pt_err {
 #define PT_ERR_ENUM(name, value, http, grpc, text) name = value,
@@ -47,6 +52,6 @@ enum pt_err {
 #undef PT_ERR_ENUM
 };
 
-#define PT_ERR_MIN (-28)
+#define PT_ERR_MIN (-33)
 
 #endif

@@ -1,0 +1,42 @@
+/*
+ * store/store_int.h - what a store kind implements (private to src/store).
+ */
+#ifndef PT_STORE_STORE_INT_H
+#define PT_STORE_STORE_INT_H
+
+#include "portico/errors.h"
+#include "store/store.h"
+
+struct pt_store_ops {
+    const char *kind;
+    bool (*connected)(const struct pt_store *s);
+    int (*load)(struct pt_store *s, Portico__Config__V1__Config **managed, uint64_t *version,
+                char *err, size_t errlen);
+    int (*commit)(struct pt_store *s, const Portico__Config__V1__Config *old,
+                  const Portico__Config__V1__Config *next, uint64_t expected_version, char *err,
+                  size_t errlen);
+    void (*close)(struct pt_store *s);
+};
+
+/* Every store starts with this; kinds embed it first. */
+struct pt_store {
+    const struct pt_store_ops *ops;
+};
+
+/* Helpers shared by the kinds (store.c). */
+
+/* An empty managed Config (caller frees with protobuf_c_message_free_unpacked). */
+Portico__Config__V1__Config *pt_store_empty_config(void);
+
+/* Deep copy through pack/unpack; the copy is freed with
+ * protobuf_c_message_free_unpacked(.., NULL). Aborts on allocation failure. */
+ProtobufCMessage *pt_store_msg_dup(const ProtobufCMessage *m);
+
+/* Same packed bytes (protobuf-c packs fields in number order, so equal
+ * messages pack equal). */
+bool pt_store_msg_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
+
+void pt_store_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
