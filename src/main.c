@@ -1,13 +1,14 @@
 /*
  * portico - the process: flags, configuration, threads, signals.
  *
- *   portico [--config FILE] [--workers N] [--log-level LEVEL]
+ *   portico [--config FILE] [--workers N] [--log-level LEVEL] [--store URI]
  *   portico --check-config FILE
  *
- * The main thread loads and compiles the configuration, starts the
- * workers, then waits for signals: SIGHUP reloads the file into a new
- * snapshot (a bad file is reported and changes nothing) and reopens the
- * access log; SIGTERM/SIGINT drain (stop accepting, GOAWAY / Connection:
+ * The main thread opens the control plane (admin/control.h: the instance
+ * file plus the managed configuration from the store), starts the workers,
+ * then runs its event loop: signals, and the PostgreSQL store's change
+ * watch. SIGHUP reloads the file into a new snapshot (a bad file is
+ * reported and changes nothing) and reopens the access log; SIGTERM/SIGINT drain (stop accepting, GOAWAY / Connection:
  * close, let in-flight requests finish up to drain_timeout_ms) and exit 0.
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin/control.h"
 #include "conf/conf.h"
 #include "conf/snapshot.h"
 #include "core/diag.h"
@@ -34,11 +36,11 @@
 
 struct app {
     const char *config_path;
+    const char *store;
     unsigned nworkers;
     struct pt_worker *workers;
     struct pt_worker **wptrs;
-    struct pt_snapshot *snap; /* the main thread's reference to the current snapshot */
-    uint64_t generation;
+    struct pt_control *control;
     struct pt_access_log *access_log;
     char *access_log_path;
     struct event_base *base;
@@ -51,19 +53,21 @@ struct app {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: portico [--config FILE] [--workers N] [--log-level error|warn|info|debug]\n"
+               "               [--store file|postgres://...]\n"
                "       portico --check-config FILE\n"
                "       portico --version\n");
 }
 
-/* Pointer: a compiled snapshot, or NULL after printing every error. */
-static struct pt_snapshot *load(const char *path, unsigned nworkers, uint64_t generation)
+/* Pointer: a compiled snapshot, or NULL after printing every error
+ * (--check-config: the file alone, nothing bound, no store). */
+static struct pt_snapshot *load(const char *path)
 {
     struct pt_diag diag;
     pt_diag_init(&diag);
     struct pt_snapshot *s = NULL;
     struct pt_conf *conf = pt_conf_load_file(path, &diag);
     if (conf) {
-        s = pt_snapshot_compile(conf, nworkers, generation, &diag);
+        s = pt_snapshot_compile(conf, 0, 1, &diag);
         if (!s)
             pt_conf_free(conf);
     }
@@ -75,33 +79,11 @@ static struct pt_snapshot *load(const char *path, unsigned nworkers, uint64_t ge
     return s;
 }
 
-static unsigned worker_count(const struct pt_snapshot *s, unsigned flag)
-{
-    if (flag)
-        return flag;
-    const Portico__Config__V1__Config *cfg = pt_conf_config(s->conf);
-    if (cfg->workers)
-        return cfg->workers;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)(n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
-}
-
 static void reload(struct app *app)
 {
-    struct pt_snapshot *s = load(app->config_path, app->nworkers, app->generation + 1);
-    if (!s) {
-        pt_log_error("reload failed; still serving configuration generation %llu",
-                     (unsigned long long)app->generation);
+    if (pt_control_reload_file(app->control) != 0)
         return;
-    }
-    const Portico__Config__V1__Config *cfg = pt_conf_config(s->conf);
-    if (cfg->workers && cfg->workers != app->nworkers)
-        pt_log_warn("workers: %u configured, %u running; a restart applies the change",
-                    cfg->workers, app->nworkers);
-    app->generation++;
-    pt_proxy_publish(app->wptrs, app->nworkers, s);
-    pt_snap_unref(&app->snap->base);
-    app->snap = s;
+    struct pt_snapshot *s = pt_control_snapshot_ref(app->control);
     if (app->access_log) {
         const char *dest = s->access_log_path;
         if (strcmp(dest, app->access_log_path) != 0) {
@@ -111,8 +93,7 @@ static void reload(struct app *app)
         if (pt_access_log_reopen(app->access_log, app->access_log_path) != 0)
             pt_log_warn("access log: cannot reopen %s", app->access_log_path);
     }
-    pt_log_info("configuration generation %llu loaded from %s", (unsigned long long)app->generation,
-                app->config_path);
+    pt_snap_unref(&s->base);
 }
 
 static void stop_workers(struct app *app)
@@ -155,8 +136,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     app->draining = true;
-    pt_log_info("draining (up to %u ms)", app->snap->drain_timeout_ms);
-    app->drain_deadline_ns = pt_time_mono_ns() + (uint64_t)app->snap->drain_timeout_ms * 1000000ull;
+    pt_control_set_draining(app->control);
+    struct pt_snapshot *snap = pt_control_snapshot_ref(app->control);
+    uint32_t drain_ms = snap->drain_timeout_ms;
+    pt_snap_unref(&snap->base);
+    pt_log_info("draining (up to %u ms)", drain_ms);
+    app->drain_deadline_ns = pt_time_mono_ns() + (uint64_t)drain_ms * 1000000ull;
     pt_proxy_drain(app->wptrs, app->nworkers);
     app->drain_timer = event_new(app->base, -1, 0, on_drain_tick, app);
     struct timeval tv = {0, 50 * 1000};
@@ -165,7 +150,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static int check_config(const char *path)
 {
-    struct pt_snapshot *s = load(path, 0, 1);
+    struct pt_snapshot *s = load(path);
     if (!s)
         return 1;
     printf("%s: configuration is valid (%zu listener(s), %zu service(s), %zu route(s))\n", path,
@@ -181,6 +166,7 @@ int main(int argc, char **argv)
         {"check-config", required_argument, NULL, 'k'},
         {"workers", required_argument, NULL, 'w'},
         {"log-level", required_argument, NULL, 'l'},
+        {"store", required_argument, NULL, 's'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -189,8 +175,11 @@ int main(int argc, char **argv)
     const char *check = NULL;
     unsigned workers_flag = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:k:w:l:vh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:k:w:l:s:vh", opts, NULL)) != -1) {
         switch (opt) {
+        case 's':
+            app.store = optarg;
+            break;
         case 'c':
             app.config_path = optarg;
             break;
@@ -254,21 +243,25 @@ int main(int argc, char **argv)
     if (check)
         return check_config(check);
 
-    /* Compile once without binding to learn the worker count, then for real. */
-    struct pt_snapshot *probe = load(app.config_path, 0, 0);
-    if (!probe)
+    app.base = event_base_new();
+    if (!app.base)
         return 1;
-    app.nworkers = worker_count(probe, workers_flag);
-    pt_snap_unref(&probe->base);
-    app.generation = 1;
-    app.snap = load(app.config_path, app.nworkers, app.generation);
-    if (!app.snap)
+    struct pt_control_opts copts = {
+        .config_path = app.config_path,
+        .store_override = app.store,
+        .workers_flag = workers_flag,
+        .base = app.base,
+    };
+    app.control = pt_control_open(&copts);
+    if (!app.control)
         return 1;
+    app.nworkers = pt_control_nworkers(app.control);
+    struct pt_snapshot *snap = pt_control_snapshot_ref(app.control);
 
-    if (app.snap->access_log_enabled) {
+    if (snap->access_log_enabled) {
         struct pt_diag diag;
         pt_diag_init(&diag);
-        app.access_log_path = pt_xstrdup(app.snap->access_log_path);
+        app.access_log_path = pt_xstrdup(snap->access_log_path);
         app.access_log = pt_access_log_start(app.access_log_path, app.nworkers, 0, &diag);
         if (!app.access_log) {
             fprintf(stderr, "%s", pt_diag_text(&diag));
@@ -288,7 +281,7 @@ int main(int argc, char **argv)
         }
         pt_proxy_worker_init(&app.workers[i], app.access_log);
     }
-    pt_proxy_publish(app.wptrs, app.nworkers, app.snap);
+    pt_control_attach(app.control, app.wptrs);
     for (unsigned i = 0; i < app.nworkers; i++) {
         if (pt_worker_start(&app.workers[i]) != 0) {
             pt_log_error("worker %u: cannot start its thread", i);
@@ -296,9 +289,6 @@ int main(int argc, char **argv)
         }
     }
 
-    app.base = event_base_new();
-    if (!app.base)
-        return 1;
     struct event *sigs[3];
     int signos[3] = {SIGHUP, SIGTERM, SIGINT};
     for (int i = 0; i < 3; i++) {
@@ -306,12 +296,12 @@ int main(int argc, char **argv)
         event_add(sigs[i], NULL);
     }
     pthread_sigmask(SIG_UNBLOCK, &ctl, NULL);
-    for (size_t i = 0; i < app.snap->nlisteners; i++)
-        pt_log_info("listening on %s (%s%s%s%s)", app.snap->listeners[i].address,
-                    app.snap->listeners[i].http1 ? "http1 " : "",
-                    app.snap->listeners[i].h2c ? "h2c " : "",
-                    app.snap->listeners[i].h2 ? "h2 " : "",
-                    app.snap->listeners[i].ssl_ctx ? "tls" : "cleartext");
+    for (size_t i = 0; i < snap->nlisteners; i++)
+        pt_log_info("listening on %s (%s%s%s%s)", snap->listeners[i].address,
+                    snap->listeners[i].http1 ? "http1 " : "", snap->listeners[i].h2c ? "h2c " : "",
+                    snap->listeners[i].h2 ? "h2 " : "",
+                    snap->listeners[i].ssl_ctx ? "tls" : "cleartext");
+    pt_snap_unref(&snap->base);
     pt_log_info("portico %s ready: %u worker(s), configuration %s", PORTICO_VERSION, app.nworkers,
                 app.config_path);
 
@@ -323,7 +313,7 @@ int main(int argc, char **argv)
         pt_proxy_worker_fini(&app.workers[i]);
         pt_worker_fini(&app.workers[i]);
     }
-    pt_snap_unref(&app.snap->base);
+    pt_control_close(app.control);
     pt_access_log_stop(app.access_log);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);

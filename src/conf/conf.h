@@ -62,6 +62,14 @@ struct pt_conf *pt_conf_load_message_string(const ProtobufCMessageDescriptor *de
                                             const char *name, const char *text, size_t len,
                                             struct pt_diag *diag);
 
+/*
+ * Wrap a message as a document without source positions (errors then name
+ * fields by path alone). Takes ownership of msg, which must be freeable by
+ * protobuf_c_message_free_unpacked(msg, NULL) (e.g. from
+ * protobuf_c_message_unpack with the default allocator).
+ */
+struct pt_conf *pt_conf_from_message(const char *name, ProtobufCMessage *msg);
+
 /* Pointer, borrowed until pt_conf_free(): the root message (never NULL). */
 const ProtobufCMessage *pt_conf_message(const struct pt_conf *c);
 /* Pointer: the root as a Config, or NULL when c was loaded as another type. */

@@ -194,30 +194,37 @@ static struct pt_filter_inst *add_instance(struct pt_snapshot *s, size_t *cap)
     return &s->instances[s->ninstances++];
 }
 
-/* Status: 0 or -1 (reported). */
-static int create_filter(struct pt_snapshot *s, size_t *cap, const FilterCfg *fc,
-                         const char *field_prefix, struct pt_str route, struct pt_diag *diag,
-                         struct pt_filter_inst *out)
+/* Status: 0 or -1 (reported). `type_name` and `config` come from a
+ * Filter or a Plugin (pos_msg, for positions); field_prefix is its path
+ * ("routes[2].filters[0]", "plugins[1]"). */
+static int create_filter(struct pt_snapshot *s, size_t *cap, const char *type_name,
+                         const Portico__Config__V1__Filter *pos_filter, const void *pos_msg,
+                         const Google__Protobuf__Struct *config, const char *field_prefix,
+                         struct pt_str route, struct pt_diag *diag, struct pt_filter_inst *out)
 {
     char where[WHERE_LEN];
-    char ctx[WHERE_LEN + 128];
-    const struct pt_filter_type *type = pt_filter_type_find(pt_str_from_cstr(fc->name));
+    char field[160];
+    const struct pt_filter_type *type = pt_filter_type_find(pt_str_from_cstr(type_name));
     if (!type) {
-        pt_diag_addf(diag, pt_conf_where(s->conf, fc, "name", where, sizeof(where)), field_prefix,
-                     "unknown filter \"%s\"", fc->name);
+        snprintf(field, sizeof(field), "%s.%s", field_prefix, pos_filter ? "name" : "type");
+        pt_diag_addf(diag, pt_conf_where(s->conf, pos_msg, pos_filter ? "name" : "type", where,
+                                         sizeof(where)),
+                     field, "unknown filter \"%s\"", type_name);
         return -1;
     }
     struct pt_filter_config cfg;
-    pt_filter_config_init(&cfg, fc->config, route);
-    snprintf(ctx, sizeof(ctx), "%s: %s.config",
-             pt_conf_where(s->conf, fc, "config", where, sizeof(where)), field_prefix);
-    const char *old = pt_diag_set_context(diag, ctx);
+    pt_filter_config_init(&cfg, config, route);
+    snprintf(field, sizeof(field), "%s.config", field_prefix);
+    pt_conf_where(s->conf, pos_msg, "config", where, sizeof(where));
+    const char *old = pt_diag_set_context(diag, where);
+    const char *old_field = pt_diag_set_context_field(diag, field);
     unsigned before = diag->errors;
     void *inst = type->create ? type->create(&cfg, diag) : NULL;
     pt_diag_set_context(diag, old);
+    pt_diag_set_context_field(diag, old_field);
     if (!inst) {
         if (diag->errors == before)
-            pt_diag_addf(diag, ctx, NULL, "filter \"%s\" rejected its configuration", fc->name);
+            pt_diag_addf(diag, where, field, "filter \"%s\" rejected its configuration", type_name);
         return -1;
     }
     struct pt_filter_inst *fi = add_instance(s, cap);
@@ -225,6 +232,44 @@ static int create_filter(struct pt_snapshot *s, size_t *cap, const FilterCfg *fc
     fi->instance = inst;
     *out = *fi;
     return 0;
+}
+
+/* Enabled plugins in run order: by `order`, then name. */
+static int plugin_cmp(const void *a, const void *b)
+{
+    const Portico__Config__V1__Plugin *x = *(Portico__Config__V1__Plugin *const *)a;
+    const Portico__Config__V1__Plugin *y = *(Portico__Config__V1__Plugin *const *)b;
+    if (x->order != y->order)
+        return x->order < y->order ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static size_t sorted_plugins(const Config *cfg, Portico__Config__V1__Plugin ***out)
+{
+    Portico__Config__V1__Plugin **v = pt_xcalloc(cfg->n_plugins + 1, sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (!cfg->plugins[i]->enabled || cfg->plugins[i]->enabled->value)
+            v[n++] = cfg->plugins[i];
+    qsort(v, n, sizeof(*v), plugin_cmp);
+    *out = v;
+    return n;
+}
+
+static size_t plugin_index(const Config *cfg, const Portico__Config__V1__Plugin *p)
+{
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (cfg->plugins[i] == p)
+            return i;
+    return 0;
+}
+
+static bool plugin_binds(const Portico__Config__V1__Plugin *p, const char *route)
+{
+    for (size_t i = 0; i < p->n_routes; i++)
+        if (strcmp(p->routes[i], route) == 0)
+            return true;
+    return false;
 }
 
 static void chain_flags(struct pt_chain *c)
@@ -269,6 +314,8 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
     s->nroutes = cfg->n_routes;
     s->routes = pt_xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof(*s->routes));
     char **where = pt_xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof(char *));
+    Portico__Config__V1__Plugin **plugins;
+    size_t nplugins = sorted_plugins(cfg, &plugins);
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const Route *r = cfg->routes[i];
         struct pt_route_conf *rc_ = &s->routes[i];
@@ -287,14 +334,32 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->retry_on = parse_retry_on(r);
 
         struct pt_chain *ch = &rc_->chain;
-        ch->filters = pt_xcalloc(s->global_chain.n + r->n_filters + 1, sizeof(*ch->filters));
+        ch->filters = pt_xcalloc(s->global_chain.n + r->n_filters + cfg->n_plugins + 1,
+                                 sizeof(*ch->filters));
         for (uint16_t k = 0; k < s->global_chain.n; k++)
             ch->filters[ch->n++] = s->global_chain.filters[k];
         for (size_t k = 0; k < r->n_filters; k++) {
             char field[96];
             snprintf(field, sizeof(field), "routes[%zu].filters[%zu]", i, k);
             struct pt_filter_inst fi;
-            if (create_filter(s, icap, r->filters[k], field, rc_->name_str, diag, &fi) != 0) {
+            const FilterCfg *fc = r->filters[k];
+            if (create_filter(s, icap, fc->name, fc, fc, fc->config, field, rc_->name_str, diag,
+                              &fi) != 0) {
+                rc = -1;
+                continue;
+            }
+            ch->filters[ch->n++] = fi;
+        }
+        /* Plugins bound to this route run after its own filters. */
+        for (size_t k = 0; k < nplugins; k++) {
+            const Portico__Config__V1__Plugin *p = plugins[k];
+            if (p->global || !plugin_binds(p, name))
+                continue;
+            char field[64];
+            snprintf(field, sizeof(field), "plugins[%zu]", plugin_index(cfg, p));
+            struct pt_filter_inst fi;
+            if (create_filter(s, icap, p->type, NULL, p, p->config, field, rc_->name_str, diag,
+                              &fi) != 0) {
                 rc = -1;
                 continue;
             }
@@ -311,6 +376,7 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
     for (size_t i = 0; i < cfg->n_routes; i++)
         free(where[i]);
     free(where);
+    free(plugins);
     return rc;
 }
 
@@ -431,7 +497,7 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
 
     /* Global chain: the default request-id filter first unless configured. */
     struct pt_chain *g = &s->global_chain;
-    g->filters = pt_xcalloc(cfg->n_filters + 1, sizeof(*g->filters));
+    g->filters = pt_xcalloc(cfg->n_filters + cfg->n_plugins + 1, sizeof(*g->filters));
     const struct pt_filter_type *rid = pt_filter_type_find(PT_STR(PT_DEFAULT_REQUEST_ID_FILTER));
     if (rid && !lists_filter(cfg->filters, cfg->n_filters, PT_DEFAULT_REQUEST_ID_FILTER)) {
         struct pt_filter_config fc;
@@ -450,12 +516,31 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
         char field[64];
         snprintf(field, sizeof(field), "filters[%zu]", i);
         struct pt_filter_inst fi;
-        if (create_filter(s, &icap, cfg->filters[i], field, PT_STR(""), diag, &fi) != 0) {
+        const FilterCfg *fc = cfg->filters[i];
+        if (create_filter(s, &icap, fc->name, fc, fc, fc->config, field, PT_STR(""), diag, &fi) !=
+            0) {
             rc = -1;
             continue;
         }
         g->filters[g->n++] = fi;
     }
+    /* Global plugins run after the instance's global filters. */
+    Portico__Config__V1__Plugin **plugins;
+    size_t nplugins = sorted_plugins(cfg, &plugins);
+    for (size_t k = 0; k < nplugins; k++) {
+        if (!plugins[k]->global)
+            continue;
+        char field[64];
+        snprintf(field, sizeof(field), "plugins[%zu]", plugin_index(cfg, plugins[k]));
+        struct pt_filter_inst fi;
+        if (create_filter(s, &icap, plugins[k]->type, NULL, plugins[k], plugins[k]->config, field,
+                          PT_STR(""), diag, &fi) != 0) {
+            rc = -1;
+            continue;
+        }
+        g->filters[g->n++] = fi;
+    }
+    free(plugins);
     chain_flags(g);
 
     if (rc == 0 && compile_routes(s, cfg, &icap, diag) != 0)

@@ -654,6 +654,292 @@ static void check_access_log(struct vctx *v, const Portico__Config__V1__AccessLo
     free(dir);
 }
 
+/* ---- rate-limit rules, plugins, API keys, admin ---- */
+
+/* Sorted names of every route (explicit or derived), for references. */
+struct name_set {
+    char **v;
+    size_t n;
+};
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void route_names(const Config *cfg, struct name_set *out)
+{
+    out->v = pt_xmalloc((cfg->n_routes ? cfg->n_routes : 1) * sizeof(char *));
+    out->n = cfg->n_routes;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        char name[512];
+        pt_conf_route_name(cfg->routes[i], name, sizeof(name));
+        out->v[i] = pt_xstrdup(name);
+    }
+    qsort(out->v, out->n, sizeof(char *), str_cmp);
+}
+
+static bool name_set_has(const struct name_set *s, const char *name)
+{
+    return bsearch(&name, s->v, s->n, sizeof(char *), str_cmp) != NULL;
+}
+
+static void name_set_fini(struct name_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+/* Object names used as ids in admin URLs: printable, no '/' or spaces at
+ * the ends, at most 200 bytes. Routes keep their older, looser rule
+ * (derived names contain '/' and spaces). */
+static const char *object_name_problem(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0)
+        return "a name is required";
+    if (n > 200)
+        return "a name is at most 200 bytes";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x21 || c == 0x7f || c == '/' || c == '?' || c == '#' || c == '%')
+            return "a name uses printable characters other than space, '/', '?', '#' and '%'";
+    }
+    return NULL;
+}
+
+static void check_unique(struct vctx *v, const char *kind, const char *const *names,
+                         void *const *msgs, size_t n)
+{
+    size_t *dup = first_dups(names, n);
+    for (size_t i = 0; i < n; i++)
+        if (dup[i] != SIZE_MAX) {
+            char path[64];
+            snprintf(path, sizeof(path), "%s[%zu]", kind, i);
+            verr(v, msgs[i], "name", path, "duplicate name \"%s\" (also %s[%zu])", names[i], kind,
+                 dup[i]);
+        }
+    free(dup);
+}
+
+static bool key_part_valid(const char *p, size_t len)
+{
+    static const char *const simple[] = {"global", "route", "client_id", "api_key", "user_id", "ip"};
+    for (size_t k = 0; k < sizeof(simple) / sizeof(simple[0]); k++)
+        if (strlen(simple[k]) == len && memcmp(p, simple[k], len) == 0)
+            return true;
+    if (len > 7 && memcmp(p, "header:", 7) == 0) {
+        char name[256];
+        if (len - 7 >= sizeof(name))
+            return false;
+        memcpy(name, p + 7, len - 7);
+        name[len - 7] = '\0';
+        return pt_conf_is_token(name);
+    }
+    return false;
+}
+
+static void check_rate_limits(struct vctx *v, const Config *cfg, const struct name_set *routes)
+{
+    size_t n = cfg->n_rate_limit_rules;
+    const char **names = pt_xmalloc((n ? n : 1) * sizeof(*names));
+    for (size_t i = 0; i < n; i++) {
+        const Portico__Config__V1__RateLimitRule *r = cfg->rate_limit_rules[i];
+        char path[64];
+        snprintf(path, sizeof(path), "rate_limit_rules[%zu]", i);
+        names[i] = r->name;
+        const char *why = object_name_problem(r->name);
+        if (why)
+            verr(v, r, "name", path, "%s", why);
+        if (set(r->route) && !name_set_has(routes, r->route))
+            verr(v, r, "route", path, "no route named \"%s\"", r->route);
+        if (!set(r->key_type)) {
+            verr(v, r, "key_type", path,
+                 "key_type is required (global, route, client_id, api_key, user_id, ip, "
+                 "header:<name>, or several joined with '+')");
+        } else {
+            const char *p = r->key_type;
+            for (;;) {
+                const char *plus = strchr(p, '+');
+                size_t len = plus ? (size_t)(plus - p) : strlen(p);
+                if (!key_part_valid(p, len)) {
+                    verr(v, r, "key_type", path,
+                         "\"%s\": each part is one of global, route, client_id, api_key, "
+                         "user_id, ip, header:<name>",
+                         r->key_type);
+                    break;
+                }
+                if (!plus)
+                    break;
+                p = plus + 1;
+            }
+        }
+        if (r->limit < 1 || r->limit > 1000000000ull)
+            verr(v, r, "limit", path, "%llu is out of range (1..1000000000)",
+                 (unsigned long long)r->limit);
+        if (r->window_seconds < 1 || r->window_seconds > 86400)
+            verr(v, r, "window_seconds", path, "%u is out of range (1..86400)", r->window_seconds);
+        check_max(v, r, "burst", path, r->burst, 1000000000ull);
+        if ((int)r->action < 0 ||
+            (int)r->action > PORTICO__CONFIG__V1__RATE_LIMIT_ACTION__RATE_LIMIT_ACTION_SHADOW)
+            verr(v, r, "action", path, "unknown action %d", r->action);
+        if ((int)r->algorithm < 0 ||
+            (int)r->algorithm > PORTICO__CONFIG__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_ALGORITHM_GCRA)
+            verr(v, r, "algorithm", path, "unknown algorithm %d", r->algorithm);
+        check_max(v, r, "max_queue_ms", path, r->max_queue_ms, 60000);
+    }
+    check_unique(v, "rate_limit_rules", names, (void *const *)cfg->rate_limit_rules, n);
+    free(names);
+}
+
+static void check_plugins(struct vctx *v, const Config *cfg, const struct name_set *routes)
+{
+    size_t n = cfg->n_plugins;
+    const char **names = pt_xmalloc((n ? n : 1) * sizeof(*names));
+    for (size_t i = 0; i < n; i++) {
+        const Portico__Config__V1__Plugin *p = cfg->plugins[i];
+        char path[64];
+        snprintf(path, sizeof(path), "plugins[%zu]", i);
+        names[i] = p->name;
+        const char *why = object_name_problem(p->name);
+        if (why)
+            verr(v, p, "name", path, "%s", why);
+        if (!set(p->type))
+            verr(v, p, "type", path, "type is required (a filter type)");
+        else if (!pt_filter_type_find(pt_str_from_cstr(p->type)))
+            verr(v, p, "type", path, "unknown filter type \"%s\"", p->type);
+        if (p->global && p->n_routes)
+            verr(v, p, "routes", path, "a global plugin runs on every route; remove routes");
+        if (!p->global && !p->n_routes)
+            verr(v, p, NULL, path, "bind the plugin: set global: true or list routes");
+        for (size_t k = 0; k < p->n_routes; k++) {
+            char field[64];
+            snprintf(field, sizeof(field), "routes[%zu]", k);
+            if (!name_set_has(routes, p->routes[k]))
+                verr(v, p, field, path, "no route named \"%s\"", p->routes[k]);
+        }
+        size_t *dup = first_dups((const char *const *)p->routes, p->n_routes);
+        for (size_t k = 0; k < p->n_routes; k++)
+            if (dup[k] != SIZE_MAX) {
+                char field[64];
+                snprintf(field, sizeof(field), "routes[%zu]", k);
+                verr(v, p, field, path, "\"%s\" is listed twice", p->routes[k]);
+            }
+        free(dup);
+        if (p->order < -1000000 || p->order > 1000000)
+            verr(v, p, "order", path, "%d is out of range (-1000000..1000000)", p->order);
+    }
+    check_unique(v, "plugins", names, (void *const *)cfg->plugins, n);
+    free(names);
+}
+
+static bool lower_hex(const char *s, size_t want)
+{
+    size_t n = strlen(s);
+    if (n != want)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool tier_valid(const char *t)
+{
+    size_t n = strlen(t);
+    if (n > 50)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '0' && t[i] <= '9') || t[i] == '_' ||
+              t[i] == '-'))
+            return false;
+    return true;
+}
+
+static void check_api_keys(struct vctx *v, const Config *cfg)
+{
+    size_t n = cfg->n_api_keys;
+    const char **names = pt_xmalloc((n ? n : 1) * sizeof(*names));
+    const char **hashes = pt_xmalloc((n ? n : 1) * sizeof(*hashes));
+    for (size_t i = 0; i < n; i++) {
+        const Portico__Config__V1__ApiKey *k = cfg->api_keys[i];
+        char path[64];
+        snprintf(path, sizeof(path), "api_keys[%zu]", i);
+        names[i] = k->name;
+        hashes[i] = k->key_hash;
+        const char *why = object_name_problem(k->name);
+        if (why)
+            verr(v, k, "name", path, "%s", why);
+        if (!set(k->client_id))
+            verr(v, k, "client_id", path, "client_id is required");
+        else if (strlen(k->client_id) > 100)
+            verr(v, k, "client_id", path, "client_id is at most 100 bytes");
+        if (set(k->client_name) && strlen(k->client_name) > 255)
+            verr(v, k, "client_name", path, "client_name is at most 255 bytes");
+        if (!lower_hex(k->key_hash, 64))
+            verr(v, k, "key_hash", path,
+                 "key_hash must be the lowercase hex SHA-256 of the key (64 characters)");
+        if (strlen(k->key_prefix) != 8)
+            verr(v, k, "key_prefix", path, "key_prefix must be the key's first 8 characters");
+        if (!tier_valid(k->rate_limit_tier))
+            verr(v, k, "rate_limit_tier", path,
+                 "\"%s\": a tier uses lowercase letters, digits, '_' and '-' (at most 50)",
+                 k->rate_limit_tier);
+        for (size_t s = 0; s < k->n_scopes; s++) {
+            char field[64];
+            snprintf(field, sizeof(field), "scopes[%zu]", s);
+            if (!set(k->scopes[s]) || strchr(k->scopes[s], ' '))
+                verr(v, k, field, path, "a scope is a non-empty word without spaces");
+        }
+    }
+    check_unique(v, "api_keys", names, (void *const *)cfg->api_keys, n);
+    size_t *dup = first_dups(hashes, n);
+    for (size_t i = 0; i < n; i++)
+        if (dup[i] != SIZE_MAX && lower_hex(hashes[i], 64)) {
+            char path[64];
+            snprintf(path, sizeof(path), "api_keys[%zu]", i);
+            verr(v, cfg->api_keys[i], "key_hash", path, "the same key as api_keys[%zu]", dup[i]);
+        }
+    free(dup);
+    free(hashes);
+    free(names);
+}
+
+static void check_admin(struct vctx *v, const Portico__Config__V1__Admin *a)
+{
+    if (!a)
+        return;
+    const char *p = "admin";
+    if (set(a->address) && strcmp(a->address, "off") != 0) {
+        struct pt_conf_address addr;
+        const char *why;
+        if (pt_conf_address_parse(a->address, &addr, &why) != 0)
+            verr(v, a, "address", p, "\"%s\": %s", a->address, why);
+    }
+    if (set(a->token) && set(a->token_env))
+        verr(v, a, "token_env", p, "set token or token_env, not both");
+    if (set(a->token) && strlen(a->token) < 16)
+        verr(v, a, "token", p, "a token is at least 16 characters");
+    if (set(a->store) && strcmp(a->store, "file") != 0 &&
+        strncmp(a->store, "postgres://", 11) != 0 && strncmp(a->store, "postgresql://", 13) != 0)
+        verr(v, a, "store", p, "\"%s\": use file or a postgres:// URI", a->store);
+    if (a->tls) {
+        const Portico__Config__V1__AdminTls *t = a->tls;
+        if (set(t->cert_file) != set(t->key_file))
+            verr(v, t, set(t->cert_file) ? "key_file" : "cert_file", "admin.tls",
+                 "cert_file and key_file go together");
+        if (set(t->client_ca_file) && !set(t->cert_file))
+            verr(v, t, "cert_file", "admin.tls", "client_ca_file needs cert_file and key_file");
+        if (set(t->cert_file))
+            check_readable(v, t, "cert_file", "admin.tls", t->cert_file);
+        if (set(t->key_file))
+            check_readable(v, t, "key_file", "admin.tls", t->key_file);
+        if (set(t->client_ca_file))
+            check_readable(v, t, "client_ca_file", "admin.tls", t->client_ca_file);
+    }
+}
+
 /* ---- entry points ---- */
 
 static void append(char *buf, size_t n, size_t *j, const char *s)
@@ -702,5 +988,12 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
     check_limits(&v, cfg->limits);
     check_access_log(&v, cfg->access_log);
     check_filters(&v, cfg->filters, cfg->n_filters, "");
+    struct name_set routes;
+    route_names(cfg, &routes);
+    check_rate_limits(&v, cfg, &routes);
+    check_plugins(&v, cfg, &routes);
+    name_set_fini(&routes);
+    check_api_keys(&v, cfg);
+    check_admin(&v, cfg->admin);
     return v.errors ? PT_ERR_CONFIG : 0;
 }

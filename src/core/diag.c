@@ -13,6 +13,11 @@ void pt_diag_init(struct pt_diag *d)
 
 void pt_diag_fini(struct pt_diag *d)
 {
+    for (size_t i = 0; i < d->nentries; i++) {
+        free(d->entries[i].field);
+        free(d->entries[i].message);
+    }
+    free(d->entries);
     free(d->text);
     memset(d, 0, sizeof(*d));
 }
@@ -47,6 +52,10 @@ void pt_diag_vaddf(struct pt_diag *d, const char *where, const char *field, cons
     append(d, msg, strlen(msg));
     append(d, "\n", 1);
     d->errors++;
+    d->entries = pt_xrealloc(d->entries, (d->nentries + 1) * sizeof(*d->entries));
+    d->entries[d->nentries].field = pt_xstrdup(field ? field : "");
+    d->entries[d->nentries].message = pt_xstrdup(msg);
+    d->nentries++;
 }
 
 void pt_diag_addf(struct pt_diag *d, const char *where, const char *field, const char *fmt, ...)
@@ -59,10 +68,24 @@ void pt_diag_addf(struct pt_diag *d, const char *where, const char *field, const
 
 void pt_diag_errorf(struct pt_diag *d, const char *field, const char *fmt, ...)
 {
+    char full[512];
+    const char *f = field;
+    if (d->context_field && *d->context_field) {
+        snprintf(full, sizeof(full), "%s%s%s", d->context_field, field && *field ? "." : "",
+                 field ? field : "");
+        f = full;
+    }
     va_list ap;
     va_start(ap, fmt);
-    pt_diag_vaddf(d, d->context, field, fmt, ap);
+    pt_diag_vaddf(d, d->context, f, fmt, ap);
     va_end(ap);
+}
+
+const char *pt_diag_set_context_field(struct pt_diag *d, const char *field)
+{
+    const char *old = d->context_field;
+    d->context_field = field;
+    return old;
 }
 
 const char *pt_diag_set_context(struct pt_diag *d, const char *context)
