@@ -105,6 +105,20 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag);
  */
 void pt_conf_route_name(const Portico__Config__V1__Route *r, char *buf, size_t n);
 
+/*
+ * The inverse of pt_conf_load_message_string(): msg (any message) as a YAML
+ * document that loads back into a message packing byte-identical to msg.
+ * Only set fields are written, in descriptor order; enums lower-case without
+ * their type prefix; wrappers and Timestamps (RFC 3339, UTC) as scalars;
+ * Struct/Value/ListValue as plain YAML; bytes as base64; strings quoted
+ * whenever a YAML reader could take them for anything else. Not
+ * representable (and so refused when loaded back): NaN/infinite numbers,
+ * enum values unknown to the descriptor, bytes in strings that are not UTF-8.
+ * Pointer: a NUL-terminated heap string (free()), never NULL; *len (if
+ * len is not NULL) is its length.
+ */
+char *pt_conf_emit_yaml(const ProtobufCMessage *msg, size_t *len);
+
 /* A listener address split into parts. */
 struct pt_conf_address {
     char host[64]; /* as written, without brackets; "" for ":port" */

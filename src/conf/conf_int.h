@@ -127,6 +127,17 @@ bool pt_conf_is_null_word(const char *s, size_t len);
 /* Base64, standard or URL-safe alphabet, padding optional. Status: 0, or
  * PT_ERR_CONFIG. *out is malloc'd (free()); *out_len its length. */
 int pt_conf_base64_decode(const char *s, size_t len, uint8_t **out, size_t *out_len);
+/* google.protobuf.Timestamp as RFC 3339 (emit.c). Seconds are bounded to
+ * 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z, as protobuf's JSON does. */
+#define PT_CONF_TIMESTAMP_MIN (-62135596800LL)
+#define PT_CONF_TIMESTAMP_MAX 253402300799LL
+/* "2026-11-28T01:02:03Z", "...03.5+02:00": up to 9 fraction digits, 'Z' or
+ * a +HH:MM/-HH:MM offset. Status: 0, or -1 when malformed or out of range. */
+int pt_conf_timestamp_parse(const char *s, size_t len, int64_t *seconds, int32_t *nanos);
+/* UTC with 'Z'; fraction (3, 6 or 9 digits) only when nanos != 0.
+ * Progress: characters written (buf NUL-terminated, n >= 32), or -1 when out
+ * of range. */
+int pt_conf_timestamp_format(int64_t seconds, int32_t nanos, char *buf, size_t n);
 /* Levenshtein distance, ASCII case-insensitive, capped at cap+1. */
 size_t pt_conf_edit_distance(const char *a, size_t alen, const char *b, size_t blen, size_t cap);
 

@@ -22,6 +22,7 @@
 #include "core/arena.h"
 #include "core/strutil.h"
 #include "google/protobuf/struct.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "portico/errors.h"
 
@@ -943,6 +944,22 @@ static void fill_value(struct loader *L, Google__Protobuf__Value *v, const ynode
     }
 }
 
+/* google.protobuf.Timestamp: an RFC 3339 string. */
+static void fill_timestamp(struct loader *L, Google__Protobuf__Timestamp *t, const ynode *n)
+{
+    char buf[128];
+    int64_t seconds;
+    int32_t nanos;
+    if (n->kind != PT_CONF_YNODE_SCALAR ||
+        pt_conf_timestamp_parse(n->str, n->len, &seconds, &nanos) != 0) {
+        lerr(L, n, "expected an RFC 3339 time (\"2026-11-28T01:02:03Z\"), got %s",
+             describe(n, buf, sizeof(buf)));
+        return;
+    }
+    t->seconds = seconds;
+    t->nanos = nanos;
+}
+
 static void fill(struct loader *L, ProtobufCMessage *m, const ynode *ref, const ynode *n)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -956,6 +973,8 @@ static void fill(struct loader *L, ProtobufCMessage *m, const ynode *ref, const 
         const ProtobufCFieldDescriptor *fd = field_by_id(d, 1);
         record(L, m, fd, -1, ref);
         fill_repeated(L, m, fd, n);
+    } else if (d == &google__protobuf__timestamp__descriptor) {
+        fill_timestamp(L, (Google__Protobuf__Timestamp *)m, n);
     } else if (is_wrapper(d)) {
         record(L, m, &d->fields[0], -1, ref);
         set_singular(L, m, &d->fields[0], ref, n);
@@ -997,7 +1016,8 @@ struct pt_conf *pt_conf_load_message_string(const ProtobufCMessageDescriptor *de
         record(&L, c->msg, NULL, -1, root);
         char buf[128];
         bool loose = desc == &google__protobuf__value__descriptor ||
-                     desc == &google__protobuf__list_value__descriptor || is_wrapper(desc);
+                     desc == &google__protobuf__list_value__descriptor ||
+                     desc == &google__protobuf__timestamp__descriptor || is_wrapper(desc);
         if (n && !is_null(n) && !loose && n->kind != PT_CONF_YNODE_MAP)
             lerr(&L, n, "a configuration document must be a mapping, got %s",
                  describe(n, buf, sizeof(buf)));

@@ -1,0 +1,1 @@
+pt_unit_test(ctl cli DEPS pt_ctl)
