@@ -99,22 +99,50 @@ static void conn_values(const struct pg_store *s, const char *vals[])
     vals[8] = NULL;
 }
 
+static PGconn *quiet(PGconn *c);
+
 static PGconn *connect_blocking(const char *conninfo)
 {
     struct pg_store tmp = {.conninfo = (char *)conninfo};
     const char *vals[9];
     conn_values(&tmp, vals);
-    return PQconnectdbParams(conn_keys, vals, 1);
+    return quiet(PQconnectdbParams(conn_keys, vals, 1));
 }
 
-/* libpq messages end with a newline; errors read better without it. */
+/* libpq messages end with a newline and may span lines ("server closed the
+ * connection unexpectedly\n\tThis probably means..."); one line reads better. */
 static const char *trim(const char *msg, char *buf, size_t n)
 {
     snprintf(buf, n, "%s", msg && *msg ? msg : "unknown error");
-    size_t len = strlen(buf);
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
-        buf[--len] = '\0';
+    size_t o = 0;
+    bool space = false;
+    for (size_t i = 0; buf[i]; i++) {
+        bool ws = buf[i] == '\n' || buf[i] == '\t' || buf[i] == ' ';
+        if (ws && !space && o)
+            buf[o++] = ' ';
+        else if (!ws)
+            buf[o++] = buf[i];
+        space = ws;
+    }
+    while (o && buf[o - 1] == ' ')
+        o--;
+    buf[o] = '\0';
     return buf;
+}
+
+/* Server notices (NOTICE from CREATE ... IF NOT EXISTS, the FATAL of a
+ * shutdown) go to the debug log, not to stderr. */
+static void on_notice(void *arg, const char *msg)
+{
+    char buf[512];
+    pt_log_debug("config store: postgres: %s", trim(msg, buf, sizeof(buf)));
+}
+
+static PGconn *quiet(PGconn *c)
+{
+    if (c)
+        PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
 }
 
 /* Status for a failed statement: the connection is gone, the server is
@@ -745,7 +773,7 @@ static void w_start(struct pg_store *s)
 {
     const char *vals[9];
     conn_values(s, vals);
-    s->w = PQconnectStartParams(conn_keys, vals, 1);
+    s->w = quiet(PQconnectStartParams(conn_keys, vals, 1));
     if (!s->w || PQstatus(s->w) == CONNECTION_BAD) {
         w_lost(s, NULL);
         return;
