@@ -3,6 +3,7 @@
  * starts one and lets us stop and start it). The cases share databases and
  * run in order.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,6 +276,32 @@ static void test_pg_migrate__applies_then_is_idempotent(void **state)
     assert_int_equal(pt_store_pg_migrate("not a conninfo", err, sizeof(err)), PT_ERR_CONFIG);
 }
 
+static void *migrate_thread(void *arg)
+{
+    char err[512] = "";
+    intptr_t rc = pt_store_pg_migrate(arg, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "migrate: %s\n", err);
+    return (void *)rc;
+}
+
+static void test_pg_migrate__two_at_once_do_not_collide(void **state)
+{
+    char uri[256];
+    create_db("race");
+    uri_for(uri, sizeof(uri), "race");
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, migrate_thread, uri), 0);
+    for (int i = 0; i < 2; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        assert_int_equal((intptr_t)rc, 0);
+    }
+    expect_sql(uri, "SELECT count(*) FROM schema_migrations", "1");
+    expect_sql(uri, "SELECT count(*) FROM config_state", "1");
+}
+
 static void test_pg_load__empty_store(void **state)
 {
     struct watcher w = {.base = event_base_new()};
@@ -515,6 +542,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pg_open__unmigrated_database_asks_for_migrate),
         cmocka_unit_test(test_pg_migrate__applies_then_is_idempotent),
+        cmocka_unit_test(test_pg_migrate__two_at_once_do_not_collide),
         cmocka_unit_test(test_pg_load__empty_store),
         cmocka_unit_test(test_pg_commit__round_trip_every_kind_and_projection),
         cmocka_unit_test(test_pg_commit__concurrent_writers_one_conflicts),

@@ -6,7 +6,7 @@ pt_unit_test(store pg_proj DEPS pt_store)
 file(GLOB pt_pg_bindirs /usr/lib/postgresql/*/bin)
 find_program(PT_PG_POSTGRES postgres HINTS ${pt_pg_bindirs})
 add_executable(test_store_pg ${CMAKE_CURRENT_SOURCE_DIR}/unit/store/test_pg.c)
-target_link_libraries(test_store_pg PRIVATE PkgConfig::CMOCKA pt_store)
+target_link_libraries(test_store_pg PRIVATE PkgConfig::CMOCKA pt_store Threads::Threads)
 if(PT_PG_POSTGRES)
   add_test(NAME integration/store/pg
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/unit/store/with_pg.py
