@@ -3,13 +3,15 @@
  *
  *   portico [--config FILE] [--workers N] [--log-level LEVEL] [--store URI]
  *   portico --check-config FILE
+ *   portico [--config FILE] [--store URI] --migrate
  *
  * The main thread opens the control plane (admin/control.h: the instance
  * file plus the managed configuration from the store), starts the workers,
  * then runs its event loop: signals, and the PostgreSQL store's change
  * watch. SIGHUP reloads the file into a new snapshot (a bad file is
- * reported and changes nothing) and reopens the access log; SIGTERM/SIGINT drain (stop accepting, GOAWAY / Connection:
- * close, let in-flight requests finish up to drain_timeout_ms) and exit 0.
+ * reported and changes nothing) and reopens the access log; SIGTERM/SIGINT
+ * drain (stop accepting, GOAWAY / Connection: close, let in-flight requests
+ * finish up to drain_timeout_ms) and exit 0.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -30,13 +32,14 @@
 #include "core/worker.h"
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
+#include "store/store.h"
 
 #define DEFAULT_CONFIG "config/portico.yaml"
 #define MAX_WORKERS 1024
 
 struct app {
     const char *config_path;
-    const char *store;
+    const char *store_uri; /* --store: overrides admin.store */
     unsigned nworkers;
     struct pt_worker *workers;
     struct pt_worker **wptrs;
@@ -55,6 +58,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: portico [--config FILE] [--workers N] [--log-level error|warn|info|debug]\n"
                "               [--store file|postgres://...]\n"
                "       portico --check-config FILE\n"
+               "       portico [--config FILE] [--store URI] --migrate\n"
                "       portico --version\n");
 }
 
@@ -159,32 +163,74 @@ static int check_config(const char *path)
     return 0;
 }
 
+/* --- store: --migrate (begin) --- */
+/* Apply the PostgreSQL store's migrations to --store URI, else to the
+ * configuration file's admin.store. Exit status: 0 or 1. */
+static int migrate(const struct app *app)
+{
+    const char *uri = app->store_uri;
+    struct pt_conf *conf = NULL;
+    if (!uri) {
+        struct pt_diag diag;
+        pt_diag_init(&diag);
+        conf = pt_conf_load_file(app->config_path, &diag);
+        if (!conf) {
+            fprintf(stderr, "%s", pt_diag_text(&diag));
+            pt_diag_fini(&diag);
+            return 1;
+        }
+        pt_diag_fini(&diag);
+        const Portico__Config__V1__Config *cfg = pt_conf_config(conf);
+        uri = cfg->admin && cfg->admin->store ? cfg->admin->store : "";
+        if (!*uri || strcmp(uri, "file") == 0) {
+            fprintf(stderr,
+                    "portico: %s: admin.store is not a PostgreSQL URI; nothing to migrate "
+                    "(give one with --store)\n",
+                    app->config_path);
+            pt_conf_free(conf);
+            return 1;
+        }
+    }
+    char err[512] = "";
+    int rc = pt_store_pg_migrate(uri, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "portico: migration failed: %s\n", err);
+    pt_conf_free(conf);
+    return rc == 0 ? 0 : 1;
+}
+/* --- store: --migrate (end) --- */
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", required_argument, NULL, 'k'},
+        {"migrate", no_argument, NULL, 'm'},
+        {"store", required_argument, NULL, 's'},
         {"workers", required_argument, NULL, 'w'},
         {"log-level", required_argument, NULL, 'l'},
-        {"store", required_argument, NULL, 's'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct app app = {.config_path = DEFAULT_CONFIG};
     const char *check = NULL;
+    bool do_migrate = false;
     unsigned workers_flag = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:k:w:l:s:vh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:k:ms:w:l:vh", opts, NULL)) != -1) {
         switch (opt) {
-        case 's':
-            app.store = optarg;
-            break;
         case 'c':
             app.config_path = optarg;
             break;
         case 'k':
             check = optarg;
+            break;
+        case 'm':
+            do_migrate = true;
+            break;
+        case 's':
+            app.store_uri = optarg;
             break;
         case 'w': {
             char *end;
@@ -225,6 +271,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (do_migrate)
+        return migrate(&app);
     signal(SIGPIPE, SIG_IGN);
     /* Block the control signals before any thread exists: threads inherit
      * the mask, so only the main thread (which unblocks them once its
@@ -248,7 +296,7 @@ int main(int argc, char **argv)
         return 1;
     struct pt_control_opts copts = {
         .config_path = app.config_path,
-        .store_override = app.store,
+        .store_override = app.store_uri,
         .workers_flag = workers_flag,
         .base = app.base,
     };

@@ -36,8 +36,9 @@ struct pt_store;
 
 /* Called on the main thread's event base when the stored configuration
  * changed under us (another instance wrote, or the connection came back
- * after an outage and may have missed notifications). The receiver calls
- * pt_store_load(). */
+ * after an outage and may have missed notifications); not for this store's
+ * own commits. The receiver calls pt_store_load() (it may do so from inside
+ * the callback); it must not close the store from inside the callback. */
 typedef void pt_store_changed_fn(void *arg);
 
 /*
@@ -50,7 +51,10 @@ struct pt_store *pt_store_file_open(const char *path, char *err, size_t errlen);
  * Open a PostgreSQL store: conninfo is a libpq URI or key=value string.
  * Connects once, synchronously, for the initial load; when the database is
  * unreachable it still returns the store (pt_store_connected() false) and
- * keeps reconnecting with backoff on base. on_change runs on base.
+ * keeps reconnecting with backoff on base (required; the thread running it
+ * must also be the one that closes the store). on_change runs on base.
+ * load/commit block for at most a few seconds (connect_timeout=3,
+ * statement_timeout 5 s) and fail fast while the database is known down.
  * Pointer: the store, or NULL with a reason in err (bad conninfo, schema
  * missing or older than this binary: "run portico --migrate").
  */
@@ -68,7 +72,9 @@ int pt_store_pg_migrate(const char *conninfo, char *err, size_t errlen);
 /* "file" or "postgres". */
 const char *pt_store_kind(const struct pt_store *s);
 
-/* Reachable now (file: always true). */
+/* Reachable now, as far as the store knows (file: always true; postgres:
+ * both its connections are up - a dead query connection is only noticed on
+ * its next use). */
 bool pt_store_connected(const struct pt_store *s);
 
 /*
@@ -91,11 +97,14 @@ int pt_store_load(struct pt_store *s, Portico__Config__V1__Config **managed, uin
  * rows of objects that differ between old and next.
  * Status: 0; PT_ERR_CONFLICT when the stored version is no longer
  * expected_version (someone else wrote: load and retry);
- * PT_ERR_STORE_UNAVAILABLE (nothing written).
+ * PT_ERR_STORE_UNAVAILABLE (nothing written - except when the connection
+ * died during COMMIT, whose outcome is then unknown: load again, the version
+ * tells); PT_ERR_INVALID (postgres: an object without a name, a name used
+ * twice, or data the schema refuses; nothing written).
  */
 int pt_store_commit(struct pt_store *s, const Portico__Config__V1__Config *old,
-                    const Portico__Config__V1__Config *next, uint64_t expected_version,
-                    char *err, size_t errlen);
+                    const Portico__Config__V1__Config *next, uint64_t expected_version, char *err,
+                    size_t errlen);
 
 /* File store only: an opaque tag saved with the state (the hash of the seed
  * the YAML file gave), read back by pt_store_file_seed(). */
