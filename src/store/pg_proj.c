@@ -160,7 +160,7 @@ static int cmp_by_name(const void *a, const void *b)
 static int sorted(const Portico__Config__V1__Config *c, enum pt_store_pg_kind k, const char *which,
                   ProtobufCMessage ***out, size_t *n, char *err, size_t errlen)
 {
-    ProtobufCMessage *const *items;
+    ProtobufCMessage *const *items = NULL;
     *n = c ? pt_store_pg_items(c, k, &items) : 0;
     *out = pt_xmalloc((*n ? *n : 1) * sizeof(**out));
     if (*n)
