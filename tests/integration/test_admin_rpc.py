@@ -201,6 +201,13 @@ class ReflectionTest(unittest.TestCase):
             call(b"\x0a\xff\xff", timeout=RPC_TIMEOUT)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
+    def test_oversized_request_is_refused(self):
+        call = self.channel.unary_unary("/grpc.health.v1.Health/Check")
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(b"\x0a\x84\x80\x80\x08" + b"x" * (17 * 1024 * 1024), timeout=RPC_TIMEOUT)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(status_name(health_check(self.channel).status), "SERVING")
+
     def test_many_concurrent_calls(self):
         futures = [self.channel.unary_unary("/grpc.health.v1.Health/Check").future(b"", timeout=RPC_TIMEOUT)
                    for _ in range(200)]
