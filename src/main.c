@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "admin/control.h"
+#include "admin/server.h"
 #include "conf/conf.h"
 #include "conf/snapshot.h"
 #include "core/diag.h"
@@ -51,6 +52,7 @@ struct app {
     uint64_t drain_deadline_ns;
     bool draining;
     int exit_code;
+    struct pt_admin_server *admin;
 };
 
 static void usage(FILE *f)
@@ -147,10 +149,57 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     pt_log_info("draining (up to %u ms)", drain_ms);
     app->drain_deadline_ns = pt_time_mono_ns() + (uint64_t)drain_ms * 1000000ull;
     pt_proxy_drain(app->wptrs, app->nworkers);
+    pt_admin_server_set_serving(app->admin, false); /* admin: health says NOT_SERVING */
     app->drain_timer = event_new(app->base, -1, 0, on_drain_tick, app);
     struct timeval tv = {0, 50 * 1000};
     event_add(app->drain_timer, &tv);
 }
+
+/* ---- admin: start the admin gRPC server (src/admin) ---- */
+
+/* Status: 0 (started, or disabled with address "off"), or -1 after logging
+ * why it could not start. */
+static int start_admin(struct app *app)
+{
+    const Portico__Config__V1__Admin *a = pt_control_admin_conf(app->control);
+    struct pt_admin_opts o = {.address = "127.0.0.1:9901"};
+    if (a && a->address && a->address[0])
+        o.address = a->address;
+    if (strcmp(o.address, "off") == 0) {
+        pt_log_info("admin server disabled (admin.address: off)");
+        return 0;
+    }
+    if (a && a->token && a->token[0])
+        o.token = a->token;
+    if (a && a->token_env && a->token_env[0]) {
+        const char *t = getenv(a->token_env);
+        if (!t || !t[0]) {
+            pt_log_error("admin: environment variable %s (admin.token_env) is not set or empty",
+                         a->token_env);
+            return -1;
+        }
+        o.token = t;
+    }
+    if (a && a->tls) {
+        o.cert_file = a->tls->cert_file;
+        o.key_file = a->tls->key_file;
+        o.client_ca_file = a->tls->client_ca_file;
+    }
+    size_t n;
+    const struct pt_admin_method *methods = pt_admin_service_methods(&n);
+    char err[512];
+    app->admin = pt_admin_server_start(&o, methods, n, app->control, err, sizeof(err));
+    if (!app->admin) {
+        pt_log_error("%s", err);
+        return -1;
+    }
+    pt_log_info("admin listening on %s (%s%s%s)", o.address,
+                o.cert_file && o.cert_file[0] ? "tls" : "cleartext",
+                o.client_ca_file && o.client_ca_file[0] ? ", client certificates required" : "",
+                o.token ? ", bearer token required" : "");
+    return 0;
+}
+/* ---- end admin ---- */
 
 static int check_config(const char *path)
 {
@@ -337,6 +386,16 @@ int main(int argc, char **argv)
         }
     }
 
+    /* admin: started while the control signals are still blocked, so that
+     * its thread and grpc's own threads inherit the mask. */
+    if (start_admin(&app) != 0) {
+        pt_log_error("refusing to start: the admin server could not start");
+        pt_proxy_shutdown(app.wptrs, app.nworkers);
+        for (unsigned i = 0; i < app.nworkers; i++)
+            pt_worker_join(&app.workers[i]);
+        return 1;
+    }
+
     struct event *sigs[3];
     int signos[3] = {SIGHUP, SIGTERM, SIGINT};
     for (int i = 0; i < 3; i++) {
@@ -357,6 +416,7 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < app.nworkers; i++)
         pt_worker_join(&app.workers[i]);
+    pt_admin_server_stop(app.admin); /* admin */
     for (unsigned i = 0; i < app.nworkers; i++) {
         pt_proxy_worker_fini(&app.workers[i]);
         pt_worker_fini(&app.workers[i]);

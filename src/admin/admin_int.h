@@ -36,7 +36,6 @@ struct pt_control {
     uint64_t generation;
     bool draining;
     struct timespec started;
-    struct pt_admin_server *server; /* for health; may be NULL */
 };
 
 /* ---- the managed kinds ---- */
@@ -153,7 +152,5 @@ Config *pt_managed_apply(const Config *current, const Config *desired, bool keep
                          uint64_t next_version, struct pt_change **changes, size_t *nchanges);
 void pt_changes_free(struct pt_change *v, size_t n);
 
-/* ---- the Admin service (service.c) ---- */
-const struct pt_admin_method *pt_admin_service_methods(size_t *n);
 
 #endif

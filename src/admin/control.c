@@ -571,8 +571,6 @@ void pt_control_set_draining(struct pt_control *c)
     pt_control_lock(c);
     c->draining = true;
     pt_control_unlock(c);
-    if (c->server)
-        pt_admin_server_set_serving(c->server, false);
 }
 
 const Portico__Config__V1__Admin *pt_control_admin_conf(const struct pt_control *c)

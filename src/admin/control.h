@@ -70,12 +70,18 @@ int pt_control_reload_file(struct pt_control *c);
 /* The store says it changed (another instance, or it came back). */
 void pt_control_on_store_change(void *arg);
 
-/* Start of a drain: health turns NOT_SERVING; admin writes are refused. */
+/* Start of a drain: admin writes are refused (main turns the admin
+ * server's health to NOT_SERVING). */
 void pt_control_set_draining(struct pt_control *c);
 
 /* The admin service's settings from the instance file. */
 const Portico__Config__V1__Admin *pt_control_admin_conf(const struct pt_control *c);
 const char *pt_control_config_path(const struct pt_control *c);
+
+/* The portico.admin.v1.Admin methods (service.c), for
+ * pt_admin_server_start() with the control plane as ctx. */
+struct pt_admin_method;
+const struct pt_admin_method *pt_admin_service_methods(size_t *n);
 
 /* NULL is a no-op. Workers must be stopped first. */
 void pt_control_close(struct pt_control *c);

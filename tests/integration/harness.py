@@ -14,7 +14,8 @@ directories, in processes started here and stopped by PID. Typical use:
 
 A listener address with port 0 gets a free port chosen here (and kept across
 reloads by listener name); if the gateway then fails with "address in use"
-the start is retried with new ports.
+the start is retried with new ports. Unless the config sets `admin` itself,
+each gateway also gets its own free admin port (Portico.admin_addr).
 
 Environment:
   PORTICO_BIN     the gateway binary (default <repo>/build/portico)
@@ -312,6 +313,13 @@ def _listeners_from_yaml(text):
     return out
 
 
+ADMIN_PORT_KEY = "\0admin"
+
+
+def _strip_yaml_comments(text):
+    return "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
+
+
 def with_ports(config):
     """A copy of `config` whose listener addresses with port 0 have a free
     port instead."""
@@ -360,6 +368,7 @@ class Portico(object):
         self._raw_yaml = yaml_text
         self._template = config
         self._ports = {}
+        self._yaml_written = None
         self.config = None
         self.proc = None
         self.exit_code = None
@@ -382,7 +391,35 @@ class Portico(object):
                 if fresh_ports or name not in self._ports:
                     self._ports[name] = free_port(host or "127.0.0.1")
                 lst["address"] = hostport(host, self._ports[name]) if host else ":%d" % self._ports[name]
+        # admin: every gateway gets its own admin port (the default 9901 would clash).
+        if "admin" not in cfg:
+            if fresh_ports or ADMIN_PORT_KEY not in self._ports:
+                self._ports[ADMIN_PORT_KEY] = free_port("127.0.0.1")
+            cfg["admin"] = {"address": "127.0.0.1:%d" % self._ports[ADMIN_PORT_KEY]}
         return cfg
+
+    def _raw_yaml_with_admin(self, text, fresh_ports):
+        """YAML text given verbatim gets an admin block appended (a free
+        port) when it has no top-level `admin:` key and is block-style."""
+        if re.search(r"(?m)^admin\s*:", text) or re.match(r"\s*[\[{]", _strip_yaml_comments(text)):
+            return text
+        if fresh_ports or ADMIN_PORT_KEY not in self._ports:
+            self._ports[ADMIN_PORT_KEY] = free_port("127.0.0.1")
+        sep = "" if not text or text.endswith("\n") else "\n"
+        return "%s%sadmin:\n  address: \"127.0.0.1:%d\"\n" % (text, sep, self._ports[ADMIN_PORT_KEY])
+
+    @property
+    def admin_addr(self):
+        """'127.0.0.1:PORT' of the admin gRPC server, or None when it is off
+        (or the config's admin address is not known here)."""
+        if self.config is not None:
+            address = ((self.config.get("admin") or {}).get("address")) or "127.0.0.1:9901"
+        else:
+            m = re.search(r"(?m)^admin\s*:\s*\n\s+address\s*:\s*[\"']?([^\"'\s#]+)", self._yaml_written or "")
+            address = m.group(1) if m else None
+        if not address or address == "off":
+            return None
+        return address
 
     def _write_config(self, cfg=None, yaml_text=None):
         text = yaml_text if yaml_text is not None else to_yaml(cfg)
@@ -450,19 +487,22 @@ class Portico(object):
         if not os.path.exists(self.binary):
             raise StartError("portico binary not found at %s (set PORTICO_BIN, or PORTICO_DIRECT=1 "
                              "to run the suites without the gateway)" % self.binary)
-        attempts = 3 if self._template is not None else 1
+        attempts = 3
         for attempt in range(attempts):
             if self._template is not None:
                 self.config = self._materialize(self._template, fresh_ports=attempt > 0)
                 self._write_config(self.config)
             else:
-                self._write_config(yaml_text=self._raw_yaml)
+                self._yaml_written = self._raw_yaml_with_admin(self._raw_yaml, fresh_ports=attempt > 0)
+                self._write_config(yaml_text=self._yaml_written)
             try:
                 self._spawn_and_wait()
                 return self
             except StartError as exc:
                 retry = attempt + 1 < attempts and re.search(
-                    r"(?i)address already in use|EADDRINUSE", self.stderr)
+                    r"(?i)address already in use|EADDRINUSE|admin: cannot listen", self.stderr)
+                if self._template is None and not (retry and self._yaml_written != self._raw_yaml):
+                    retry = False  # verbatim YAML: only a harness-chosen admin port can change
                 if not retry:
                     raise
                 sys.stderr.write("harness: port clash, retrying portico start (%s)\n" % exc)
@@ -479,6 +519,8 @@ class Portico(object):
                                      stderr=self._stderr_file, env=self.env, cwd=self.tmp.path)
         self.exit_code = None
         pending = [(h, p) for _, h, p, _ in self.listeners()]
+        if self.admin_addr and self._ports.get(ADMIN_PORT_KEY):
+            pending.append(("127.0.0.1", self._ports[ADMIN_PORT_KEY]))
         deadline = time.monotonic() + self.start_timeout
         while pending:
             if self.proc.poll() is not None:
@@ -508,7 +550,8 @@ class Portico(object):
             self._raw_yaml = yaml_text
             self._template = None
             self.config = None
-            self._write_config(yaml_text=yaml_text)
+            self._yaml_written = self._raw_yaml_with_admin(yaml_text, fresh_ports=False)
+            self._write_config(yaml_text=self._yaml_written)
         os.kill(self.proc.pid, signal.SIGHUP)
         deadline = time.monotonic() + settle
         rx = re.compile(wait_for) if wait_for else None
@@ -847,3 +890,51 @@ def grpc_gateway_config(backend_instances, listeners=None, route_prefixes=("/por
     }
     cfg.update(top)
     return cfg
+
+
+# ---------------------------------------------------------------------------
+# buf CLI (buf curl), pinned in tests/integration/buf/package-lock.json
+
+BUF_DIR = os.path.join(HERE, "buf")
+NPM_TIMEOUT_S = int(os.environ.get("PORTICO_NPM_TIMEOUT", "300"))
+_buf_lock = threading.Lock()
+
+
+def _buf_deps_current():
+    with open(os.path.join(BUF_DIR, "package.json")) as f:
+        wanted = json.load(f).get("dependencies", {})
+    for name, version in wanted.items():
+        installed = os.path.join(BUF_DIR, "node_modules", *name.split("/"), "package.json")
+        try:
+            with open(installed) as f:
+                if json.load(f).get("version") != version:
+                    return False
+        except (OSError, ValueError):
+            return False
+    return os.path.exists(os.path.join(BUF_DIR, "node_modules", ".bin", "buf"))
+
+
+def buf_binary(timeout=NPM_TIMEOUT_S):
+    """Path of the pinned `buf` executable, running `npm ci` in
+    tests/integration/buf first when node_modules is missing or stale.
+    Raises HarnessError with the reason (npm missing, registry unreachable)."""
+    with _buf_lock:
+        if not _buf_deps_current():
+            npm = os.environ.get("PORTICO_NPM") or shutil.which("npm")
+            if not npm:
+                raise HarnessError("tests/integration/buf needs `npm ci` but npm was not found "
+                                   "(install npm or set PORTICO_NPM)")
+            proc = subprocess.Popen([npm, "ci", "--no-audit", "--no-fund"], cwd=BUF_DIR,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                raise HarnessError("npm ci in %s did not finish within %ds (is the npm registry "
+                                   "reachable?)" % (BUF_DIR, timeout))
+            if proc.returncode != 0 or not _buf_deps_current():
+                raise HarnessError("npm ci in %s failed (exit %d):\n%s"
+                                   % (BUF_DIR, proc.returncode, out.decode("utf-8", "replace")[-2000:]))
+        return os.path.join(BUF_DIR, "node_modules", ".bin", "buf")

@@ -1,0 +1,2 @@
+pt_unit_test(admin desc DEPS pt_admin)
+pt_unit_test(admin status DEPS pt_admin)
