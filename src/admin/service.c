@@ -743,6 +743,33 @@ static void apply(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
     pt_conf_free(loaded);
 }
 
+/* ---- Export ---- */
+
+static void export_config(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                          struct pt_admin_status *st)
+{
+    (void)rq;
+    (void)st;
+    struct pt_control *c = ctx;
+    pt_control_lock(c);
+    Config *cfg = pt_managed_merge(pt_conf_config(c->local), c->managed);
+    uint64_t version = c->version;
+    pt_control_unlock(c);
+    pt_managed_clear_versions(cfg);
+    /* Secrets stay where they are: the admin token is never exported
+     * (token_env, which only names a variable, is). */
+    if (cfg->admin && cfg->admin->token && *cfg->admin->token) {
+        free(cfg->admin->token);
+        cfg->admin->token = pt_xstrdup("");
+    }
+    Portico__Admin__V1__ExportResponse *out = pt_xcalloc(1, sizeof(*out));
+    portico__admin__v1__export_response__init(out);
+    out->config = cfg;
+    out->yaml = pt_conf_emit_yaml(&cfg->base, NULL);
+    out->version = version;
+    *rs = &out->base;
+}
+
 /* ---- Health ---- */
 
 static void get_health(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
@@ -799,6 +826,7 @@ static const struct pt_admin_method methods[] = {
     M("DeleteApiKey", delete_request, delete_api_key),
     M("Validate", validate_request, validate),
     M("Apply", apply_request, apply),
+    M("Export", export_request, export_config),
     M("GetHealth", get_health_request, get_health),
 };
 
