@@ -31,7 +31,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 import unittest
 
 import grpc
