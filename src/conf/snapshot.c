@@ -43,8 +43,10 @@ static void snapshot_destroy(struct pt_snap_base *b)
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].name);
         chain_fini(&s->routes[i].chain);
+        pt_metrics_route_unref(s->routes[i].stats);
     }
     free(s->routes);
+    pt_metrics_route_unref(s->no_route_stats);
     chain_fini(&s->global_chain);
     pt_router_free(s->router);
     for (size_t i = 0; i < s->nservices; i++)
@@ -332,6 +334,7 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->websocket = r->websocket;
         rc_->retry_count = r->retry_count;
         rc_->retry_on = parse_retry_on(r);
+        rc_->stats = pt_metrics_route_ref(rc_->name, s->nworkers);
 
         struct pt_chain *ch = &rc_->chain;
         ch->filters = pt_xcalloc(s->global_chain.n + r->n_filters + cfg->n_plugins + 1,
@@ -545,6 +548,8 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
 
     if (rc == 0 && compile_routes(s, cfg, &icap, diag) != 0)
         rc = -1;
+    if (rc == 0)
+        s->no_route_stats = pt_metrics_route_ref(PT_METRICS_NO_ROUTE, nworkers);
     if (rc == 0 && compile_listeners(s, cfg, diag) != 0)
         rc = -1;
     if (rc != 0) {

@@ -23,6 +23,7 @@
 #include "core/diag.h"
 #include "core/snapshot.h"
 #include "http/server.h"
+#include "observe/metrics.h"
 #include "portico/filter.h"
 #include "route/router.h"
 #include "upstream/service.h"
@@ -77,6 +78,10 @@ struct pt_route_conf {
     bool websocket;
     uint32_t retry_count;
     unsigned retry_on; /* enum pt_retry_on */
+    /* Counters of this route name (observe/metrics.h), shared with every
+     * snapshot that has the route; one reference held by this snapshot.
+     * NULL when compiled without workers. */
+    struct pt_route_stats *stats;
 };
 
 struct pt_listener_rt {
@@ -100,6 +105,9 @@ struct pt_snapshot {
     size_t nservices;
     struct pt_listener_rt *listeners;
     size_t nlisteners;
+    /* Counters of requests no route matches (PT_METRICS_NO_ROUTE); one
+     * reference held by this snapshot, NULL when compiled without workers. */
+    struct pt_route_stats *no_route_stats;
     /* Global filters alone: the chain of requests no route matches. */
     struct pt_chain global_chain;
     /* Every filter instance, for destruction. */

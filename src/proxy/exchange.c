@@ -636,6 +636,8 @@ static void px_start(struct pt_exchange *x)
     } else {
         pt_pipe_set_limit(&x->req_body, s->max_body_bytes, r->is_grpc);
     }
+    x->stats = x->route ? x->route->stats : s->no_route_stats;
+    pt_metrics_stats_start(x->stats, x->worker->id);
     pt_chain_run_request(x, chain);
 }
 

@@ -40,7 +40,7 @@ void pt_proxy_body_start_request(struct pt_exchange *x);
 void pt_proxy_body_start_response(struct pt_exchange *x);
 bool pt_proxy_body_resume(struct pt_exchange *x);
 void pt_proxy_body_fini(struct pt_exchange *x);
-/* log.c */
+/* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
 
 #endif
