@@ -24,6 +24,8 @@
 #include "admin/admin_int.h"
 #include "core/arena.h"
 #include "core/log.h"
+#include "observe/metrics.h"
+#include "proxy/proxy.h"
 #include "portico/admin/v1/admin.pb-c.h"
 #include "portico/errors.h"
 
@@ -770,6 +772,84 @@ static void export_config(void *ctx, const ProtobufCMessage *rq, ProtobufCMessag
     *rs = &out->base;
 }
 
+/* ---- statistics ---- */
+
+static Portico__Admin__V1__RouteStats *route_stats(const char *name,
+                                                   const struct pt_route_stats_sum *sum)
+{
+    Portico__Admin__V1__RouteStats *r = pt_xcalloc(1, sizeof(*r));
+    portico__admin__v1__route_stats__init(r);
+    r->route = pt_xstrdup(name);
+    r->requests = sum->requests;
+    r->responses_1xx = sum->responses[0];
+    r->responses_2xx = sum->responses[1];
+    r->responses_3xx = sum->responses[2];
+    r->responses_4xx = sum->responses[3];
+    r->responses_5xx = sum->responses[4];
+    r->upstream_errors = sum->upstream_errors;
+    r->bytes_in = sum->bytes_in;
+    r->bytes_out = sum->bytes_out;
+    r->latency_ms_p50 = pt_metrics_quantile_ms(sum, 0.5);
+    r->latency_ms_p90 = pt_metrics_quantile_ms(sum, 0.9);
+    r->latency_ms_p99 = pt_metrics_quantile_ms(sum, 0.99);
+    r->latency_ms_mean = pt_metrics_mean_ms(sum);
+    r->in_flight = sum->in_flight;
+    return r;
+}
+
+static void get_route_stats(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                            struct pt_admin_status *st)
+{
+    (void)ctx;
+    const char *name = get_str(rq, 1);
+    struct pt_route_stats_sum sum;
+    if (!*name || !pt_metrics_route_read(name, &sum)) {
+        pt_admin_status_set(st, GRPC_NOT_FOUND, "route \"%s\" not found", name);
+        return;
+    }
+    *rs = &route_stats(name, &sum)->base;
+}
+
+static void process_values(struct pt_control *c, struct pt_metrics_process *p)
+{
+    memset(p, 0, sizeof(*p));
+    pt_control_lock(c);
+    p->config_version = c->version;
+    p->snapshot_generation = c->generation;
+    if (c->wptrs)
+        for (unsigned i = 0; i < c->nworkers; i++)
+            p->connections += pt_proxy_connections(c->wptrs[i]);
+    pt_control_unlock(c);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    p->uptime_seconds = (double)(now.tv_sec - c->started.tv_sec) +
+                        (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
+}
+
+static void get_metrics(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                        struct pt_admin_status *st)
+{
+    (void)rq;
+    (void)st;
+    struct pt_control *c = ctx;
+    struct pt_metrics_process p;
+    process_values(c, &p);
+    Portico__Admin__V1__Metrics *m = pt_xcalloc(1, sizeof(*m));
+    portico__admin__v1__metrics__init(m);
+    m->prometheus_text = pt_metrics_prometheus(&p, NULL);
+    m->config_version = p.config_version;
+    m->snapshot_generation = p.snapshot_generation;
+    m->connections = p.connections;
+    m->uptime_seconds = p.uptime_seconds;
+    size_t n;
+    struct pt_metrics_route_entry *list = pt_metrics_route_list(&n);
+    m->routes = pt_xcalloc(n + 1, sizeof(*m->routes));
+    for (size_t i = 0; i < n; i++)
+        m->routes[m->n_routes++] = route_stats(list[i].name, &list[i].sum);
+    pt_metrics_route_list_free(list, n);
+    *rs = &m->base;
+}
+
 /* ---- Health ---- */
 
 static void get_health(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
@@ -828,6 +908,8 @@ static const struct pt_admin_method methods[] = {
     M("Apply", apply_request, apply),
     M("Export", export_request, export_config),
     M("GetHealth", get_health_request, get_health),
+    M("GetRouteStats", get_route_stats_request, get_route_stats),
+    M("GetMetrics", get_metrics_request, get_metrics),
 };
 
 const struct pt_admin_method *pt_admin_service_methods(size_t *n)

@@ -467,6 +467,7 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
         free(label[i]);
     free(label);
     pt_metrics_route_list_free(list, n);
-    *len = b.len;
+    if (len)
+        *len = b.len;
     return b.p;
 }

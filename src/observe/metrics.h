@@ -165,7 +165,7 @@ struct pt_metrics_process {
  * portico_snapshot_generation, portico_uptime_seconds (gauges).
  * Thread: any.
  */
-char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len);
+char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len); /* len may be NULL */
 
 /*
  * Append label value v escaped for the text format ('\\' -> "\\\\",
