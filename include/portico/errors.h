@@ -40,7 +40,7 @@
     X(PT_ERR_METHOD_NOT_ALLOWED, -26, 405, 12, "method not allowed")               \
     X(PT_ERR_STREAM_IDLE, -27, 504, 4, "stream idle timeout")                      \
     X(PT_ERR_UPGRADE_REQUIRED, -28, 426, 13, "upgrade required")                   \
-    X(PT_ERR_CONFLICT, -29, 409, 10, "changed concurrently; read it again")         \
+    X(PT_ERR_CONFLICT, -29, 409, 10, "changed concurrently; read it again")        \
     X(PT_ERR_NOT_FOUND, -30, 404, 5, "not found")                                  \
     X(PT_ERR_EXISTS, -31, 409, 6, "already exists")                                \
     X(PT_ERR_STORE_UNAVAILABLE, -32, 503, 14, "configuration store unavailable")   \

@@ -107,8 +107,7 @@ void pt_managed_clear_versions(Config *managed);
  * "routes[4]...").
  */
 struct pt_edit {
-    int (*fn)(struct pt_edit *e, Config *next, uint64_t next_version,
-              struct pt_admin_status *st);
+    int (*fn)(struct pt_edit *e, Config *next, uint64_t next_version, struct pt_admin_status *st);
     void *arg;
     char focus_path[64];
     const char *focus;
@@ -151,6 +150,5 @@ struct pt_change {
 Config *pt_managed_apply(const Config *current, const Config *desired, bool keep_absent,
                          uint64_t next_version, struct pt_change **changes, size_t *nchanges);
 void pt_changes_free(struct pt_change *v, size_t n);
-
 
 #endif

@@ -63,8 +63,8 @@ Config *pt_managed_apply(const Config *current, const Config *desired, bool keep
             ProtobufCMessage *obj = pt_msg_dup(want[i]);
             if (at < 0) {
                 pt_obj_set_version(obj, next_version);
-                change_add(changes, nchanges, PORTICO__ADMIN__V1__CHANGE__ACTION__ACTION_CREATE,
-                           k, name, NULL, 0);
+                change_add(changes, nchanges, PORTICO__ADMIN__V1__CHANGE__ACTION__ACTION_CREATE, k,
+                           name, NULL, 0);
             } else {
                 used[at] = true;
                 if (pt_obj_equal(obj, cur[at])) {
@@ -73,9 +73,8 @@ Config *pt_managed_apply(const Config *current, const Config *desired, bool keep
                     const char **fields;
                     size_t nf = pt_obj_diff_fields(cur[at], obj, &fields);
                     pt_obj_set_version(obj, next_version);
-                    change_add(changes, nchanges,
-                               PORTICO__ADMIN__V1__CHANGE__ACTION__ACTION_UPDATE, k, name, fields,
-                               nf);
+                    change_add(changes, nchanges, PORTICO__ADMIN__V1__CHANGE__ACTION__ACTION_UPDATE,
+                               k, name, fields, nf);
                 }
             }
             out[n++] = obj;
@@ -87,8 +86,8 @@ Config *pt_managed_apply(const Config *current, const Config *desired, bool keep
                 out[n++] = cur[j];
                 cur[j] = NULL;
             } else {
-                change_add(changes, nchanges, PORTICO__ADMIN__V1__CHANGE__ACTION__ACTION_DELETE,
-                           k, pt_obj_name(cur[j]), NULL, 0);
+                change_add(changes, nchanges, PORTICO__ADMIN__V1__CHANGE__ACTION__ACTION_DELETE, k,
+                           pt_obj_name(cur[j]), NULL, 0);
             }
         }
         for (size_t j = 0; j < nc; j++)
@@ -255,10 +254,9 @@ int pt_control_change(struct pt_control *c, struct pt_edit *e, bool dry_run,
         pt_snap_unref(&s->base);
         pt_msg_free(&next->base);
         if (crc != PT_ERR_CONFLICT) {
-            pt_admin_status_set(st, 14, "configuration store: %s",
-                                err[0] ? err
-                                       : (c->store_writable ? "unavailable"
-                                                            : "not writable (see the log)"));
+            pt_admin_status_set(
+                st, 14, "configuration store: %s",
+                err[0] ? err : (c->store_writable ? "unavailable" : "not writable (see the log)"));
             goto out;
         }
         /* Someone else wrote: catch up, then run the edit again on top. */
@@ -282,8 +280,8 @@ static int recompile(struct pt_control *c, const char *why)
     struct pt_admin_status st = {0};
     struct pt_snapshot *s = compile(c, c->managed, c->nworkers, c->generation + 1, NULL, "", &st);
     if (!s) {
-        pt_log_error("%s: the configuration does not compile; still serving generation %llu",
-                     why, (unsigned long long)c->generation);
+        pt_log_error("%s: the configuration does not compile; still serving generation %llu", why,
+                     (unsigned long long)c->generation);
         for (size_t i = 0; i < st.nviolations; i++)
             pt_log_error("  %s: %s", st.violations[i].field, st.violations[i].description);
         pt_admin_status_fini(&st);
@@ -349,8 +347,8 @@ static Config *seed_next(struct pt_control *c, const Config *file)
     size_t nchanges;
     Config *desired = pt_managed_extract(file);
     name_routes(desired);
-    Config *next = pt_managed_apply(c->managed, desired, false, c->version + 1, &changes,
-                                    &nchanges);
+    Config *next =
+        pt_managed_apply(c->managed, desired, false, c->version + 1, &changes, &nchanges);
     pt_msg_free(&desired->base);
     pt_changes_free(changes, nchanges);
     if (nchanges == 0) {
@@ -384,7 +382,7 @@ static void commit_seed(struct pt_control *c, Config *next, const char *why)
 static int open_store(struct pt_control *c, const char *override)
 {
     const Config *cfg = pt_conf_config(c->local);
-    const char *kind = override ? override
+    const char *kind = override                                                  ? override
                        : (cfg->admin && cfg->admin->store && *cfg->admin->store) ? cfg->admin->store
                                                                                  : "file";
     char err[ERR_LEN] = "";
@@ -474,8 +472,7 @@ struct pt_control *pt_control_open(const struct pt_control_opts *o)
         goto fail;
     c->nworkers = worker_count(pt_conf_config(c->local), o->workers_flag);
     struct pt_admin_status st = {0};
-    struct pt_snapshot *s =
-        compile(c, seed ? seed : c->managed, c->nworkers, 1, NULL, "", &st);
+    struct pt_snapshot *s = compile(c, seed ? seed : c->managed, c->nworkers, 1, NULL, "", &st);
     if (!s) {
         pt_log_error("configuration %s rejected:", o->config_path);
         for (size_t i = 0; i < st.nviolations; i++)
@@ -522,8 +519,8 @@ int pt_control_reload_file(struct pt_control *c)
         pt_conf_free(conf);
         pt_msg_free(next ? &next->base : NULL);
         free(seed);
-        pt_log_error("reload: %s does not compile; still serving generation %llu",
-                     c->config_path, (unsigned long long)c->generation);
+        pt_log_error("reload: %s does not compile; still serving generation %llu", c->config_path,
+                     (unsigned long long)c->generation);
         for (size_t i = 0; i < st.nviolations; i++)
             pt_log_error("  %s: %s", st.violations[i].field, st.violations[i].description);
         pt_admin_status_fini(&st);

@@ -49,7 +49,7 @@ size_t pt_kind_count(const Config *cfg, enum pt_kind k)
 ProtobufCMessage **pt_kind_items(const Config *cfg, enum pt_kind k)
 {
     const ProtobufCFieldDescriptor *fd = config_field(k);
-    return *(ProtobufCMessage **const *)((const char *)cfg + fd->offset);
+    return *(ProtobufCMessage * *const *)((const char *)cfg + fd->offset);
 }
 
 void pt_kind_set(Config *cfg, enum pt_kind k, ProtobufCMessage **items, size_t n)
@@ -222,8 +222,7 @@ static bool field_equal(const ProtobufCFieldDescriptor *fd, const ProtobufCMessa
     return value_equal(fd, pa + fd->offset, pb + fd->offset);
 }
 
-size_t pt_obj_diff_fields(const ProtobufCMessage *a, const ProtobufCMessage *b,
-                          const char ***names)
+size_t pt_obj_diff_fields(const ProtobufCMessage *a, const ProtobufCMessage *b, const char ***names)
 {
     const ProtobufCMessageDescriptor *d = a->descriptor;
     const char **v = pt_xcalloc(d->n_fields + 1, sizeof(*v));

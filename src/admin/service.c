@@ -87,8 +87,10 @@ static const ProtobufCMessageDescriptor *const list_response[PT_KIND_COUNT] = {
 };
 
 static const char *const titles[PT_KIND_COUNT] = {
-    [PT_KIND_SERVICE] = "service",         [PT_KIND_ROUTE] = "route",
-    [PT_KIND_RATE_LIMIT_RULE] = "rate-limit rule", [PT_KIND_PLUGIN] = "plugin",
+    [PT_KIND_SERVICE] = "service",
+    [PT_KIND_ROUTE] = "route",
+    [PT_KIND_RATE_LIMIT_RULE] = "rate-limit rule",
+    [PT_KIND_PLUGIN] = "plugin",
     [PT_KIND_API_KEY] = "API key",
 };
 
@@ -190,8 +192,9 @@ static int create_edit(struct pt_edit *e, Config *next, uint64_t nv, struct pt_a
         if ((k->key_hash && *k->key_hash) || (k->key_prefix && *k->key_prefix)) {
             pt_admin_status_add_violation(st, "api_key.key_hash",
                                           "set by the server; leave key_hash and key_prefix empty");
-            pt_admin_status_set(st, GRPC_INVALID_ARGUMENT, "key_hash and key_prefix are set by "
-                                                           "the server");
+            pt_admin_status_set(st, GRPC_INVALID_ARGUMENT,
+                                "key_hash and key_prefix are set by "
+                                "the server");
             pt_msg_free(obj);
             return -1;
         }
@@ -336,12 +339,12 @@ static void keep_api_key_secrets(ApiKey *to, const ApiKey *from)
     free(to->key_prefix == protobuf_c_empty_string ? NULL : to->key_prefix);
     to->key_prefix = pt_xstrdup(from->key_prefix);
     pt_msg_free(to->created_at ? &to->created_at->base : NULL);
-    to->created_at =
-        from->created_at ? (Google__Protobuf__Timestamp *)pt_msg_dup(&from->created_at->base)
+    to->created_at = from->created_at
+                         ? (Google__Protobuf__Timestamp *)pt_msg_dup(&from->created_at->base)
                          : NULL;
     pt_msg_free(to->last_used_at ? &to->last_used_at->base : NULL);
-    to->last_used_at =
-        from->last_used_at ? (Google__Protobuf__Timestamp *)pt_msg_dup(&from->last_used_at->base)
+    to->last_used_at = from->last_used_at
+                           ? (Google__Protobuf__Timestamp *)pt_msg_dup(&from->last_used_at->base)
                            : NULL;
 }
 
@@ -350,7 +353,8 @@ static int update_edit(struct pt_edit *e, Config *next, uint64_t nv, struct pt_a
     struct crud *x = e->arg;
     const struct pt_kind_info *ki = pt_kind_info(x->kind);
     const ProtobufCMessage *in = get_msg(x->req, 2);
-    const Google__Protobuf__FieldMask *mask = (const Google__Protobuf__FieldMask *)get_msg(x->req, 3);
+    const Google__Protobuf__FieldMask *mask =
+        (const Google__Protobuf__FieldMask *)get_msg(x->req, 3);
     uint64_t version = get_u64(x->req, 4);
     const char *id = get_str(x->req, 1);
     if (!in) {
@@ -516,31 +520,31 @@ static void do_delete(struct pt_control *c, enum pt_kind k, const ProtobufCMessa
 
 /* ---- method table for the kinds ---- */
 
-#define KIND_METHODS(K, fname)                                                                    \
-    static void create_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,      \
-                               struct pt_admin_status *st)                                        \
-    {                                                                                             \
-        do_create(ctx, K, rq, rs, st);                                                            \
-    }                                                                                             \
-    static void get_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,         \
-                            struct pt_admin_status *st)                                           \
-    {                                                                                             \
-        do_get(ctx, K, rq, rs, st);                                                               \
-    }                                                                                             \
-    static void list_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,        \
-                             struct pt_admin_status *st)                                          \
-    {                                                                                             \
-        do_list(ctx, K, rq, rs, st);                                                              \
-    }                                                                                             \
-    static void update_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,      \
-                               struct pt_admin_status *st)                                        \
-    {                                                                                             \
-        do_update(ctx, K, rq, rs, st);                                                            \
-    }                                                                                             \
-    static void delete_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,      \
-                               struct pt_admin_status *st)                                        \
-    {                                                                                             \
-        do_delete(ctx, K, rq, rs, st);                                                            \
+#define KIND_METHODS(K, fname)                                                               \
+    static void create_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs, \
+                               struct pt_admin_status *st)                                   \
+    {                                                                                        \
+        do_create(ctx, K, rq, rs, st);                                                       \
+    }                                                                                        \
+    static void get_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,    \
+                            struct pt_admin_status *st)                                      \
+    {                                                                                        \
+        do_get(ctx, K, rq, rs, st);                                                          \
+    }                                                                                        \
+    static void list_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,   \
+                             struct pt_admin_status *st)                                     \
+    {                                                                                        \
+        do_list(ctx, K, rq, rs, st);                                                         \
+    }                                                                                        \
+    static void update_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs, \
+                               struct pt_admin_status *st)                                   \
+    {                                                                                        \
+        do_update(ctx, K, rq, rs, st);                                                       \
+    }                                                                                        \
+    static void delete_##fname(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs, \
+                               struct pt_admin_status *st)                                   \
+    {                                                                                        \
+        do_delete(ctx, K, rq, rs, st);                                                       \
     }
 
 KIND_METHODS(PT_KIND_ROUTE, route)
@@ -578,8 +582,9 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
         k = PT_KIND_PLUGIN;
         break;
     default:
-        pt_admin_status_add_violation(st, "change", "set config, route, service, "
-                                                    "rate_limit_rule or plugin");
+        pt_admin_status_add_violation(st, "change",
+                                      "set config, route, service, "
+                                      "rate_limit_rule or plugin");
         pt_admin_status_set(st, GRPC_INVALID_ARGUMENT, "nothing to validate");
         return;
     }
@@ -633,9 +638,8 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
 /* ---- Apply ---- */
 
 /* Instance settings: not applied by Apply. */
-static const char *const instance_sections[] = {"workers",          "listeners", "limits",
-                                                "access_log",       "filters",   "admin",
-                                                "drain_timeout_ms"};
+static const char *const instance_sections[] = {
+    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms"};
 
 struct apply {
     const Portico__Admin__V1__ApplyRequest *req;
@@ -684,9 +688,9 @@ static void apply(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
         loaded = pt_conf_load_string("apply", r->yaml, strlen(r->yaml), &diag);
         if (!loaded) {
             for (size_t i = 0; i < diag.nentries; i++)
-                pt_admin_status_add_violation(st, diag.entries[i].field[0] ? diag.entries[i].field
-                                                                           : "yaml",
-                                              "%s", diag.entries[i].message);
+                pt_admin_status_add_violation(
+                    st, diag.entries[i].field[0] ? diag.entries[i].field : "yaml", "%s",
+                    diag.entries[i].message);
             pt_admin_status_set(st, GRPC_INVALID_ARGUMENT, "the YAML does not load: %s",
                                 diag.nentries ? diag.entries[0].message : "unknown error");
             pt_diag_fini(&diag);
@@ -822,8 +826,8 @@ static void process_values(struct pt_control *c, struct pt_metrics_process *p)
     pt_control_unlock(c);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    p->uptime_seconds = (double)(now.tv_sec - c->started.tv_sec) +
-                        (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
+    p->uptime_seconds =
+        (double)(now.tv_sec - c->started.tv_sec) + (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
 }
 
 static void get_metrics(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
@@ -876,7 +880,10 @@ static void get_health(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage *
 
 /* ---- the table ---- */
 
-#define M(name, type, fn) {"/portico.admin.v1.Admin/" name, &portico__admin__v1__##type##__descriptor, fn}
+#define M(name, type, fn)                                                              \
+    {                                                                                  \
+        "/portico.admin.v1.Admin/" name, &portico__admin__v1__##type##__descriptor, fn \
+    }
 
 static const struct pt_admin_method methods[] = {
     M("CreateRoute", create_route_request, create_route),

@@ -209,9 +209,10 @@ static int create_filter(struct pt_snapshot *s, size_t *cap, const char *type_na
     const struct pt_filter_type *type = pt_filter_type_find(pt_str_from_cstr(type_name));
     if (!type) {
         snprintf(field, sizeof(field), "%s.%s", field_prefix, pos_filter ? "name" : "type");
-        pt_diag_addf(diag, pt_conf_where(s->conf, pos_msg, pos_filter ? "name" : "type", where,
-                                         sizeof(where)),
-                     field, "unknown filter \"%s\"", type_name);
+        pt_diag_addf(
+            diag,
+            pt_conf_where(s->conf, pos_msg, pos_filter ? "name" : "type", where, sizeof(where)),
+            field, "unknown filter \"%s\"", type_name);
         return -1;
     }
     struct pt_filter_config cfg;
@@ -337,8 +338,8 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->stats = pt_metrics_route_ref(rc_->name, s->nworkers);
 
         struct pt_chain *ch = &rc_->chain;
-        ch->filters = pt_xcalloc(s->global_chain.n + r->n_filters + cfg->n_plugins + 1,
-                                 sizeof(*ch->filters));
+        ch->filters =
+            pt_xcalloc(s->global_chain.n + r->n_filters + cfg->n_plugins + 1, sizeof(*ch->filters));
         for (uint16_t k = 0; k < s->global_chain.n; k++)
             ch->filters[ch->n++] = s->global_chain.filters[k];
         for (size_t k = 0; k < r->n_filters; k++) {

@@ -725,7 +725,8 @@ static void check_unique(struct vctx *v, const char *kind, const char *const *na
 
 static bool key_part_valid(const char *p, size_t len)
 {
-    static const char *const simple[] = {"global", "route", "client_id", "api_key", "user_id", "ip"};
+    static const char *const simple[] = {"global",  "route",   "client_id",
+                                         "api_key", "user_id", "ip"};
     for (size_t k = 0; k < sizeof(simple) / sizeof(simple[0]); k++)
         if (strlen(simple[k]) == len && memcmp(p, simple[k], len) == 0)
             return true;
@@ -785,7 +786,8 @@ static void check_rate_limits(struct vctx *v, const Config *cfg, const struct na
             (int)r->action > PORTICO__CONFIG__V1__RATE_LIMIT_ACTION__RATE_LIMIT_ACTION_SHADOW)
             verr(v, r, "action", path, "unknown action %d", r->action);
         if ((int)r->algorithm < 0 ||
-            (int)r->algorithm > PORTICO__CONFIG__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_ALGORITHM_GCRA)
+            (int)r->algorithm >
+                PORTICO__CONFIG__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_ALGORITHM_GCRA)
             verr(v, r, "algorithm", path, "unknown algorithm %d", r->algorithm);
         check_max(v, r, "max_queue_ms", path, r->max_queue_ms, 60000);
     }

@@ -169,7 +169,8 @@ static int file_load(struct pt_store *st, Portico__Config__V1__Config **managed,
         bad = "payload length does not match the file size";
         goto fail;
     }
-    Portico__Config__V1__Config *cfg = portico__config__v1__config__unpack(NULL, payload_len, b + off);
+    Portico__Config__V1__Config *cfg =
+        portico__config__v1__config__unpack(NULL, payload_len, b + off);
     if (!cfg) {
         free(seed);
         bad = "payload is not a valid configuration message";
@@ -183,8 +184,8 @@ static int file_load(struct pt_store *st, Portico__Config__V1__Config **managed,
     *version = v;
     return 0;
 fail:
-    pt_store_errf(err, errlen, "%s: %s; move it away to start from the configuration file",
-                  s->path, bad);
+    pt_store_errf(err, errlen, "%s: %s; move it away to start from the configuration file", s->path,
+                  bad);
     free(b);
     return PT_ERR_CONFIG;
 }

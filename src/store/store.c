@@ -26,8 +26,8 @@ int pt_store_load(struct pt_store *s, Portico__Config__V1__Config **managed, uin
 }
 
 int pt_store_commit(struct pt_store *s, const Portico__Config__V1__Config *old,
-                    const Portico__Config__V1__Config *next, uint64_t expected_version,
-                    char *err, size_t errlen)
+                    const Portico__Config__V1__Config *next, uint64_t expected_version, char *err,
+                    size_t errlen)
 {
     return s->ops->commit(s, old, next, expected_version, err, errlen);
 }
