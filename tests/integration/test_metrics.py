@@ -54,6 +54,7 @@ def _admin_descriptor_set():
     protoc = os.environ.get("PROTOC", shutil.which("protoc") or "protoc")
     h = hashlib.sha256()
     h.update(subprocess.run([protoc, "--version"], capture_output=True, timeout=60).stdout)
+    h.update(b"admin.proto + google/rpc status and error details")
     for root, _dirs, files in sorted(os.walk(PROTO_DIR)):
         for f in sorted(files):
             if f.endswith(".proto"):
@@ -69,7 +70,8 @@ def _admin_descriptor_set():
         try:
             proc = subprocess.run(
                 [protoc, "-I" + PROTO_DIR, "-I" + os.path.join(PROTO_DIR, "third_party"),
-                 "--include_imports", "--descriptor_set_out=" + tmp, ADMIN_PROTO],
+                 "--include_imports", "--descriptor_set_out=" + tmp, ADMIN_PROTO,
+                 "google/rpc/status.proto", "google/rpc/error_details.proto"],
                 capture_output=True, text=True, timeout=60)
             if proc.returncode != 0:
                 raise RuntimeError("protoc failed:\n" + proc.stderr)
