@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin/admin_int.h"
+#include "store/store.h"
 #include "core/arena.h"
 #include "portico/errors.h"
 
@@ -102,14 +103,7 @@ void pt_obj_set_version(ProtobufCMessage *m, uint64_t v)
 
 ProtobufCMessage *pt_msg_dup(const ProtobufCMessage *m)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = pt_xmalloc(n ? n : 1);
-    protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *copy = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
-    free(buf);
-    if (!copy)
-        abort(); /* our own bytes: only allocation can fail */
-    return copy;
+    return pt_store_msg_dup(m);
 }
 
 void pt_msg_free(ProtobufCMessage *m)
@@ -120,18 +114,7 @@ void pt_msg_free(ProtobufCMessage *m)
 
 bool pt_msg_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
 {
-    if (!a || !b)
-        return a == b;
-    size_t na = protobuf_c_message_get_packed_size(a);
-    if (na != protobuf_c_message_get_packed_size(b))
-        return false;
-    uint8_t *ba = pt_xmalloc(na ? na : 1), *bb = pt_xmalloc(na ? na : 1);
-    protobuf_c_message_pack(a, ba);
-    protobuf_c_message_pack(b, bb);
-    bool eq = memcmp(ba, bb, na) == 0;
-    free(ba);
-    free(bb);
-    return eq;
+    return pt_store_msg_equal(a, b);
 }
 
 bool pt_obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
@@ -145,29 +128,6 @@ bool pt_obj_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
     pt_obj_set_version(x, va);
     pt_obj_set_version(y, vb);
     return eq;
-}
-
-static size_t scalar_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    default:
-        return 4;
-    }
 }
 
 static bool value_equal(const ProtobufCFieldDescriptor *fd, const void *a, const void *b)
@@ -184,7 +144,7 @@ static bool value_equal(const ProtobufCFieldDescriptor *fd, const void *a, const
     case PROTOBUF_C_TYPE_MESSAGE:
         return pt_msg_equal(*(ProtobufCMessage *const *)a, *(ProtobufCMessage *const *)b);
     default:
-        return memcmp(a, b, scalar_size(fd->type)) == 0;
+        return memcmp(a, b, pt_conf_field_elem_size(fd)) == 0;
     }
 }
 
@@ -198,7 +158,7 @@ static bool field_equal(const ProtobufCFieldDescriptor *fd, const ProtobufCMessa
         if (na != nb)
             return false;
         const char *va = *(char *const *)(pa + fd->offset), *vb = *(char *const *)(pb + fd->offset);
-        size_t sz = scalar_size(fd->type);
+        size_t sz = pt_conf_field_elem_size(fd);
         for (size_t i = 0; i < na; i++)
             if (!value_equal(fd, va + i * sz, vb + i * sz))
                 return false;
@@ -246,13 +206,13 @@ static size_t storage_size(const ProtobufCMessageDescriptor *d, const ProtobufCF
     if (fd->label == PROTOBUF_C_LABEL_REPEATED)
         return sizeof(void *);
     if (!(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
-        return scalar_size(fd->type);
+        return pt_conf_field_elem_size(fd);
     size_t max = 0;
     for (unsigned i = 0; i < d->n_fields; i++)
         if ((d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
             d->fields[i].quantifier_offset == fd->quantifier_offset &&
-            scalar_size(d->fields[i].type) > max)
-            max = scalar_size(d->fields[i].type);
+            pt_conf_field_elem_size(&d->fields[i]) > max)
+            max = pt_conf_field_elem_size(&d->fields[i]);
     return max;
 }
 

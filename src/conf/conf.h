@@ -119,6 +119,10 @@ void pt_conf_route_name(const Portico__Config__V1__Route *r, char *buf, size_t n
  */
 char *pt_conf_emit_yaml(const ProtobufCMessage *msg, size_t *len);
 
+/* Bytes one value of fd's type occupies in a protobuf-c message (an
+ * element of a repeated field; a pointer for strings and messages). */
+size_t pt_conf_field_elem_size(const ProtobufCFieldDescriptor *fd);
+
 /* A listener address split into parts. */
 struct pt_conf_address {
     char host[64]; /* as written, without brackets; "" for ":port" */

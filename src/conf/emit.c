@@ -96,38 +96,6 @@ static const void *cmember(const void *msg, unsigned offset)
     return (const char *)msg + offset;
 }
 
-static size_t elem_size(const ProtobufCFieldDescriptor *fd)
-{
-    switch (fd->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return 8;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return sizeof(float);
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return sizeof(double);
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    }
-    return 0;
-}
-
 static bool scalar_is_zero(const ProtobufCFieldDescriptor *fd, const void *p)
 {
     switch (fd->type) {
@@ -150,7 +118,7 @@ static bool scalar_is_zero(const ProtobufCFieldDescriptor *fd, const void *p)
         return d == 0 && !signbit(d);
     }
     default: {
-        size_t n = elem_size(fd);
+        size_t n = pt_conf_field_elem_size(fd);
         static const unsigned char zero[8];
         return memcmp(p, zero, n) == 0;
     }
@@ -700,7 +668,7 @@ static void put_key_line(struct out *o, unsigned ind, bool *first, const char *k
 static void put_sequence(struct out *o, const ProtobufCFieldDescriptor *fd, const void *arr,
                          size_t n, unsigned ind, bool first)
 {
-    size_t size = elem_size(fd);
+    size_t size = pt_conf_field_elem_size(fd);
     for (size_t i = 0; i < n; i++) {
         if (!first)
             indent(o, ind);

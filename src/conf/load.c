@@ -404,7 +404,7 @@ static bool is_map_entry(const ProtobufCMessageDescriptor *d)
            strcmp(d->fields[1].name, "value") == 0 && d->fields[1].id == 2;
 }
 
-static size_t elem_size(const ProtobufCFieldDescriptor *fd)
+size_t pt_conf_field_elem_size(const ProtobufCFieldDescriptor *fd)
 {
     switch (fd->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -709,7 +709,7 @@ static void fill_repeated(struct loader *L, ProtobufCMessage *m, const ProtobufC
     }
     if (!enter_collection(L, n))
         return;
-    size_t size = elem_size(fd);
+    size_t size = pt_conf_field_elem_size(fd);
     char *arr = pt_xcalloc(n->n ? n->n : 1, size);
     size_t count = 0;
     for (size_t i = 0; i < n->n && !L->stop; i++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl/cli.h"
+#include "core/error.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
@@ -268,27 +269,8 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
 
 const char *pt_ctl_code_name(int code, char *buf, size_t n)
 {
-    static const char *const names[] = {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-    if (code >= 0 && (size_t)code < sizeof(names) / sizeof(names[0]))
-        return names[code];
+    if (code >= 0 && code <= 16)
+        return pt_grpc_status_name(code);
     snprintf(buf, n, "CODE_%d", code);
     return buf;
 }

@@ -114,4 +114,12 @@ const char *pt_store_file_seed(const struct pt_store *s);
 /* NULL is a no-op. */
 void pt_store_close(struct pt_store *s);
 
+/* Message helpers the store kinds and their callers share: a deep copy
+ * through pack/unpack (freed with protobuf_c_message_free_unpacked(..,
+ * NULL); aborts on allocation failure), and equality as identical packed
+ * bytes (protobuf-c packs fields in number order, so equal messages pack
+ * equal; NULL equals only NULL). */
+ProtobufCMessage *pt_store_msg_dup(const ProtobufCMessage *m);
+bool pt_store_msg_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
+
 #endif

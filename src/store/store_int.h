@@ -28,14 +28,6 @@ struct pt_store {
 /* An empty managed Config (caller frees with protobuf_c_message_free_unpacked). */
 Portico__Config__V1__Config *pt_store_empty_config(void);
 
-/* Deep copy through pack/unpack; the copy is freed with
- * protobuf_c_message_free_unpacked(.., NULL). Aborts on allocation failure. */
-ProtobufCMessage *pt_store_msg_dup(const ProtobufCMessage *m);
-
-/* Same packed bytes (protobuf-c packs fields in number order, so equal
- * messages pack equal). */
-bool pt_store_msg_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
-
 void pt_store_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
