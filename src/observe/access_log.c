@@ -276,6 +276,8 @@ size_t pt_access_entry_format(const struct pt_access_entry *e, char *buf)
     p = put_string_or_null(p, e->route, PT_ACCESS_CAP_ROUTE);
     p = PUT_LIT(p, ",\"client\":");
     p = put_string(p, e->client, PT_ACCESS_CAP_CLIENT);
+    p = PUT_LIT(p, ",\"worker\":");
+    p = put_u64(p, e->worker);
     if (e->error.ptr && e->error.len) {
         p = PUT_LIT(p, ",\"error\":");
         p = put_string(p, e->error, PT_ACCESS_CAP_ERROR);

@@ -31,15 +31,18 @@
  *    "path":"/a","authority":"example.com","protocol":"HTTP/2","status":200,
  *    "grpc_status":0,"duration_ms":1.235,"bytes_in":0,"bytes_out":17,
  *    "upstream":"10.0.0.1:8080","route":"users","client":"192.0.2.7",
- *    "error":"upstream reset the stream"}
+ *    "worker":1,"error":"upstream reset the stream"}
  * "grpc_status" and "error" are omitted when absent; "upstream" and "route"
- * are null when absent. Strings are escaped so the line is valid JSON and
- * valid UTF-8: '"' and '\\' get a backslash, control bytes and DEL become
- * \u00XX, valid UTF-8 sequences are kept, and every other byte >= 0x80
- * becomes \u00XX of that byte. A string field whose escaped form exceeds its
- * cap (PT_ACCESS_CAP_*, counted in escaped bytes and including the marker)
- * is cut at a character boundary and ends with PT_ACCESS_TRUNCATED_MARKER,
- * so a line never exceeds PT_ACCESS_LINE_MAX bytes.
+ * are null when absent; "worker" is the index (0..N-1) of the worker thread
+ * that served the stream (SO_REUSEPORT spreads connections over workers;
+ * this tells which one a connection landed on). Strings are escaped so the
+ * line is valid JSON and valid UTF-8: '"' and '\\' get a backslash, control
+ * bytes and DEL become \u00XX, valid UTF-8 sequences are kept, and every
+ * other byte >= 0x80 becomes \u00XX of that byte. A string field whose
+ * escaped form exceeds its cap (PT_ACCESS_CAP_*, counted in escaped bytes and
+ * including the marker) is cut at a character boundary and ends with
+ * PT_ACCESS_TRUNCATED_MARKER, so a line never exceeds PT_ACCESS_LINE_MAX
+ * bytes.
  */
 #ifndef PT_OBSERVE_ACCESS_LOG_H
 #define PT_OBSERVE_ACCESS_LOG_H
@@ -100,6 +103,7 @@ struct pt_access_entry {
     struct pt_str upstream; /* "host:port"; empty: null */
     struct pt_str route;    /* route name; empty: null */
     struct pt_str client;   /* client IP address as text */
+    unsigned worker;        /* index of the worker that served the stream */
     struct pt_str error;    /* why the stream failed; empty: omitted */
 };
 

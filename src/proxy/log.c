@@ -55,6 +55,7 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
     e.upstream = x->up || x->attempts ? x->upstream_addr : PT_STR_NULL;
     e.route = pt_exchange_route_name(x);
     e.client = pt_str_from_cstr(x->conn->peer_ip);
+    e.worker = x->worker->id;
     e.error = x->error ? pt_str_from_cstr(pt_err_name(x->error)) : PT_STR_NULL;
     pt_access_log_append(ring, &e);
 }

@@ -12,10 +12,14 @@
  *
  * A commit writes the whole file to "<path>.tmp.<pid>", fsyncs it, renames
  * it over the state file and fsyncs the directory, so a crash at any moment
- * leaves the old file or the new one. A file that fails its checks is never
+ * leaves the old file or the new one. A crash between open and rename leaves
+ * its temp file behind under the dead process's pid; open removes every
+ * "<path>.tmp.*" it finds (one instance owns a state file), so they do not
+ * pile up across crashes. A file that fails its checks is never
  * used: load reports it and the operator decides (the gateway does not
  * start on a damaged state rather than silently falling back to the seed).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -300,12 +304,37 @@ static const struct pt_store_ops file_ops = {
     .close = file_close,
 };
 
+/* Remove "<path>.tmp.*" left by commits that a crash interrupted. Best
+ * effort: a directory that cannot be read or a file that cannot be removed
+ * is logged by the next commit's failure, if it matters at all. */
+static void remove_stale_temps(const char *path)
+{
+    char *dcopy = pt_xstrdup(path), *bcopy = pt_xstrdup(path);
+    const char *dir = dirname(dcopy), *base = basename(bcopy);
+    size_t plen = strlen(base) + 5;
+    char *prefix = pt_xmalloc(plen + 1);
+    snprintf(prefix, plen + 1, "%s.tmp.", base);
+    DIR *d = opendir(dir);
+    if (d) {
+        int dfd = dirfd(d);
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL)
+            if (strncmp(de->d_name, prefix, plen) == 0 && de->d_name[plen] != '\0')
+                unlinkat(dfd, de->d_name, 0);
+        closedir(d);
+    }
+    free(prefix);
+    free(bcopy);
+    free(dcopy);
+}
+
 struct pt_store *pt_store_file_open(const char *path, char *err, size_t errlen)
 {
     if (!path || !*path) {
         pt_store_errf(err, errlen, "state file path is empty");
         return NULL;
     }
+    remove_stale_temps(path);
     struct file_store *s = pt_xcalloc(1, sizeof(*s));
     s->base.ops = &file_ops;
     s->path = pt_xstrdup(path);

@@ -57,6 +57,9 @@ class Handler(BaseHTTPRequestHandler):
     server_id = ""
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 120
+    # Headers and body go out in separate writes: with Nagle on, the body
+    # waits for the peer's delayed ACK of the headers (~40 ms per response).
+    disable_nagle_algorithm = True
 
     # Keep the per-connection count on the handler: one handler per connection.
     def setup(self):

@@ -512,6 +512,7 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         .upstream = PT_STR("10.0.0.1:8080"),
         .route = PT_STR("grpc-call"),
         .client = PT_STR("2001:db8::1"),
+        .worker = 3,
         .error = PT_STR("upstream reset the stream"),
     };
     size_t n = format(&e);
@@ -520,7 +521,8 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         "1b2c3d4e5f60\",\"method\":\"POST\",\"path\":\"/pkg.Service/Call\",\"authority\":"
         "\"api.example.com:8443\",\"protocol\":\"HTTP/2\",\"status\":200,\"grpc_status\":14,"
         "\"duration_ms\":1.235,\"bytes_in\":17,\"bytes_out\":18446744073709551615,\"upstream\":"
-        "\"10.0.0.1:8080\",\"route\":\"grpc-call\",\"client\":\"2001:db8::1\",\"error\":"
+        "\"10.0.0.1:8080\",\"route\":\"grpc-call\",\"client\":\"2001:db8::1\",\"worker\":3,"
+        "\"error\":"
         "\"upstream reset the stream\"}\n";
     assert_int_equal(n, strlen(want));
     assert_memory_equal(line, want, n);
@@ -530,7 +532,7 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
     static const char *const keys[] = {"time",        "request_id", "method",    "path",
                                        "authority",   "protocol",   "status",    "grpc_status",
                                        "duration_ms", "bytes_in",   "bytes_out", "upstream",
-                                       "route",       "client",     "error"};
+                                       "route",       "client",     "worker",    "error"};
     assert_int_equal(j.n, (int)(sizeof(keys) / sizeof(keys[0])));
     for (int i = 0; i < j.n; i++)
         assert_string_equal(j.f[i].key, keys[i]);
@@ -544,7 +546,7 @@ static void test_access_entry_format__absent_optionals_are_null_or_omitted(void 
     const char *want = "{\"time\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"\",\"method\":\"\","
                        "\"path\":\"\",\"authority\":\"\",\"protocol\":\"HTTP/1.0\",\"status\":0,"
                        "\"duration_ms\":0.000,\"bytes_in\":0,\"bytes_out\":0,\"upstream\":null,"
-                       "\"route\":null,\"client\":\"\"}\n";
+                       "\"route\":null,\"client\":\"\",\"worker\":0}\n";
     assert_int_equal(n, strlen(want));
     assert_memory_equal(line, want, n);
 
