@@ -11,6 +11,7 @@ generated *_pb2 modules would need Python packages Debian does not ship
            version=route.version)
     err = c.error("GetRoute", route_id="missing")   # grpc.RpcError
     c.violations(err)                              # [(field, description)] from BadRequest
+    c.call_dict("ListRoutes", {"page_size": 5})    # request and response as plain dicts
 """
 
 import grpc
@@ -30,7 +31,9 @@ class AdminClient(object):
     def __init__(self, address, token=None):
         self.m = messages()
         self.address = address
-        self.channel = grpc.insecure_channel(address)
+        # A private subchannel: tests that restart gateways on the same port
+        # must not reuse another client's connection.
+        self.channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
         self.metadata = [("authorization", "Bearer " + token)] if token else None
         self._service = None
 
@@ -55,6 +58,11 @@ class AdminClient(object):
         req_cls, rpc = self._method(method)
         req = json_format.ParseDict(fields, req_cls())
         return rpc(req, timeout=_timeout, metadata=self.metadata)
+
+    def call_dict(self, method, request=None, timeout=None):
+        """`method` with a dict request (proto3 JSON names); the response as
+        a dict with field names."""
+        return self.to_dict(self.call(method, _timeout=timeout or RPC_TIMEOUT, **(request or {})))
 
     def error(self, method, **fields):
         """The grpc.RpcError the call fails with (AssertionError if it succeeds)."""
@@ -87,3 +95,10 @@ class AdminClient(object):
 
     def close(self):
         self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -53,7 +53,7 @@ import grpc
 import harness
 import protoload
 import wire
-from admin_client import AdminClient
+from adminclient import AdminClient
 
 HOST = "127.0.0.1"
 WORKERS = 2
@@ -435,8 +435,8 @@ class LiveAdminTest(unittest.TestCase):
             "grpc": ("/portico.test.Echo", "grpc", expect_grpc_rev),
         }
         for name in base_routes:
-            ver[name] = int(admin.call("GetRoute", {"route_id": name})["version"])
-        ver["flip"] = int(admin.call("GetService", {"name": "flip"})["version"])
+            ver[name] = int(admin.call_dict("GetRoute", {"route_id": name})["version"])
+        ver["flip"] = int(admin.call_dict("GetService", {"name": "flip"})["version"])
 
         for i in range(N_CHANGES):
             self.assertLess(time.monotonic(), deadline, "change loop over its time budget")
@@ -449,7 +449,7 @@ class LiveAdminTest(unittest.TestCase):
                 sid = services.get(svc, a_id)
                 name, prefix = "r%d" % i, "/echo/r%d" % i
                 kind = "create route"
-                out = admin.call("CreateRoute", {"route": route_body(name, prefix, svc)})
+                out = admin.call_dict("CreateRoute", {"route": route_body(name, prefix, svc)})
                 ver[name] = int(out["version"])
                 routes.append((name, prefix, svc))
                 check = expect_status(prefix + "/x", 200, server=sid)
@@ -459,12 +459,12 @@ class LiveAdminTest(unittest.TestCase):
                 rev = "r%d" % i
                 if slot == 1:
                     kind = "update route (mask)"
-                    out = admin.call("UpdateRoute", {
+                    out = admin.call_dict("UpdateRoute", {
                         "route_id": name, "version": ver[name], "route": {"filters": rev_filter(rev)},
                         "update_mask": "filters"})
                 else:
                     kind = "update route (whole)"
-                    out = admin.call("UpdateRoute", {
+                    out = admin.call_dict("UpdateRoute", {
                         "route_id": name, "version": ver[name],
                         "route": route_body(name, prefix, svc, rev=rev, timeout_ms=20000 + i)})
                 ver[name] = int(out["version"])
@@ -481,7 +481,7 @@ class LiveAdminTest(unittest.TestCase):
                     kind = "update service (mask)"
                     req = {"service_id": "flip", "version": ver["flip"], "service": svc,
                            "update_mask": "instances,connectTimeoutMs,idleTimeoutMs"}
-                ver["flip"] = int(admin.call("UpdateService", req)["version"])
+                ver["flip"] = int(admin.call_dict("UpdateService", req)["version"])
                 check = expect_status("/echo/flip/x", 200, server=flip_on)
             elif slot in (4, 5, 8):
                 name = ("h1-base", "h2-base", "grpc")[(4, 5, 8).index(slot)]
@@ -489,13 +489,13 @@ class LiveAdminTest(unittest.TestCase):
                 rev = "b%d" % i
                 if (i // 10) % 2 == 0:
                     kind = "update traffic route (mask)"
-                    out = admin.call("UpdateRoute", {
+                    out = admin.call_dict("UpdateRoute", {
                         "route_id": name, "version": ver[name],
                         "route": {"filters": rev_filter(rev), "timeout_ms": 30000 + i},
                         "update_mask": "filters,timeoutMs"})
                 else:
                     kind = "update traffic route (whole)"
-                    out = admin.call("UpdateRoute", {
+                    out = admin.call_dict("UpdateRoute", {
                         "route_id": name, "version": ver[name],
                         "route": route_body(name, prefix, svc, rev=rev, timeout_ms=30000 + i)})
                 ver[name] = int(out["version"])
@@ -503,14 +503,14 @@ class LiveAdminTest(unittest.TestCase):
             elif slot == 6:
                 name, prefix, _ = routes.pop(0)
                 kind = "delete route"
-                admin.call("DeleteRoute", {"route_id": name, "version": ver.pop(name)})
+                admin.call_dict("DeleteRoute", {"route_id": name, "version": ver.pop(name)})
                 check = expect_status(prefix + "/x", 404)
             else:  # slot 9: a service, routed by the next create route
                 name = "s%d" % i
                 sid = b_id if (i // 10) % 2 else a_id
                 be = self.be_b if sid == b_id else self.be_a
                 kind = "create service"
-                admin.call("CreateService", {"service": {
+                admin.call_dict("CreateService", {"service": {
                     "name": name, "instances": [be.instance()], "connect_timeout_ms": 2000}})
                 services[name] = sid
                 latest_service = name

@@ -44,7 +44,7 @@ import grpc
 
 import harness
 import wire
-from admin_client import AdminClient
+from adminclient import AdminClient
 
 HOST = "127.0.0.1"
 KILL_ROUNDS = int(os.environ.get("PORTICO_KILL_ROUNDS", "25"))
@@ -69,11 +69,11 @@ def get_status(port, path):
 
 
 def routes_of(admin):
-    return {r["name"]: r for r in admin.call("ListRoutes", {"page_size": 1000}).get("routes", [])}
+    return {r["name"]: r for r in admin.call_dict("ListRoutes", {"page_size": 1000}).get("routes", [])}
 
 
 def version_of(admin):
-    return int(admin.call("Export").get("version", 0))
+    return int(admin.call_dict("Export").get("version", 0))
 
 
 def start_expecting_exit(gw):
@@ -116,19 +116,19 @@ class RestartTest(PersistCase):
         gw = self.gateway(base_config(self.be))
         gw.start()
         admin = self.admin_for(gw)
-        admin.call("CreateService", {"service": {"name": "svc2", "instances": [self.be.instance()]}})
-        admin.call("CreateRoute", {"route": {"name": "adm-1", "path_prefix": "/echo/adm-1", "service": "svc2"}})
-        r = admin.call("CreateRoute", {"route": {"name": "adm-2", "path_prefix": "/echo/adm-2", "service": "web"}})
-        admin.call("UpdateRoute", {"route_id": "adm-2", "version": r["version"],
+        admin.call_dict("CreateService", {"service": {"name": "svc2", "instances": [self.be.instance()]}})
+        admin.call_dict("CreateRoute", {"route": {"name": "adm-1", "path_prefix": "/echo/adm-1", "service": "svc2"}})
+        r = admin.call_dict("CreateRoute", {"route": {"name": "adm-2", "path_prefix": "/echo/adm-2", "service": "web"}})
+        admin.call_dict("UpdateRoute", {"route_id": "adm-2", "version": r["version"],
                                    "route": {"timeout_ms": 1234}, "update_mask": "timeoutMs"})
-        admin.call("DeleteRoute", {"route_id": "yaml-a"})
-        before_routes, before = routes_of(admin), admin.call("Export")
+        admin.call_dict("DeleteRoute", {"route_id": "yaml-a"})
+        before_routes, before = routes_of(admin), admin.call_dict("Export")
         self.assertEqual(gw.stop(), 0)
         self.assertTrue(os.path.exists(self.state_path(gw)))
         gw.start()
         admin = self.admin_for(gw)
         self.assertEqual(routes_of(admin), before_routes)
-        self.assertEqual(admin.call("Export"), before)
+        self.assertEqual(admin.call_dict("Export"), before)
         self.assertEqual(int(before["version"]), 6)  # seed + 5 changes
         self.assertEqual(routes_of(admin)["adm-2"]["timeout_ms"], 1234)
         port = gw.port("main")
@@ -175,7 +175,7 @@ class KillLoopTest(PersistCase):
                             after = dict(model)
                             after[name] = None
                             box["inflight"] = (nv, after)
-                            out = admin.call("CreateRoute", {"route": {
+                            out = admin.call_dict("CreateRoute", {"route": {
                                 "name": name, "path_prefix": "/echo/%s" % name, "service": "web",
                                 "timeout_ms": 1000 + k}}, timeout=10)
                             model[name] = out
@@ -184,7 +184,7 @@ class KillLoopTest(PersistCase):
                             after = dict(model)
                             after[name] = None
                             box["inflight"] = (nv, after)
-                            out = admin.call("UpdateRoute", {
+                            out = admin.call_dict("UpdateRoute", {
                                 "route_id": name, "version": model[name]["version"],
                                 "route": {"timeout_ms": 5000 + k}, "update_mask": "timeoutMs"}, timeout=10)
                             model[name] = out
@@ -193,7 +193,7 @@ class KillLoopTest(PersistCase):
                             after = dict(model)
                             del after[name]
                             box["inflight"] = (nv, after)
-                            admin.call("DeleteRoute", {"route_id": name}, timeout=10)
+                            admin.call_dict("DeleteRoute", {"route_id": name}, timeout=10)
                             del model[name]
                     except grpc.RpcError as exc:
                         if exc.code() != grpc.StatusCode.UNAVAILABLE:
@@ -253,7 +253,7 @@ class DamagedStateTest(PersistCase):
         gw = self.gateway(base_config(self.be))
         gw.start()
         admin = self.admin_for(gw)
-        admin.call("CreateRoute", {"route": {"name": "keep-me", "path_prefix": "/echo/keep", "service": "web"}})
+        admin.call_dict("CreateRoute", {"route": {"name": "keep-me", "path_prefix": "/echo/keep", "service": "web"}})
         want = routes_of(admin)
         admin.close()
         self.assertEqual(gw.stop(), 0)
@@ -290,7 +290,7 @@ class YamlRuleTest(PersistCase):
         gw = self.gateway(cfg)
         gw.start()
         admin = self.admin_for(gw)
-        admin.call("CreateRoute", {"route": {"name": "adm", "path_prefix": "/echo/adm", "service": "web"}})
+        admin.call_dict("CreateRoute", {"route": {"name": "adm", "path_prefix": "/echo/adm", "service": "web"}})
         v1, routes1 = version_of(admin), routes_of(admin)
         self.assertEqual(set(routes1), {"yaml-a", "adm"})
         # Restart, YAML unchanged: the state (with "adm") runs.
@@ -316,7 +316,7 @@ class YamlRuleTest(PersistCase):
         self.assertEqual(get_status(port, "/echo/adm/x"), 404)
         self.assertEqual(get_status(port, "/echo/yaml-b/x"), 200)
         # An admin change on top, then a restart with the YAML edited again.
-        admin.call("CreateRoute", {"route": {"name": "adm2", "path_prefix": "/echo/adm2", "service": "web"}})
+        admin.call_dict("CreateRoute", {"route": {"name": "adm2", "path_prefix": "/echo/adm2", "service": "web"}})
         admin.close()
         gw.stop()
         gw._template = base_config(self.be, routes=[
@@ -326,7 +326,7 @@ class YamlRuleTest(PersistCase):
         self.assertEqual(set(routes_of(admin)), {"yaml-c"})
         self.assertEqual(version_of(admin), v1 + 3)
         # And once more unchanged: the seed hash was saved, the state stays.
-        admin.call("CreateRoute", {"route": {"name": "adm3", "path_prefix": "/echo/adm3", "service": "web"}})
+        admin.call_dict("CreateRoute", {"route": {"name": "adm3", "path_prefix": "/echo/adm3", "service": "web"}})
         v4, routes4 = version_of(admin), routes_of(admin)
         admin.close()
         gw.stop()
@@ -359,7 +359,7 @@ class UnwritableTest(PersistCase):
         self.assertIn("yaml-a", routes_of(admin))
         self.assertIn(path, gw.stderr, "the log must say which state file cannot be written")
         with self.assertRaises(grpc.RpcError) as cm:
-            admin.call("CreateRoute", {"route": {"name": "no", "path_prefix": "/echo/no", "service": "web"}})
+            admin.call_dict("CreateRoute", {"route": {"name": "no", "path_prefix": "/echo/no", "service": "web"}})
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
         self.assertRegex(cm.exception.details(), r"(?i)store.*(not writable|permission|read-only)")
         self.assertEqual(get_status(gw.port("main"), "/echo/no/x"), 404)
