@@ -350,8 +350,10 @@ int main(int argc, char **argv)
         .base = app.base,
     };
     app.control = pt_control_open(&copts);
-    if (!app.control)
+    if (!app.control) {
+        event_base_free(app.base);
         return 1;
+    }
     app.nworkers = pt_control_nworkers(app.control);
     struct pt_snapshot *snap = pt_control_snapshot_ref(app.control);
 
@@ -363,6 +365,10 @@ int main(int argc, char **argv)
         if (!app.access_log) {
             fprintf(stderr, "%s", pt_diag_text(&diag));
             pt_diag_fini(&diag);
+            pt_snap_unref(&snap->base);
+            pt_control_close(app.control);
+            event_base_free(app.base);
+            free(app.access_log_path);
             return 1;
         }
         pt_diag_fini(&diag);
@@ -388,31 +394,30 @@ int main(int argc, char **argv)
 
     /* admin: started while the control signals are still blocked, so that
      * its thread and grpc's own threads inherit the mask. */
+    struct event *sigs[3] = {NULL, NULL, NULL};
     if (start_admin(&app) != 0) {
         pt_log_error("refusing to start: the admin server could not start");
         pt_proxy_shutdown(app.wptrs, app.nworkers);
-        for (unsigned i = 0; i < app.nworkers; i++)
-            pt_worker_join(&app.workers[i]);
-        return 1;
-    }
+        pt_snap_unref(&snap->base);
+        app.exit_code = 1;
+    } else {
+        int signos[3] = {SIGHUP, SIGTERM, SIGINT};
+        for (int i = 0; i < 3; i++) {
+            sigs[i] = evsignal_new(app.base, signos[i], on_signal, &app);
+            event_add(sigs[i], NULL);
+        }
+        pthread_sigmask(SIG_UNBLOCK, &ctl, NULL);
+        for (size_t i = 0; i < snap->nlisteners; i++)
+            pt_log_info("listening on %s (%s%s%s%s)", snap->listeners[i].address,
+                        snap->listeners[i].http1 ? "http1 " : "",
+                        snap->listeners[i].h2c ? "h2c " : "", snap->listeners[i].h2 ? "h2 " : "",
+                        snap->listeners[i].ssl_ctx ? "tls" : "cleartext");
+        pt_snap_unref(&snap->base);
+        pt_log_info("portico %s ready: %u worker(s), configuration %s", PORTICO_VERSION,
+                    app.nworkers, app.config_path);
 
-    struct event *sigs[3];
-    int signos[3] = {SIGHUP, SIGTERM, SIGINT};
-    for (int i = 0; i < 3; i++) {
-        sigs[i] = evsignal_new(app.base, signos[i], on_signal, &app);
-        event_add(sigs[i], NULL);
+        event_base_dispatch(app.base);
     }
-    pthread_sigmask(SIG_UNBLOCK, &ctl, NULL);
-    for (size_t i = 0; i < snap->nlisteners; i++)
-        pt_log_info("listening on %s (%s%s%s%s)", snap->listeners[i].address,
-                    snap->listeners[i].http1 ? "http1 " : "", snap->listeners[i].h2c ? "h2c " : "",
-                    snap->listeners[i].h2 ? "h2 " : "",
-                    snap->listeners[i].ssl_ctx ? "tls" : "cleartext");
-    pt_snap_unref(&snap->base);
-    pt_log_info("portico %s ready: %u worker(s), configuration %s", PORTICO_VERSION, app.nworkers,
-                app.config_path);
-
-    event_base_dispatch(app.base);
 
     for (unsigned i = 0; i < app.nworkers; i++)
         pt_worker_join(&app.workers[i]);
@@ -424,7 +429,8 @@ int main(int argc, char **argv)
     pt_control_close(app.control);
     pt_access_log_stop(app.access_log);
     for (int i = 0; i < 3; i++)
-        event_free(sigs[i]);
+        if (sigs[i])
+            event_free(sigs[i]);
     if (app.drain_timer)
         event_free(app.drain_timer);
     event_base_free(app.base);

@@ -84,7 +84,8 @@ void pt_conf_free(struct pt_conf *c);
  * or of one of its fields: `field` is a field name ("timeout_ms"), optionally
  * with an element index for repeated fields ("methods[2]"). Falls back to the
  * message's position when the field was not written, and returns the file
- * name itself when msg is unknown. Pointer: buf, or pt_conf_name(c).
+ * name itself when msg is unknown. Pointer: buf (always written when
+ * buf and n are given), or pt_conf_name(c) without a buffer.
  */
 const char *pt_conf_where(const struct pt_conf *c, const void *msg, const char *field, char *buf,
                           size_t n);

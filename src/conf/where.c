@@ -147,14 +147,22 @@ static bool split_field(const char *field, size_t *name_len, int64_t *index)
 const char *pt_conf_where(const struct pt_conf *c, const void *msg, const char *field, char *buf,
                           size_t n)
 {
-    if (!c)
-        return "";
+    /* Whatever is returned is also in buf, so callers may keep either. */
+    if (!c) {
+        if (buf && n)
+            buf[0] = '\0';
+        return buf && n ? buf : "";
+    }
     if (!msg)
         msg = c->msg;
     uint32_t line, col;
     /* Only a message we recorded is dereferenced for its descriptor. */
-    if (!pt_conf_postab_get(&c->pos, msg, NULL, -1, &line, &col))
-        return c->name;
+    if (!pt_conf_postab_get(&c->pos, msg, NULL, -1, &line, &col)) {
+        if (!buf || n == 0)
+            return c->name;
+        snprintf(buf, n, "%s", c->name);
+        return buf;
+    }
     size_t name_len;
     int64_t index;
     if (field && split_field(field, &name_len, &index)) {

@@ -705,6 +705,25 @@ static void test_load__free_accepts_null(void **state)
     pt_conf_free(NULL);
 }
 
+/* A document built from a message has no positions: pt_conf_where still
+ * fills the caller's buffer (with the document's name), since callers keep
+ * the buffer rather than the returned pointer. */
+static void test_load__where_without_positions_fills_the_buffer(void **state)
+{
+    Portico__Config__V1__Config *cfg = calloc(1, sizeof(*cfg));
+    portico__config__v1__config__init(cfg);
+    struct pt_conf *c = pt_conf_from_message("admin", &cfg->base);
+    char buf[64];
+    memset(buf, 'x', sizeof(buf));
+    const char *w = pt_conf_where(c, cfg, "workers", buf, sizeof(buf));
+    assert_string_equal(w, "admin");
+    assert_string_equal(buf, "admin");
+    memset(buf, 'x', sizeof(buf));
+    assert_string_equal(pt_conf_where(NULL, NULL, NULL, buf, sizeof(buf)), "");
+    assert_string_equal(buf, "");
+    pt_conf_free(c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -758,6 +777,7 @@ int main(void)
         T(test_load__struct_duplicate_key_is_rejected),
         T(test_load__struct_infinite_number_is_rejected),
         T(test_load__unsupported_tag_is_rejected),
+        T(test_load__where_without_positions_fills_the_buffer),
         T(test_load__core_schema_tags_are_understood),
         T(test_load__binary_tag_is_rejected_by_short_name),
         T(test_load__aliases_reuse_anchored_nodes),
