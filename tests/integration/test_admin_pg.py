@@ -310,7 +310,10 @@ class MigrateSeedTest(unittest.TestCase):
             self.assertNotEqual(rc, 0)
             self.assertIn("--migrate", gw.stderr)
         finally:
+            kept = gw.tmp.path
             gw.__exit__(None, None, None)
+            if kept and not harness.KEEP_TMP:
+                shutil.rmtree(kept, ignore_errors=True)  # the harness keeps a failed start's files
         nsql = len([f for f in os.listdir(os.path.join(harness.REPO_ROOT, "sql"))
                     if f.endswith(".sql")])
         first = migrate(uri)
@@ -370,18 +373,46 @@ class MigrateSeedTest(unittest.TestCase):
             a.__exit__(None, None, None)
 
     def test_two_instances_seed_an_empty_database_together(self):
-        """Both files try to seed version 1; one wins. The other must end
-        up serving the database's document and accept admin writes."""
+        """Both files try to seed version 1 at the same moment; one wins.
+        The other must end up serving the database's document and accept
+        admin writes. To make both commits meet, a psql session holds an
+        uncommitted config_state row: both seeding commits wait on it
+        (after loading version 0) and go on when it commits."""
         name, uri = self.fresh_db()
         be = self.backend
+        holder = subprocess.Popen(
+            [os.path.join(self.pg.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+             "-d", uri], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
         gws = {}
-        for n in ("x", "y"):
-            gws[n] = harness.Portico(gateway_config(
-                uri, [echo_service(be, "svc-" + n)], [prefix_route("r-" + n, "/" + n, "svc-" + n)]))
         try:
+            holder.stdin.write("BEGIN;\nUPDATE config_state SET version = 0 WHERE id = 1;\n"
+                               "SELECT pg_sleep(0);\n")
+            holder.stdin.flush()
+            harness.wait_until(lambda: self.pg.psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE a.datname = '%s' AND a.application_name = 'psql' AND "
+                "l.locktype = 'transactionid'" % name).strip() == "1" or holder.poll() is not None,
+                timeout=10, message="the holding transaction")
+            if holder.poll() is not None:
+                self.fail("psql: %s" % holder.stderr.read())
+            for n in ("x", "y"):
+                gws[n] = harness.Portico(gateway_config(
+                    uri, [echo_service(be, "svc-" + n)],
+                    [prefix_route("r-" + n, "/" + n, "svc-" + n)]))
             threads = [threading.Thread(target=g.start) for g in gws.values()]
             for t in threads:
                 t.start()
+            # Both seeding commits wait for the holder (statement_timeout is 5 s).
+            harness.wait_until(lambda: self.pg.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND "
+                "application_name LIKE 'portico-%%' AND wait_event_type = 'Lock'"
+                % name).strip() == "2", timeout=4, interval=0.02,
+                message="both seeding commits waiting")
+            holder.stdin.write("COMMIT;\n")
+            holder.stdin.close()
+            if holder.wait(10) != 0:
+                self.fail("psql: %s" % holder.stderr.read())
             for t in threads:
                 t.join(60)
             for g in gws.values():
@@ -394,13 +425,10 @@ class MigrateSeedTest(unittest.TestCase):
             for n, g in gws.items():
                 wait_statuses({n: g}, prefix + "/echo", 200, 5.0)
                 self.assertEqual(http_status(g.port(), loser + "/echo"), 404, n)
-            # Both accept writes (a refused seed must not leave one read-only).
+            # Both accept writes (a lost seeding race must not leave one read-only).
             for n, g in gws.items():
                 adm = Admin(g.admin_addr)
                 try:
-                    health = adm.health()
-                    self.assertEqual(health.config_version, int(self.pg.psql(
-                        "SELECT version FROM config_state", name)), n)
                     created = adm.create_route(name="added-" + n, path_prefix="/added-" + n,
                                                service="svc-" + winner[2:], strip_prefix=True)
                     self.assertGreater(created.version, 1)
@@ -409,6 +437,10 @@ class MigrateSeedTest(unittest.TestCase):
             for n in gws:
                 wait_statuses(gws, "/added-%s/echo" % n, 200, 5.0)
         finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait(10)
+            holder.stderr.close()
             for g in gws.values():
                 g.__exit__(None, None, None)
 
