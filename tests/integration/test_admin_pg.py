@@ -38,6 +38,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_admin_pg
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -238,6 +239,34 @@ def start_gateway(uri, services=(), routes=()):
     return gw
 
 
+SANITIZER_RX = re.compile(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error:")
+
+
+def stop_gateway(gw):
+    """Stop a gateway (SIGTERM) and check it went cleanly: exit 0 and no
+    sanitizer report (ASan builds). Returns a problem description or None."""
+    problem = None
+    if gw.running():
+        try:
+            rc = gw.stop(timeout=30)
+        except harness.HarnessError as e:
+            rc, problem = None, str(e)
+        if problem is None and rc != 0:
+            problem = "exit code %s" % rc
+    if problem is None and SANITIZER_RX.search(gw.stderr):
+        problem = "sanitizer report"
+    if problem:
+        problem = "gateway %s: %s; stderr tail:\n%s" % (gw.admin_addr, problem, gw.stderr[-4000:])
+    gw.__exit__(None, None, None)
+    return problem
+
+
+def stop_all(gws):
+    problems = [p for p in (stop_gateway(g) for g in gws) if p]
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
 def migrate(uri, timeout=60):
     return subprocess.run([harness.portico_bin(), "--migrate", "--store", uri],
                           capture_output=True, text=True, timeout=timeout)
@@ -331,7 +360,7 @@ class MigrateSeedTest(unittest.TestCase):
         try:
             self.assertTrue(gw.running())
         finally:
-            gw.__exit__(None, None, None)
+            stop_all([gw])
 
     def test_seed_once_then_database_wins(self):
         name, uri = self.fresh_db()
@@ -368,9 +397,9 @@ class MigrateSeedTest(unittest.TestCase):
                 self.assertEqual(self.pg.psql("SELECT count(*) FROM routes WHERE name = 'mine'",
                                               name).strip(), "0")
             finally:
-                b.__exit__(None, None, None)
+                stop_all([b])
         finally:
-            a.__exit__(None, None, None)
+            stop_all([a])
 
     def test_two_instances_seed_an_empty_database_together(self):
         """Both files try to seed version 1 at the same moment; one wins.
@@ -441,8 +470,7 @@ class MigrateSeedTest(unittest.TestCase):
                 holder.kill()
                 holder.wait(10)
             holder.stderr.close()
-            for g in gws.values():
-                g.__exit__(None, None, None)
+            stop_all(gws.values())
 
 
 @unittest.skipIf(harness.DIRECT, "gateway-only")
@@ -479,11 +507,12 @@ class ClusterTest(unittest.TestCase):
     def tearDownClass(cls):
         for a in cls.admins.values():
             a.close()
-        for n, g in cls.gws.items():
-            g.__exit__(None, None, None)
-        if cls.backend:
-            cls.backend.stop()
-        cls.pg.cleanup()
+        try:
+            stop_all(cls.gws.values())
+        finally:
+            if cls.backend:
+                cls.backend.stop()
+            cls.pg.cleanup()
 
     def setUp(self):
         self.pg.start()  # a failed earlier test may have left it stopped
