@@ -360,12 +360,22 @@ static Config *seed_next(struct pt_control *c, const Config *file)
 
 /* Store next (already compiled) as the managed document. A store that
  * cannot be written leaves the file's configuration running in memory and
- * admin changes refused. */
-static void commit_seed(struct pt_control *c, Config *next, const char *why)
+ * admin changes refused. Status: 0, or PT_ERR_CONFLICT: another instance
+ * seeded the (PostgreSQL) store first; next is freed and nothing changed -
+ * the caller loads the store's document instead. */
+static int commit_seed(struct pt_control *c, Config *next, const char *why)
 {
     char err[ERR_LEN] = "";
     pt_store_file_set_seed(c->store, c->seed);
     int rc = pt_store_commit(c->store, c->managed, next, c->version, err, sizeof(err));
+    if (rc == PT_ERR_CONFLICT) {
+        pt_log_warn("%s: another instance stored its configuration first (%s); the "
+                    "configuration file's services, routes, rate-limit rules, plugins and API "
+                    "keys are ignored",
+                    why, err);
+        pt_msg_free(&next->base);
+        return rc;
+    }
     if (rc != 0) {
         pt_log_warn("%s: cannot write the %s store (%s); admin changes will be refused", why,
                     pt_store_kind(c->store), err);
@@ -377,6 +387,7 @@ static void commit_seed(struct pt_control *c, Config *next, const char *why)
     c->version++;
     pt_msg_free(&c->managed->base);
     c->managed = next;
+    return 0;
 }
 
 static int open_store(struct pt_control *c, const char *override)
@@ -482,8 +493,27 @@ struct pt_control *pt_control_open(const struct pt_control_opts *o)
         pt_msg_free(seed ? &seed->base : NULL);
         goto fail;
     }
-    if (seed)
-        commit_seed(c, seed, c->version == 0 ? "first start" : "configuration file changed");
+    if (seed &&
+        commit_seed(c, seed, c->version == 0 ? "first start" : "configuration file changed") != 0) {
+        /* Lost the race to seed an empty database: run what it holds. */
+        char err[ERR_LEN] = "";
+        struct pt_snapshot *won = NULL;
+        if (reload_store(c, err, sizeof(err)) != 0)
+            pt_log_error("configuration store (%s): %s", pt_store_kind(c->store), err);
+        else
+            won = compile(c, c->managed, c->nworkers, 1, NULL, "", &st);
+        pt_snap_unref(&s->base);
+        if (!won) {
+            for (size_t i = 0; i < st.nviolations; i++)
+                pt_log_error("the stored configuration: %s: %s", st.violations[i].field,
+                             st.violations[i].description);
+            pt_admin_status_fini(&st);
+            goto fail;
+        }
+        s = won;
+        pt_log_info("managed configuration: version %llu from the database",
+                    (unsigned long long)c->version);
+    }
     publish(c, s);
     return c;
 fail:
@@ -531,7 +561,7 @@ int pt_control_reload_file(struct pt_control *c)
     free(c->seed);
     c->seed = seed;
     if (next)
-        commit_seed(c, next, "configuration file changed");
+        (void)commit_seed(c, next, "configuration file changed"); /* file store: no conflicts */
     else if (reseed)
         pt_store_file_set_seed(c->store, c->seed);
     publish(c, s);

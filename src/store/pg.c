@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/arena.h"
 #include "core/log.h"
@@ -90,12 +91,20 @@ static const char *const conn_keys[] = {
     NULL,
 };
 
-static void conn_values(const struct pg_store *s, const char *vals[])
+#define CONN_NVALS 9
+#define APP_NAME_LEN 32
+
+/* application_name defaults to "portico-<pid>", so that an operator (or a
+ * test) can tell the instances' sessions apart in pg_stat_activity. app
+ * (APP_NAME_LEN bytes) holds it and must live as long as vals. */
+static void conn_values(const char *conninfo, const char *vals[CONN_NVALS], char app[APP_NAME_LEN])
 {
-    static const char *const defaults[] = {"3", "5000", "1", "10", "3", "3", "portico"};
+    static const char *const defaults[] = {"3", "5000", "1", "10", "3", "3"};
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         vals[i] = defaults[i];
-    vals[7] = s->conninfo;
+    snprintf(app, APP_NAME_LEN, "portico-%ld", (long)getpid());
+    vals[6] = app;
+    vals[7] = conninfo;
     vals[8] = NULL;
 }
 
@@ -103,9 +112,9 @@ static PGconn *quiet(PGconn *c);
 
 static PGconn *connect_blocking(const char *conninfo)
 {
-    struct pg_store tmp = {.conninfo = (char *)conninfo};
-    const char *vals[9];
-    conn_values(&tmp, vals);
+    const char *vals[CONN_NVALS];
+    char app[APP_NAME_LEN];
+    conn_values(conninfo, vals, app);
     return quiet(PQconnectdbParams(conn_keys, vals, 1));
 }
 
@@ -771,8 +780,9 @@ static void on_w_timer(evutil_socket_t fd, short what, void *arg)
 
 static void w_start(struct pg_store *s)
 {
-    const char *vals[9];
-    conn_values(s, vals);
+    const char *vals[CONN_NVALS];
+    char app[APP_NAME_LEN];
+    conn_values(s->conninfo, vals, app);
     s->w = quiet(PQconnectStartParams(conn_keys, vals, 1));
     if (!s->w || PQstatus(s->w) == CONNECTION_BAD) {
         w_lost(s, NULL);
