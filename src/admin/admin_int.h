@@ -30,7 +30,8 @@ struct pt_control {
     Config *managed;       /* the managed document, objects with versions */
     uint64_t version;
     struct pt_store *store;
-    bool store_writable; /* the file store could not be written at start */
+    struct pt_store *cache; /* PostgreSQL: the state file keeps its last document */
+    bool store_writable;    /* the file store could not be written at start */
 
     struct pt_snapshot *snap;
     uint64_t generation;

@@ -194,6 +194,53 @@ static int reload_store(struct pt_control *c, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- the local cache of a PostgreSQL store ---- */
+
+#define CACHE_TAG "postgres-cache:"
+
+/* Keep a copy of the document the database holds in the state file, so the
+ * gateway can start with its last good configuration while PostgreSQL is
+ * unreachable. Best effort: a failure is logged, never fatal. */
+static void cache_save(struct pt_control *c)
+{
+    if (!c->cache)
+        return;
+    char err[ERR_LEN] = "", tag[64];
+    Config *old = NULL;
+    uint64_t v = 0;
+    snprintf(tag, sizeof(tag), CACHE_TAG "%llu", (unsigned long long)c->version);
+    int rc = pt_store_load(c->cache, &old, &v, err, sizeof(err));
+    pt_msg_free(old ? &old->base : NULL);
+    if (rc == 0) {
+        pt_store_file_set_seed(c->cache, tag);
+        rc = pt_store_commit(c->cache, NULL, c->managed, v, err, sizeof(err));
+    }
+    if (rc != 0)
+        pt_log_warn("store: cannot update the local cache of the database: %s", err);
+}
+
+/* Start from the cache. Status: 0 with c->managed and c->version set, or -1. */
+static int cache_load(struct pt_control *c)
+{
+    char err[ERR_LEN] = "";
+    Config *m = NULL;
+    uint64_t v = 0;
+    if (!c->cache || pt_store_load(c->cache, &m, &v, err, sizeof(err)) != 0 || v == 0) {
+        pt_msg_free(m ? &m->base : NULL);
+        return -1;
+    }
+    const char *tag = pt_store_file_seed(c->cache);
+    if (strncmp(tag, CACHE_TAG, strlen(CACHE_TAG)) != 0) {
+        pt_msg_free(&m->base);
+        return -1;
+    }
+    name_routes(m);
+    pt_msg_free(c->managed ? &c->managed->base : NULL);
+    c->managed = m;
+    c->version = strtoull(tag + strlen(CACHE_TAG), NULL, 10);
+    return 0;
+}
+
 int pt_control_change(struct pt_control *c, struct pt_edit *e, bool dry_run,
                       struct pt_admin_status *st, uint64_t *version_out)
 {
@@ -244,6 +291,7 @@ int pt_control_change(struct pt_control *c, struct pt_edit *e, bool dry_run,
             pt_msg_free(&c->managed->base);
             c->managed = next;
             c->version = nv;
+            cache_save(c);
             publish(c, s);
             pt_log_info("configuration version %llu (generation %llu) applied",
                         (unsigned long long)nv, (unsigned long long)c->generation);
@@ -308,6 +356,7 @@ void pt_control_on_store_change(void *arg)
         c->version = old_version;
     } else if (c->version == old_version && pt_msg_equal(&old->base, &c->managed->base)) {
         pt_msg_free(&old->base); /* our own change coming back, or nothing new */
+        c->store_writable = true;
     } else if (recompile(c, "store change") != 0) {
         /* Another writer stored something this instance cannot run (say, a
          * plugin type it lacks): keep serving what it had. */
@@ -316,6 +365,10 @@ void pt_control_on_store_change(void *arg)
         c->version = old_version;
     } else {
         pt_msg_free(&old->base);
+        /* The database is readable again and what it holds runs here: an
+         * instance that could not store its seed may write now. */
+        c->store_writable = true;
+        cache_save(c);
     }
     pt_control_unlock(c);
 }
@@ -387,6 +440,8 @@ static int commit_seed(struct pt_control *c, Config *next, const char *why)
     c->version++;
     pt_msg_free(&c->managed->base);
     c->managed = next;
+    if (rc == 0)
+        cache_save(c);
     return 0;
 }
 
@@ -397,20 +452,22 @@ static int open_store(struct pt_control *c, const char *override)
                        : (cfg->admin && cfg->admin->store && *cfg->admin->store) ? cfg->admin->store
                                                                                  : "file";
     char err[ERR_LEN] = "";
-    if (strcmp(kind, "file") == 0) {
-        char *path;
-        if (cfg->admin && cfg->admin->state_file && *cfg->admin->state_file) {
-            path = pt_xstrdup(cfg->admin->state_file);
-        } else {
-            size_t n = strlen(c->config_path) + 8;
-            path = pt_xmalloc(n);
-            snprintf(path, n, "%s.state", c->config_path);
-        }
-        c->store = pt_store_file_open(path, err, sizeof(err));
-        free(path);
+    char *path;
+    if (cfg->admin && cfg->admin->state_file && *cfg->admin->state_file) {
+        path = pt_xstrdup(cfg->admin->state_file);
     } else {
+        size_t n = strlen(c->config_path) + 8;
+        path = pt_xmalloc(n);
+        snprintf(path, n, "%s.state", c->config_path);
+    }
+    if (strcmp(kind, "file") == 0) {
+        c->store = pt_store_file_open(path, err, sizeof(err));
+    } else {
+        /* The state file caches the database's document (see cache_save). */
+        c->cache = pt_store_file_open(path, err, sizeof(err));
         c->store = pt_store_pg_open(kind, c->base, pt_control_on_store_change, c, err, sizeof(err));
     }
+    free(path);
     if (!c->store) {
         pt_log_error("configuration store: %s", err);
         return -1;
@@ -425,7 +482,14 @@ static int load_managed(struct pt_control *c, Config **seed)
     char err[ERR_LEN] = "";
     const Config *file = pt_conf_config(c->local);
     *seed = NULL;
-    if (reload_store(c, err, sizeof(err)) != 0) {
+    int rc = reload_store(c, err, sizeof(err));
+    if (rc == PT_ERR_STORE_UNAVAILABLE && c->cache && cache_load(c) == 0) {
+        pt_log_warn("configuration store (%s) unavailable: %s; serving the cached configuration "
+                    "(version %llu) until it returns; admin changes are refused meanwhile",
+                    pt_store_kind(c->store), err, (unsigned long long)c->version);
+        return 0;
+    }
+    if (rc != 0) {
         pt_log_error("configuration store (%s): %s", pt_store_kind(c->store), err);
         return -1;
     }
@@ -444,6 +508,7 @@ static int load_managed(struct pt_control *c, Config **seed)
         *seed = seed_next(c, file);
         return 0;
     }
+    cache_save(c);
     Config *fm = pt_managed_extract(file);
     bool file_has = false;
     for (int k = 0; k < PT_KIND_COUNT; k++)
@@ -627,6 +692,7 @@ void pt_control_close(struct pt_control *c)
     if (c->snap)
         pt_snap_unref(&c->snap->base);
     pt_store_close(c->store);
+    pt_store_close(c->cache);
     pt_msg_free(c->managed ? &c->managed->base : NULL);
     pt_conf_free(c->local);
     free(c->seed);

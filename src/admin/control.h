@@ -23,7 +23,9 @@
  * state file) is applied on start and on SIGHUP like `porticoctl apply`;
  * otherwise the state file (admin changes included) is what runs. With
  * PostgreSQL, the file seeds an empty database once; afterwards its managed
- * sections are ignored (and a warning says so).
+ * sections are ignored (and a warning says so), and the state file caches
+ * the database's document so a restart while the database is down serves
+ * the last good configuration.
  *
  * Thread: pt_control_open/attach/close on the main thread; everything else
  * from the main thread or the admin thread (serialized by the lock).

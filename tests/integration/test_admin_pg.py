@@ -52,6 +52,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 import harness
 import pgserver
+from adminclient import AdminClient
 
 HOST = "127.0.0.1"
 PROTO_DIR = os.path.join(harness.REPO_ROOT, "proto")
@@ -475,6 +476,92 @@ class MigrateSeedTest(unittest.TestCase):
                 holder.wait(10)
             holder.stderr.close()
             stop_all(gws.values())
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+@unittest.skipUnless(HAVE_PG, "PostgreSQL server binaries not installed")
+class StartWithoutDatabaseTest(unittest.TestCase):
+    """The state file caches the database's document: a gateway restarted
+    while PostgreSQL is down serves its last good configuration (admin
+    writes refused) and catches up when the database returns; without a
+    cache it refuses to start."""
+
+    def setUp(self):
+        self.pg = pgserver.PgServer()
+        self.pg.start()
+        self.backend = harness.HttpBackend().start()
+        self.tmp = harness.TempDir(prefix="portico-pgcache-")
+
+    def tearDown(self):
+        self.backend.stop()
+        self.pg.cleanup()
+        self.tmp.cleanup()
+
+    def config(self, uri, state):
+        cfg = gateway_config(uri, [echo_service(self.backend)], [prefix_route("cached", "/cached")])
+        cfg["admin"]["state_file"] = state
+        return cfg
+
+    def test_restart_while_database_is_down(self):
+        uri = self.pg.create_database("t_cache")
+        self.assertEqual(migrate(uri).returncode, 0)
+        state = self.tmp.join("portico.state")
+        gw = harness.Portico(self.config(uri, state))
+        gw.__enter__()
+        wait_admin(gw)
+        admin = AdminClient(gw.admin_addr)
+        admin.call("CreateRoute", route=prefix_route("added", "/added"))
+        admin.close()
+        stop_all([gw])
+        self.assertTrue(os.path.exists(state))
+
+        self.pg.stop()
+        gw = harness.Portico(self.config(uri, state))
+        gw.__enter__()
+        try:
+            wait_admin(gw)
+            self.assertIn("serving the cached configuration", gw.stderr)
+            self.assertEqual(http_status(gw.port(), "/cached/echo"), 200)
+            self.assertEqual(http_status(gw.port(), "/added/echo"), 200)  # the admin change too
+            admin = AdminClient(gw.admin_addr)
+            self.assertFalse(admin.call("GetHealth").store_connected)
+            e = admin.error("CreateRoute", route=prefix_route("while-down", "/down"))
+            self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
+
+            self.pg.start()
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    admin.call("CreateRoute", route=prefix_route("after", "/after"), _timeout=5)
+                    break
+                except grpc.RpcError as err:
+                    if time.monotonic() > deadline:
+                        raise AssertionError("writes still refused after the database returned: %s"
+                                             % err.details())
+                    time.sleep(0.2)
+            self.assertEqual(http_status(gw.port(), "/after/echo"), 200)
+            self.assertTrue(admin.call("GetHealth").store_connected)
+            admin.close()
+        finally:
+            stop_all([gw])
+
+        # No cache and no database: refuse to start, saying why.
+        self.pg.stop()
+        gw = harness.Portico(self.config(uri, self.tmp.join("none.state")))
+        try:
+            try:
+                gw.start()
+            except harness.StartError:
+                pass
+            rc = gw.wait_exit(30)
+            self.assertIsNotNone(rc)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("configuration store", gw.stderr)
+        finally:
+            kept = gw.tmp.path
+            gw.__exit__(None, None, None)
+            if kept and not harness.KEEP_TMP:
+                shutil.rmtree(kept, ignore_errors=True)
 
 
 @unittest.skipIf(harness.DIRECT, "gateway-only")
