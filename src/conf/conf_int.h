@@ -99,6 +99,12 @@ struct pt_conf {
     struct pt_conf_postab pos;
 };
 
+/* google.protobuf.*Value wrappers, written as bare scalars. */
+bool pt_conf_is_wrapper(const ProtobufCMessageDescriptor *d);
+/* protobuf-c keeps no map flag: a map field is a repeated "...Entry"
+ * message with exactly key = 1 and value = 2. */
+bool pt_conf_is_map_entry(const ProtobufCMessageDescriptor *d);
+
 /* A field by its proto name or its lowerCamelCase JSON name; NULL if none. */
 const ProtobufCFieldDescriptor *pt_conf_field_find(const ProtobufCMessageDescriptor *d,
                                                    const char *name, size_t len);

@@ -68,29 +68,6 @@ static void indent(struct out *o, unsigned n)
 
 /* ---- descriptors (the same rules as load.c) ---- */
 
-static bool is_wrapper(const ProtobufCMessageDescriptor *d)
-{
-    static const ProtobufCMessageDescriptor *const wrappers[] = {
-        &google__protobuf__double_value__descriptor, &google__protobuf__float_value__descriptor,
-        &google__protobuf__int64_value__descriptor,  &google__protobuf__uint64_value__descriptor,
-        &google__protobuf__int32_value__descriptor,  &google__protobuf__uint32_value__descriptor,
-        &google__protobuf__bool_value__descriptor,   &google__protobuf__string_value__descriptor,
-        &google__protobuf__bytes_value__descriptor,
-    };
-    for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
-        if (d == wrappers[i])
-            return true;
-    return false;
-}
-
-static bool is_map_entry(const ProtobufCMessageDescriptor *d)
-{
-    size_t len = strlen(d->name);
-    return d->n_fields == 2 && len > 5 && strcmp(d->name + len - 5, "Entry") == 0 &&
-           strcmp(d->fields[0].name, "key") == 0 && d->fields[0].id == 1 &&
-           strcmp(d->fields[1].name, "value") == 0 && d->fields[1].id == 2;
-}
-
 static const void *cmember(const void *msg, unsigned offset)
 {
     return (const char *)msg + offset;
@@ -575,7 +552,7 @@ static bool field_value_is_block(const ProtobufCFieldDescriptor *fd, const void 
 static bool message_is_block(const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (is_wrapper(d) || d == &google__protobuf__timestamp__descriptor)
+    if (pt_conf_is_wrapper(d) || d == &google__protobuf__timestamp__descriptor)
         return false;
     if (d == &google__protobuf__value__descriptor) {
         const Google__Protobuf__Value *v = (const Google__Protobuf__Value *)m;
@@ -594,7 +571,7 @@ static bool message_is_block(const ProtobufCMessage *m)
 static void put_inline_message(struct out *o, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (is_wrapper(d)) {
+    if (pt_conf_is_wrapper(d)) {
         put_scalar(o, &d->fields[0], cmember(m, d->fields[0].offset));
     } else if (d == &google__protobuf__timestamp__descriptor) {
         const Google__Protobuf__Timestamp *t = (const Google__Protobuf__Timestamp *)m;
@@ -727,7 +704,7 @@ static void put_block_message(struct out *o, const ProtobufCMessage *m, unsigned
         if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)cmember(m, fd->quantifier_offset);
             put(o, "\n", 1);
-            if (fd->type == PROTOBUF_C_TYPE_MESSAGE && is_map_entry(fd->descriptor))
+            if (fd->type == PROTOBUF_C_TYPE_MESSAGE && pt_conf_is_map_entry(fd->descriptor))
                 put_map(o, fd, *(ProtobufCMessage *const *const *)p, n, ind + 2, false);
             else
                 put_sequence(o, fd, *(void *const *)p, n, ind + 2, false);

@@ -379,7 +379,7 @@ static void collect_pairs(struct loader *L, ynode *map, struct epairs *out, bool
 
 /* ---- descriptors ---- */
 
-static bool is_wrapper(const ProtobufCMessageDescriptor *d)
+bool pt_conf_is_wrapper(const ProtobufCMessageDescriptor *d)
 {
     static const ProtobufCMessageDescriptor *const wrappers[] = {
         &google__protobuf__double_value__descriptor, &google__protobuf__float_value__descriptor,
@@ -396,7 +396,7 @@ static bool is_wrapper(const ProtobufCMessageDescriptor *d)
 
 /* protobuf-c keeps no map flag: a map field is a repeated "...Entry"
  * message with exactly key = 1 and value = 2. */
-static bool is_map_entry(const ProtobufCMessageDescriptor *d)
+bool pt_conf_is_map_entry(const ProtobufCMessageDescriptor *d)
 {
     size_t len = strlen(d->name);
     return d->n_fields == 2 && len > 5 && strcmp(d->name + len - 5, "Entry") == 0 &&
@@ -831,7 +831,7 @@ static void load_field(struct loader *L, ProtobufCMessage *m, const ProtobufCFie
     if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
         if (is_null(n))
             return;
-        if (fd->type == PROTOBUF_C_TYPE_MESSAGE && is_map_entry(fd->descriptor))
+        if (fd->type == PROTOBUF_C_TYPE_MESSAGE && pt_conf_is_map_entry(fd->descriptor))
             fill_map(L, m, fd, n);
         else
             fill_repeated(L, m, fd, n);
@@ -975,7 +975,7 @@ static void fill(struct loader *L, ProtobufCMessage *m, const ynode *ref, const 
         fill_repeated(L, m, fd, n);
     } else if (d == &google__protobuf__timestamp__descriptor) {
         fill_timestamp(L, (Google__Protobuf__Timestamp *)m, n);
-    } else if (is_wrapper(d)) {
+    } else if (pt_conf_is_wrapper(d)) {
         record(L, m, &d->fields[0], -1, ref);
         set_singular(L, m, &d->fields[0], ref, n);
     } else {
@@ -1017,7 +1017,7 @@ struct pt_conf *pt_conf_load_message_string(const ProtobufCMessageDescriptor *de
         char buf[128];
         bool loose = desc == &google__protobuf__value__descriptor ||
                      desc == &google__protobuf__list_value__descriptor ||
-                     desc == &google__protobuf__timestamp__descriptor || is_wrapper(desc);
+                     desc == &google__protobuf__timestamp__descriptor || pt_conf_is_wrapper(desc);
         if (n && !is_null(n) && !loose && n->kind != PT_CONF_YNODE_MAP)
             lerr(&L, n, "a configuration document must be a mapping, got %s",
                  describe(n, buf, sizeof(buf)));

@@ -35,29 +35,24 @@ binaries (Debian package postgresql); skipped when they are missing.
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_admin_pg
 """
 
-import hashlib
 import http.client
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 import harness
 import pgserver
 from adminclient import AdminClient
+from adminclient import messages as admin_messages
 
 HOST = "127.0.0.1"
-PROTO_DIR = os.path.join(harness.REPO_ROOT, "proto")
-PROTOS = ["portico/admin/v1/admin.proto", "google/rpc/status.proto",
-          "google/rpc/error_details.proto"]
 RPC_TIMEOUT = 10.0
 PROPAGATION_LIMIT_S = 1.0
 
@@ -77,62 +72,9 @@ def log(msg):
     sys.stderr.flush()
 
 
-# ---------------------------------------------------------------------------
-# admin messages from a FileDescriptorSet (see test_metrics.py for why)
-
-
-def _descriptor_set():
-    protoc = os.environ.get("PROTOC", shutil.which("protoc") or "protoc")
-    h = hashlib.sha256(" ".join(PROTOS).encode())
-    h.update(subprocess.run([protoc, "--version"], capture_output=True, timeout=60).stdout)
-    for root, _dirs, files in sorted(os.walk(PROTO_DIR)):
-        for f in sorted(files):
-            if f.endswith(".proto"):
-                with open(os.path.join(root, f), "rb") as fh:
-                    h.update(f.encode() + b"\0" + fh.read())
-    base = os.environ.get("PORTICO_PROTO_CACHE") or os.path.join(
-        tempfile.gettempdir(), "portico-protogen-%d" % os.getuid())
-    os.makedirs(base, exist_ok=True)
-    out = os.path.join(base, "admin-pg-%s.pb" % h.hexdigest()[:24])
-    if not os.path.exists(out):
-        fd, tmp = tempfile.mkstemp(prefix=".admin-pg-", dir=base)
-        os.close(fd)
-        try:
-            proc = subprocess.run(
-                [protoc, "-I" + PROTO_DIR, "-I" + os.path.join(PROTO_DIR, "third_party"),
-                 "--include_imports", "--descriptor_set_out=" + tmp] + PROTOS,
-                capture_output=True, text=True, timeout=60)
-            if proc.returncode != 0:
-                raise RuntimeError("protoc failed:\n" + proc.stderr)
-            os.rename(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    with open(out, "rb") as f:
-        return f.read()
-
-
-def _messages():
-    if hasattr(_messages, "cache"):
-        return _messages.cache
-    fds = descriptor_pb2.FileDescriptorSet.FromString(_descriptor_set())
-    pool = descriptor_pool.DescriptorPool()
-    get_class = getattr(message_factory, "GetMessageClass", None)
-    if get_class is None:
-        get_class = message_factory.MessageFactory(pool).GetPrototype
-    out = {}
-
-    def add(desc):
-        out[desc.full_name] = get_class(desc)
-        for nested in desc.nested_types:
-            add(nested)
-    for fp in fds.file:
-        pool.Add(fp)
-    for fp in fds.file:
-        for desc in pool.FindFileByName(fp.name).message_types_by_name.values():
-            add(desc)
-    _messages.cache = out
-    return out
+# admin messages: adminclient.messages() (a FileDescriptorSet made by protoc
+# at test time; see test_metrics.py for why)
+_messages = admin_messages
 
 
 class Admin(object):
