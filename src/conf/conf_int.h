@@ -99,6 +99,10 @@ struct pt_conf {
     struct pt_conf_postab pos;
 };
 
+/* An enum type's name as its values' prefix: "ListenerProtocol" ->
+ * "LISTENER_PROTOCOL" (always NUL-terminated; truncated to size). */
+void pt_conf_upper_snake(const char *camel, char *out, size_t size);
+
 /* google.protobuf.*Value wrappers, written as bare scalars. */
 bool pt_conf_is_wrapper(const ProtobufCMessageDescriptor *d);
 /* protobuf-c keeps no map flag: a map field is a repeated "...Entry"

@@ -335,25 +335,6 @@ static void put_double(struct out *o, double v, bool is_float)
     puts_(o, buf);
 }
 
-/* "ListenerProtocol" -> "LISTENER_PROTOCOL" (as load.c). */
-static void upper_snake(const char *camel, char *dst, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; camel[i] && j + 2 < size; i++) {
-        char c = camel[i];
-        bool upper = c >= 'A' && c <= 'Z';
-        if (upper && i > 0) {
-            char prev = camel[i - 1], next = camel[i + 1];
-            bool prev_lower = (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9');
-            bool next_lower = next >= 'a' && next <= 'z';
-            if (prev_lower || ((prev >= 'A' && prev <= 'Z') && next_lower))
-                dst[j++] = '_';
-        }
-        dst[j++] = upper ? c : (c >= 'a' && c <= 'z' ? (char)(c - 32) : c);
-    }
-    dst[j] = '\0';
-}
-
 static void put_enum(struct out *o, const ProtobufCEnumDescriptor *ed, int value)
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(ed, value);
@@ -363,7 +344,7 @@ static void put_enum(struct out *o, const ProtobufCEnumDescriptor *ed, int value
         return;
     }
     char prefix[128];
-    upper_snake(ed->short_name, prefix, sizeof(prefix));
+    pt_conf_upper_snake(ed->short_name, prefix, sizeof(prefix));
     size_t plen = strlen(prefix);
     const char *name = v->name;
     if (strncmp(name, prefix, plen) == 0 && name[plen] == '_' && name[plen + 1])

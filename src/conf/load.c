@@ -490,8 +490,7 @@ static bool write_double(struct loader *L, const ynode *n, double max, double *o
     return r == PT_CONF_NUM_OK;
 }
 
-/* "ListenerProtocol" -> "LISTENER_PROTOCOL". */
-static void upper_snake(const char *camel, char *out, size_t size)
+void pt_conf_upper_snake(const char *camel, char *out, size_t size)
 {
     size_t j = 0;
     for (size_t i = 0; camel[i] && j + 2 < size; i++) {
@@ -528,7 +527,7 @@ static bool write_enum(struct loader *L, const ProtobufCFieldDescriptor *fd, con
 {
     const ProtobufCEnumDescriptor *ed = fd->descriptor;
     char prefix[128];
-    upper_snake(ed->short_name, prefix, sizeof(prefix));
+    pt_conf_upper_snake(ed->short_name, prefix, sizeof(prefix));
     size_t plen = strlen(prefix);
     struct pt_str s = {n->str, n->len};
     for (unsigned i = 0; i < ed->n_value_names; i++) {
