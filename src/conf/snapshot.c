@@ -104,6 +104,42 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
     return 0;
 }
 
+/* The service's balancer: algorithm, weights, Maglev table (lb.h). */
+static int compile_lb(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
+                      struct pt_diag *diag)
+{
+    static const enum pt_lb_algorithm map[] = {
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_UNSPECIFIED] = PT_LB_ROUND_ROBIN,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_ROUND_ROBIN] = PT_LB_ROUND_ROBIN,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_WEIGHTED_ROUND_ROBIN] =
+            PT_LB_WEIGHTED_ROUND_ROBIN,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_LEAST_CONNECTIONS] =
+            PT_LB_LEAST_CONNECTIONS,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_IP_HASH] = PT_LB_IP_HASH,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_HASH] = PT_LB_HASH,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_RANDOM] = PT_LB_RANDOM,
+        [PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_PEAK_EWMA] = PT_LB_PEAK_EWMA,
+    };
+    char where[WHERE_LEN];
+    unsigned a = (unsigned)sc->lb_algorithm;
+    uint32_t n = out->nendpoints;
+    uint32_t *weights = pt_xcalloc(n ? n : 1, sizeof(*weights));
+    const char **keys = pt_xcalloc(n ? n : 1, sizeof(*keys));
+    for (uint32_t i = 0; i < n; i++) {
+        weights[i] = out->endpoints[i].weight;
+        keys[i] = out->endpoints[i].key;
+    }
+    int rc = a < sizeof(map) / sizeof(map[0])
+                 ? pt_lb_init(&out->lb, map[a], weights, keys, n, sc->hash_on)
+                 : PT_ERR_INVALID;
+    free(weights);
+    free(keys);
+    if (rc != 0)
+        pt_diag_addf(diag, pt_conf_where(s->conf, sc, "lb_algorithm", where, sizeof(where)),
+                     "lb_algorithm", "invalid lb_algorithm or hash_on");
+    return rc;
+}
+
 static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
                            struct pt_diag *diag)
 {
@@ -173,6 +209,8 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
         snprintf(ep->key, klen, v6 ? "[%s]:%u" : "%s:%u", ic->host, (unsigned)ic->port);
         out->nendpoints++;
     }
+    if (compile_lb(s, sc, out, diag) != 0)
+        return -1;
     pt_service_alloc_caches(out, s->nworkers);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "core/arena.h"
 #include "core/registry.h"
 #include "portico/errors.h"
+#include "upstream/lb.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Listener Listener;
@@ -377,6 +378,45 @@ static void check_upstream_tls(struct vctx *v, const Service *s, const char *pat
         verr(v, t, "server_name", p, "\"%s\" is not a host name", t->server_name);
 }
 
+/* Load balancing: the algorithm, its hash key and, for weighted round
+ * robin, instance weights 1..1000 (0 = 1). */
+static void check_lb(struct vctx *v, const Service *s, const char *path)
+{
+    int a = (int)s->lb_algorithm;
+    bool ip_hash = a == PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_IP_HASH;
+    bool hash = a == PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_HASH;
+    if (a < 0 || a > PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_PEAK_EWMA) {
+        verr(v, s, "lb_algorithm", path, "unknown lb_algorithm %d", a);
+        return;
+    }
+    if (set(s->hash_on)) {
+        enum pt_lb_key kind;
+        struct pt_str name;
+        if (!ip_hash && !hash)
+            verr(v, s, "hash_on", path, "hash_on applies only to lb_algorithm hash or ip_hash");
+        else if (pt_lb_hash_on_parse(s->hash_on, &kind, &name) != 0)
+            verr(v, s, "hash_on", path,
+                 "\"%s\": hash_on is \"ip\", \"header:<name>\" or \"cookie:<name>\"", s->hash_on);
+        else if (ip_hash && kind != PT_LB_KEY_IP)
+            verr(v, s, "hash_on", path, "ip_hash hashes the client IP; use lb_algorithm hash");
+    } else if (hash) {
+        verr(v, s, "hash_on", path,
+             "lb_algorithm hash needs hash_on (\"ip\", \"header:<name>\" or "
+             "\"cookie:<name>\")");
+    }
+    if (a == PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_WEIGHTED_ROUND_ROBIN) {
+        for (size_t i = 0; i < s->n_instances; i++) {
+            if (s->instances[i]->weight <= 1000)
+                continue;
+            char p[96];
+            snprintf(p, sizeof(p), "%s.instances[%zu]", path, i);
+            verr(v, s->instances[i], "weight", p,
+                 "weighted_round_robin weights are 1..1000 (0 means 1), not %u",
+                 s->instances[i]->weight);
+        }
+    }
+}
+
 static void check_service(struct vctx *v, const Service *s, const char *path)
 {
     if (!set(s->name))
@@ -388,9 +428,7 @@ static void check_service(struct vctx *v, const Service *s, const char *path)
         (int)s->protocol > PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
         verr(v, s, "protocol", path, "unknown protocol %d", s->protocol);
     check_instances(v, s, path);
-    if (s->lb_algorithm != PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_UNSPECIFIED &&
-        s->lb_algorithm != PORTICO__CONFIG__V1__LB_ALGORITHM__LB_ALGORITHM_ROUND_ROBIN)
-        verr(v, s, "lb_algorithm", path, "only round_robin is supported");
+    check_lb(v, s, path);
     /* Reserved fields: silently ignoring them would promise protection
      * that is not there. */
     if (s->health_check)

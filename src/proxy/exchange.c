@@ -262,6 +262,7 @@ static void attempt(struct pt_exchange *x)
 {
     const struct pt_service *svc = x->route->service;
     x->attempts++;
+    pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: a 5xx being retried */
     int chosen = x->endpoint;
     int rc = x->upgrade ? pt_up_forward_upgrade(x->worker, svc, x, &up_events, &chosen)
                         : pt_up_forward(x->worker, svc, x, &up_events, x->endpoint, &chosen);
@@ -272,6 +273,7 @@ static void attempt(struct pt_exchange *x)
 
 static void upstream_failed(struct pt_exchange *x, int err, unsigned flags)
 {
+    pt_up_attempt_end(x, PT_LB_FAILED); /* lb: in-flight counts, latency */
     if (x->finished)
         return;
     if (can_retry(x, err, flags, 0, -1)) {
@@ -548,6 +550,7 @@ static void on_response_head(struct pt_exchange *x)
 static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 {
     if (err == 0) {
+        pt_up_attempt_end(x, PT_LB_DONE); /* lb: in-flight counts, latency */
         /* The upstream is done; what is left is the client reading the
          * rest, which only the idle check still watches. */
         x->deadline_ns = 0;
@@ -668,6 +671,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
         x->timer = NULL;
     }
     cancel_upstream(x);
+    pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: before the snapshot pin goes */
     if (err && !x->error)
         x->error = err;
     pt_chain_done(x);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "http1/client.h"
 #include "http2/client.h"
 
@@ -44,16 +45,9 @@ struct up_pool {
     struct up_waiter *wait_tail;
 };
 
-struct rr_state {
-    struct rr_state *hnext;
-    char *name;
-    uint32_t next;
-};
-
 struct pt_up_worker {
     struct pt_worker *w;
     struct up_pool *pools[NBUCKETS];
-    struct rr_state *rr[NBUCKETS];
 };
 
 static uint32_t hash_str(const char *a, const char *b)
@@ -72,30 +66,6 @@ void pt_up_worker_init(struct pt_worker *w)
     struct pt_up_worker *uw = pt_xcalloc(1, sizeof(*uw));
     uw->w = w;
     w->up = uw;
-}
-
-static uint32_t rr_next(struct pt_up_worker *uw, const struct pt_service *svc)
-{
-    unsigned id = uw->w->id;
-    struct rr_state *r = svc->rr_cache ? svc->rr_cache[id] : NULL;
-    if (r)
-        return r->next++;
-    uint32_t b = hash_str(svc->name, NULL) % NBUCKETS;
-    for (r = uw->rr[b]; r; r = r->hnext)
-        if (strcmp(r->name, svc->name) == 0)
-            break;
-    if (!r) {
-        r = pt_xcalloc(1, sizeof(*r));
-        r->name = pt_xstrdup(svc->name);
-        /* Workers start at different positions so they do not all hit the
-         * first endpoint together. */
-        r->next = uw->w->id;
-        r->hnext = uw->rr[b];
-        uw->rr[b] = r;
-    }
-    if (svc->rr_cache)
-        svc->rr_cache[id] = r;
-    return r->next++;
 }
 
 static struct up_pool *pool_find(struct pt_up_worker *uw, const struct pt_service *svc,
@@ -373,16 +343,63 @@ static void dispatch(struct up_pool *p)
 
 /* --- entry points --------------------------------------------------------- */
 
+/* An attempt counted in the balancer's in-flight numbers (exchange data). */
+struct up_attempt {
+    const struct pt_lb *lb;
+    uint32_t index;
+    bool active;
+    uint64_t start_ns;
+};
+
+static int attempt_key;
+
+static void attempt_begin(struct pt_exchange *x, const struct pt_service *svc, uint32_t i)
+{
+    if (!svc->lb.ops || !svc->lb.ops->track)
+        return;
+    struct up_attempt *a = pt_exchange_get_data(x, &attempt_key);
+    if (a && a->active)
+        pt_up_attempt_end(x, PT_LB_ABANDONED);
+    if (!a) {
+        a = pt_arena_alloc(&x->arena, sizeof(*a));
+        if (!a || pt_exchange_set_data(x, &attempt_key, a) != 0)
+            return; /* at the arena limit: this attempt goes uncounted */
+    }
+    a->lb = &svc->lb;
+    a->index = i;
+    a->active = true;
+    a->start_ns = pt_time_mono_ns();
+    pt_lb_on_start(a->lb, i);
+}
+
+void pt_up_attempt_end(struct pt_exchange *x, enum pt_lb_outcome o)
+{
+    struct up_attempt *a = pt_exchange_get_data(x, &attempt_key);
+    if (!a || !a->active)
+        return;
+    a->active = false;
+    uint64_t now = pt_time_mono_ns();
+    pt_lb_on_end(a->lb, a->index, o, now - a->start_ns, now);
+}
+
 static const struct pt_endpoint *pick(struct pt_up_worker *uw, const struct pt_service *svc,
-                                      int avoid, int *chosen)
+                                      struct pt_exchange *x, int avoid, int *chosen)
 {
     if (svc->nendpoints == 0)
         return NULL;
-    uint32_t i = rr_next(uw, svc) % svc->nendpoints;
-    if ((int)i == avoid && svc->nendpoints > 1)
-        i = (i + 1) % svc->nendpoints;
+    unsigned id = uw->w->id;
+    uint32_t i = 0;
+    if (svc->lb.ops && svc->lb_local && id < svc->nworkers) {
+        struct pt_str key =
+            pt_lb_request_key(&svc->lb, &x->req.headers, x->conn ? x->conn->peer_ip : NULL);
+        uint64_t now = svc->lb.algorithm == PT_LB_PEAK_EWMA ? pt_time_mono_ns() : 0;
+        i = pt_lb_choose(&svc->lb, &svc->lb_local[id], key, avoid, now);
+    } else if (avoid == 0 && svc->nendpoints > 1) {
+        i = 1; /* no balancer state (not compiled for workers) */
+    }
     if (chosen)
         *chosen = (int)i;
+    attempt_begin(x, svc, i);
     return &svc->endpoints[i];
 }
 
@@ -390,7 +407,7 @@ int pt_up_forward(struct pt_worker *w, const struct pt_service *svc, struct pt_e
                   const struct pt_upstream_events *ev, int avoid, int *chosen)
 {
     struct pt_up_worker *uw = w->up;
-    const struct pt_endpoint *ep = pick(uw, svc, avoid, chosen);
+    const struct pt_endpoint *ep = pick(uw, svc, x, avoid, chosen);
     if (!ep)
         return PT_ERR_NO_ENDPOINT;
     x->upstream_addr = pt_str_from_cstr(ep->key);
@@ -424,7 +441,7 @@ static const struct pt_h1_client_hooks upgrade_hooks = {
 int pt_up_forward_upgrade(struct pt_worker *w, const struct pt_service *svc, struct pt_exchange *x,
                           const struct pt_upstream_events *ev, int *chosen)
 {
-    const struct pt_endpoint *ep = pick(w->up, svc, -1, chosen);
+    const struct pt_endpoint *ep = pick(w->up, svc, x, -1, chosen);
     if (!ep)
         return PT_ERR_NO_ENDPOINT;
     x->upstream_addr = pt_str_from_cstr(ep->key);
@@ -470,12 +487,6 @@ void pt_up_worker_fini(struct pt_worker *w)
             }
             free(p->key);
             free(p);
-        }
-        while (uw->rr[b]) {
-            struct rr_state *r = uw->rr[b];
-            uw->rr[b] = r->hnext;
-            free(r->name);
-            free(r);
         }
     }
     free(uw);

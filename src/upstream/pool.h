@@ -7,9 +7,9 @@
  * HTTP/1.1 keep-alive connections. When an endpoint has max_connections
  * busy connections, exchanges wait in a FIFO queue until one frees up.
  *
- * pt_up_forward() picks an endpoint by round robin (the per-service
- * position lives in the worker, keyed by service name), then starts the
- * exchange's request; the outcome arrives through the events. A waiting
+ * pt_up_forward() picks an endpoint with the service's balancer (lb.h;
+ * its per-worker state is the service's lb_local[worker id]), then starts
+ * the exchange's request; the outcome arrives through the events. A waiting
  * exchange is attached through x->up like a started one, so cancelling
  * works the same at every stage.
  *
@@ -36,6 +36,12 @@ void pt_up_worker_fini(struct pt_worker *w);
  */
 int pt_up_forward(struct pt_worker *w, const struct pt_service *svc, struct pt_exchange *x,
                   const struct pt_upstream_events *ev, int avoid, int *chosen);
+
+/* The attempt the last pt_up_forward* started for x is over: release its
+ * in-flight count and, for latency-aware balancing, record how long it
+ * took (o). Idempotent: the proxy calls it when the upstream finishes or
+ * fails, before a retry, and when the exchange ends. */
+void pt_up_attempt_end(struct pt_exchange *x, enum pt_lb_outcome o);
 
 /* Upgrade (WebSocket): open a dedicated HTTP/1.1 connection, not pooled,
  * that stays with the exchange after a 101. Same status as pt_up_forward. */

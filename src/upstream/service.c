@@ -8,7 +8,10 @@ void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers)
 {
     if (!nworkers)
         return;
-    s->rr_cache = pt_xcalloc(nworkers, sizeof(void *));
+    s->nworkers = nworkers;
+    s->lb_local = pt_lb_xcalloc_aligned(nworkers, sizeof(*s->lb_local));
+    for (unsigned w = 0; w < nworkers; w++)
+        pt_lb_local_init(&s->lb_local[w], &s->lb, w);
     for (uint32_t i = 0; i < s->nendpoints; i++)
         s->endpoints[i].pool_cache = pt_xcalloc(nworkers, sizeof(void *));
 }
@@ -20,7 +23,10 @@ void pt_service_fini(struct pt_service *s)
         free(s->endpoints[i].key);
         free(s->endpoints[i].pool_cache);
     }
-    free(s->rr_cache);
+    for (unsigned w = 0; s->lb_local && w < s->nworkers; w++)
+        pt_lb_local_fini(&s->lb_local[w]);
+    free(s->lb_local);
+    pt_lb_fini(&s->lb);
     free(s->endpoints);
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);

@@ -2,9 +2,11 @@
  * upstream/service.h - a compiled service: a named group of endpoints.
  *
  * Services are part of a snapshot (immutable, shared by workers). Runtime
- * state (connection pools, round-robin positions) lives per worker in
- * pt_up_worker, keyed by stable names, so a reload that keeps a service
- * keeps its warm connections.
+ * state (connection pools) lives per worker in pt_up_worker, keyed by
+ * stable names, so a reload that keeps a service keeps its warm
+ * connections. Balancer state (lb.h) belongs to the compiled service: one
+ * pt_lb_local per worker, plus per-endpoint atomics for in-flight counts
+ * and latencies; a reload starts it afresh.
  */
 #ifndef PT_UPSTREAM_SERVICE_H
 #define PT_UPSTREAM_SERVICE_H
@@ -15,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "portico/str.h"
+#include "upstream/lb.h"
 
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
@@ -41,14 +44,17 @@ struct pt_service {
     uint32_t nendpoints;
     uint32_t connect_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t max_connections; /* per worker and endpoint */
-    SSL_CTX *ssl_ctx;         /* NULL: cleartext */
-    char *sni;                /* NULL: the endpoint host */
-    char *pool_prefix;        /* protocol and TLS identity, part of pool keys */
-    void **rr_cache;          /* per worker: its round-robin state (see pool_cache) */
+    uint32_t max_connections;     /* per worker and endpoint */
+    SSL_CTX *ssl_ctx;             /* NULL: cleartext */
+    char *sni;                    /* NULL: the endpoint host */
+    char *pool_prefix;            /* protocol and TLS identity, part of pool keys */
+    struct pt_lb lb;              /* endpoint choice (compiled with the endpoints) */
+    struct pt_lb_local *lb_local; /* per worker: its balancer state (see pool_cache) */
+    unsigned nworkers;            /* entries in lb_local */
 };
 
-/* Allocate the per-worker cache slots (nworkers 0: none, checking only). */
+/* Allocate the per-worker cache slots and balancer states, after s->lb is
+ * compiled (nworkers 0: none, checking only). */
 void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers);
 
 /* Release what a compiled service owns (not the struct itself). */
