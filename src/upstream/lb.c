@@ -140,8 +140,11 @@ static uint32_t lc_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struc
 
 /* --- Maglev consistent hashing -------------------------------------------- */
 
-static const uint32_t primes[] = {1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071};
-
+/* Table sizes (prime). The size must not follow every change in the
+ * number of endpoints: a different size reshuffles every key. One size
+ * serves up to 650 endpoints (>= 100 slots each); past that, the next. */
+#define MAGLEV_SMALL 65521u
+#define MAGLEV_LARGE 1048573u
 /* Eisenbud et al., "Maglev" (NSDI 2016), section 3.4: each endpoint has a
  * permutation of the table's slots (offset, skip) and, in turns, takes its
  * next free preferred slot. Weighted: endpoint i takes a turn in round r
@@ -151,12 +154,7 @@ static int maglev_init(struct pt_lb *lb, const char *const *keys)
     uint32_t n = lb->n;
     if (n == 0)
         return 0;
-    uint32_t m = primes[sizeof(primes) / sizeof(primes[0]) - 1];
-    for (size_t k = 0; k < sizeof(primes) / sizeof(primes[0]); k++)
-        if (primes[k] >= 100ull * n) {
-            m = primes[k];
-            break;
-        }
+    uint32_t m = n <= 650 ? MAGLEV_SMALL : MAGLEV_LARGE;
     uint64_t *offset = pt_xcalloc(n, sizeof(*offset));
     uint64_t *step = pt_xcalloc(n, sizeof(*step));
     uint64_t *next = pt_xcalloc(n, sizeof(*next));

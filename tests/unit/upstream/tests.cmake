@@ -1,0 +1,1 @@
+pt_unit_test(upstream lb DEPS pt_upstream)
