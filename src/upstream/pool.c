@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "http1/client.h"
 #include "http2/client.h"
 
@@ -381,6 +382,8 @@ static const struct pt_endpoint *pick(struct pt_up_worker *uw, const struct pt_s
     uint32_t i = rr_next(uw, svc) % svc->nendpoints;
     if ((int)i == avoid && svc->nendpoints > 1)
         i = (i + 1) % svc->nendpoints;
+    if (svc->endpoints[i].breaker) /* per-instance circuit breakers: skip open ones */
+        i = pt_service_skip_open(svc, i, avoid, pt_time_mono_ns());
     if (chosen)
         *chosen = (int)i;
     return &svc->endpoints[i];

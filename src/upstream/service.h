@@ -16,6 +16,8 @@
 
 #include "portico/str.h"
 
+struct pt_breaker;
+
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
     PT_UP_H2, /* HTTP/2; TLS when the service has an ssl_ctx */
@@ -31,6 +33,7 @@ struct pt_endpoint {
     /* One slot per worker, written only by that worker: its pool for this
      * endpoint, found by name once per snapshot instead of per request. */
     void **pool_cache;
+    struct pt_breaker *breaker; /* per-instance circuit breaker (one reference), or NULL */
 };
 
 struct pt_service {
@@ -46,10 +49,18 @@ struct pt_service {
     char *sni;                /* NULL: the endpoint host */
     char *pool_prefix;        /* protocol and TLS identity, part of pool keys */
     void **rr_cache;          /* per worker: its round-robin state (see pool_cache) */
+    struct pt_breaker *breaker; /* circuit breaker (upstream/breaker.h, one reference), or NULL */
 };
 
 /* Allocate the per-worker cache slots (nworkers 0: none, checking only). */
 void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers);
+
+/*
+ * Index of the endpoint to use instead of i: i itself when its breaker
+ * would admit a call, else the next one (in order, skipping avoid) whose
+ * breaker would, else i. For endpoint choice. Thread: any worker.
+ */
+uint32_t pt_service_skip_open(const struct pt_service *s, uint32_t i, int avoid, uint64_t now_ns);
 
 /* Release what a compiled service owns (not the struct itself). */
 void pt_service_fini(struct pt_service *s);
