@@ -33,7 +33,8 @@ struct pt_endpoint {
     /* One slot per worker, written only by that worker: its pool for this
      * endpoint, found by name once per snapshot instead of per request. */
     void **pool_cache;
-    struct pt_breaker *breaker; /* per-instance circuit breaker (one reference), or NULL */
+    /* Per-instance circuit breaker (one reference), or NULL. */
+    struct pt_breaker *breaker;
 };
 
 struct pt_service {
@@ -49,7 +50,8 @@ struct pt_service {
     char *sni;                /* NULL: the endpoint host */
     char *pool_prefix;        /* protocol and TLS identity, part of pool keys */
     void **rr_cache;          /* per worker: its round-robin state (see pool_cache) */
-    struct pt_breaker *breaker; /* circuit breaker (upstream/breaker.h, one reference), or NULL */
+    /* Circuit breaker (upstream/breaker.h; one reference), or NULL. */
+    struct pt_breaker *breaker;
 };
 
 /* Allocate the per-worker cache slots (nworkers 0: none, checking only). */

@@ -1,0 +1,1 @@
+pt_unit_test(upstream breaker DEPS pt_upstream)
