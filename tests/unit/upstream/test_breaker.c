@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "portico/errors.h"
 #include "upstream/breaker.h"
+#include "upstream/service.h"
 
 #define MS 1000000ull
 
@@ -329,6 +330,30 @@ static void test_breaker__registry_keys_and_reload(void **st)
     assert_false(pt_breaker_lookup("svc", &i));
 }
 
+static void test_breaker__endpoint_choice_skips_open_instances(void **st)
+{
+    (void)st;
+    struct pt_breaker_conf c = conf(1, 100, 100);
+    struct pt_endpoint eps[3];
+    memset(eps, 0, sizeof(eps));
+    for (int i = 0; i < 3; i++)
+        eps[i].breaker = pt_breaker_new("svc/x", &c);
+    struct pt_service svc = {.endpoints = eps, .nendpoints = 3};
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0), 1);
+    call(eps[1].breaker, 0, PT_BREAKER_FAILURE);
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0), 2);
+    /* The retry's avoided endpoint is skipped too. */
+    assert_int_equal(pt_service_skip_open(&svc, 1, 2, 0), 0);
+    call(eps[2].breaker, 0, PT_BREAKER_FAILURE);
+    call(eps[0].breaker, 0, PT_BREAKER_FAILURE);
+    /* None admits: the choice stays (the proxy rejects before choosing). */
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0), 1);
+    /* After the timeout the open instance may be probed again. */
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 1000 * MS), 1);
+    for (int i = 0; i < 3; i++)
+        pt_breaker_unref(eps[i].breaker);
+}
+
 #define NTHREADS 4
 #define NCALLS 20000
 
@@ -408,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_breaker__stale_outcomes_are_ignored),
         cmocka_unit_test(test_breaker__classification),
         cmocka_unit_test(test_breaker__registry_keys_and_reload),
+        cmocka_unit_test(test_breaker__endpoint_choice_skips_open_instances),
         cmocka_unit_test(test_breaker__threads_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
