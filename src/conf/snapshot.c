@@ -12,6 +12,7 @@
 #include "core/registry.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "upstream/breaker.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Route Route;
@@ -140,6 +141,36 @@ static int compile_lb(struct pt_snapshot *s, const Service *sc, struct pt_servic
     return rc;
 }
 
+/* Breakers live in the registry, not in the snapshot: a reload that keeps
+ * the service and its breaker configuration keeps their state. */
+static void compile_breakers(const Portico__Config__V1__CircuitBreaker *cb, struct pt_service *out)
+{
+    struct pt_breaker_conf c;
+    pt_breaker_conf_defaults(&c);
+    c.failure_threshold = or_default(cb->failure_threshold, c.failure_threshold);
+    c.success_threshold = or_default(cb->success_threshold, c.success_threshold);
+    c.timeout_ms = or_default(cb->timeout_ms, c.timeout_ms);
+    c.half_open_max_calls = or_default(cb->half_open_max_calls, c.half_open_max_calls);
+    c.window = or_default(cb->sliding_window_size, c.window);
+    c.failure_rate = or_default(cb->failure_rate_threshold, c.failure_rate);
+    c.per_instance = cb->per_instance;
+    if (cb->n_failure_on) {
+        c.fail_on = 0;
+        for (size_t i = 0; i < cb->n_failure_on; i++)
+            (void)pt_breaker_conf_add_fail_on(&c, cb->failure_on[i]); /* validated */
+    }
+    out->breaker = pt_breaker_ref(out->name, &c);
+    if (!cb->per_instance)
+        return;
+    for (uint32_t i = 0; i < out->nendpoints; i++) {
+        size_t klen = strlen(out->name) + strlen(out->endpoints[i].key) + 2;
+        char *key = pt_xmalloc(klen);
+        snprintf(key, klen, "%s/%s", out->name, out->endpoints[i].key);
+        out->endpoints[i].breaker = pt_breaker_ref(key, &c);
+        free(key);
+    }
+}
+
 static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
                            struct pt_diag *diag)
 {
@@ -212,6 +243,8 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
     if (compile_lb(s, sc, out, diag) != 0)
         return -1;
     pt_service_alloc_caches(out, s->nworkers);
+    if (sc->circuit_breaker && s->nworkers)
+        compile_breakers(sc->circuit_breaker, out);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "core/registry.h"
 #include "portico/errors.h"
 #include "upstream/lb.h"
+#include "upstream/breaker.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Listener Listener;
@@ -417,6 +418,40 @@ static void check_lb(struct vctx *v, const Service *s, const char *path)
     }
 }
 
+static void check_circuit_breaker(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__CircuitBreaker *cb = s->circuit_breaker;
+    if (!cb)
+        return;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.circuit_breaker", path);
+    check_max(v, cb, "failure_threshold", p, cb->failure_threshold, PT_BREAKER_MAX_THRESHOLD);
+    check_max(v, cb, "success_threshold", p, cb->success_threshold, PT_BREAKER_MAX_THRESHOLD);
+    check_max(v, cb, "half_open_max_calls", p, cb->half_open_max_calls, PT_BREAKER_MAX_THRESHOLD);
+    check_max(v, cb, "sliding_window_size", p, cb->sliding_window_size, PT_BREAKER_MAX_WINDOW);
+    check_max(v, cb, "timeout_ms", p, cb->timeout_ms, PT_BREAKER_MAX_TIMEOUT_MS);
+    check_range_set(v, cb, "failure_rate_threshold", p, cb->failure_rate_threshold, 1, 100);
+    struct pt_breaker_conf c;
+    memset(&c, 0, sizeof(c));
+    for (size_t i = 0; i < cb->n_failure_on; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "failure_on[%zu]", i);
+        if (pt_breaker_conf_add_fail_on(&c, cb->failure_on[i]) != 0)
+            verr(v, cb, field, p,
+                 "unknown failure kind \"%s\" (one of: 5xx, gateway-error, timeout, reset, "
+                 "connect-failure, grpc:<CODE> with a gRPC code name such as UNAVAILABLE)",
+                 cb->failure_on[i]);
+    }
+    size_t *dup = first_dups((const char *const *)cb->failure_on, cb->n_failure_on);
+    for (size_t i = 0; i < cb->n_failure_on; i++)
+        if (dup[i] != SIZE_MAX) {
+            char field[64];
+            snprintf(field, sizeof(field), "failure_on[%zu]", i);
+            verr(v, cb, field, p, "%s is listed twice", cb->failure_on[i]);
+        }
+    free(dup);
+}
+
 static void check_service(struct vctx *v, const Service *s, const char *path)
 {
     if (!set(s->name))
@@ -433,8 +468,7 @@ static void check_service(struct vctx *v, const Service *s, const char *path)
      * that is not there. */
     if (s->health_check)
         verr(v, s, "health_check", path, "health_check is not supported yet");
-    if (s->circuit_breaker)
-        verr(v, s, "circuit_breaker", path, "circuit_breaker is not supported yet");
+    check_circuit_breaker(v, s, path);
     check_max(v, s, "connect_timeout_ms", path, s->connect_timeout_ms, MAX_LONG_TIMEOUT_MS);
     check_max(v, s, "idle_timeout_ms", path, s->idle_timeout_ms, MAX_LONG_TIMEOUT_MS);
     check_max(v, s, "max_connections", path, s->max_connections, 100000);

@@ -89,6 +89,9 @@ static int local_reply(struct pt_exchange *x, int status, struct pt_str content_
         return PT_ERR_LIMIT;
     if (extra && pt_headers_copy_ref(h, extra) != 0)
         return PT_ERR_LIMIT;
+    if (x->error == PT_ERR_CIRCUIT_OPEN &&
+        pt_headers_add_ref(h, PT_STR("x-portico-circuit"), PT_STR("open")) != 0)
+        return PT_ERR_LIMIT;
     if (body.len) {
         char *cl = pt_arena_alloc(&x->arena, 24);
         if (!cl)
@@ -263,10 +266,17 @@ static void attempt(struct pt_exchange *x)
     const struct pt_service *svc = x->route->service;
     x->attempts++;
     pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: a 5xx being retried */
+    int open = pt_proxy_circuit_admit(x);
+    if (open < 0) {
+        px_reply_error(x, open, PT_STR_NULL);
+        return;
+    }
     int chosen = x->endpoint;
     int rc = x->upgrade ? pt_up_forward_upgrade(x->worker, svc, x, &up_events, &chosen)
                         : pt_up_forward(x->worker, svc, x, &up_events, x->endpoint, &chosen);
     x->endpoint = chosen;
+    if (rc == 0)
+        pt_proxy_circuit_chosen(x, chosen);
     if (rc < 0)
         upstream_failed(x, rc, PT_UP_RETRYABLE);
 }
@@ -276,6 +286,7 @@ static void upstream_failed(struct pt_exchange *x, int err, unsigned flags)
     pt_up_attempt_end(x, PT_LB_FAILED); /* lb: in-flight counts, latency */
     if (x->finished)
         return;
+    pt_proxy_circuit_done(x, err, 0, -1);
     if (can_retry(x, err, flags, 0, -1)) {
         pt_log_debug("retrying %.*s after %s (attempt %u)", (int)x->req.path.len, x->req.path.ptr,
                      pt_err_name(err), x->attempts);
@@ -345,6 +356,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         arm_timer(x, now);
         return;
     }
+    pt_proxy_circuit_done(x, err, 0, -1);
     cancel_upstream(x);
     if (!x->resp_started) {
         px_reply_error(x, err, PT_STR_NULL);
@@ -529,12 +541,17 @@ static void websocket_takeover(struct pt_exchange *x)
 static void on_response_head(struct pt_exchange *x)
 {
     if (x->upgrade && x->resp.status == 101) {
+        pt_proxy_circuit_done(x, 0, 101, -1);
         websocket_takeover(x);
         return;
     }
     int grpc = x->req.is_grpc ? header_grpc_status(&x->resp.headers) : -1;
     if (grpc >= 0)
         x->grpc_status = grpc;
+    /* A gRPC call's verdict is in its trailers unless the head has it
+     * (trailers-only) or is an HTTP error. */
+    if (!x->req.is_grpc || grpc >= 0 || x->resp.status != 200)
+        pt_proxy_circuit_done(x, 0, x->resp.status, grpc);
     if (x->resp.status >= 500 || grpc == 14) {
         if (can_retry(x, 0, 0, x->resp.status, grpc)) {
             cancel_upstream(x);
@@ -559,6 +576,7 @@ static void on_closed(struct pt_exchange *x, int err, unsigned flags)
             if (g >= 0)
                 x->grpc_status = g;
         }
+        pt_proxy_circuit_done(x, 0, x->resp.status, x->grpc_status);
         return;
     }
     upstream_failed(x, err, flags);
@@ -670,6 +688,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
         event_del(x->timer);
         x->timer = NULL;
     }
+    pt_proxy_circuit_abandon(x);
     cancel_upstream(x);
     pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: before the snapshot pin goes */
     if (err && !x->error)

@@ -40,6 +40,15 @@ void pt_proxy_body_start_request(struct pt_exchange *x);
 void pt_proxy_body_start_response(struct pt_exchange *x);
 bool pt_proxy_body_resume(struct pt_exchange *x);
 void pt_proxy_body_fini(struct pt_exchange *x);
+/* circuit.c: circuit breakers around upstream attempts. admit before an
+ * attempt (status: 0 or PT_ERR_CIRCUIT_OPEN), chosen once its endpoint is
+ * known, done with its outcome (err 0 when a response came; status 0 and
+ * grpc -1 when unknown), abandon when it ends without a verdict. done and
+ * abandon are no-ops when no attempt is outstanding. */
+int pt_proxy_circuit_admit(struct pt_exchange *x);
+void pt_proxy_circuit_chosen(struct pt_exchange *x, int endpoint);
+void pt_proxy_circuit_done(struct pt_exchange *x, int err, int status, int grpc);
+void pt_proxy_circuit_abandon(struct pt_exchange *x);
 /* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
 

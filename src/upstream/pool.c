@@ -397,6 +397,8 @@ static const struct pt_endpoint *pick(struct pt_up_worker *uw, const struct pt_s
     } else if (avoid == 0 && svc->nendpoints > 1) {
         i = 1; /* no balancer state (not compiled for workers) */
     }
+    if (svc->endpoints[i].breaker) /* per-instance circuit breakers: skip open ones */
+        i = pt_service_skip_open(svc, i, avoid, pt_time_mono_ns());
     if (chosen)
         *chosen = (int)i;
     attempt_begin(x, svc, i);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "core/arena.h"
+#include "upstream/breaker.h"
 
 void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers)
 {
@@ -16,17 +17,31 @@ void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers)
         s->endpoints[i].pool_cache = pt_xcalloc(nworkers, sizeof(void *));
 }
 
+uint32_t pt_service_skip_open(const struct pt_service *s, uint32_t i, int avoid, uint64_t now_ns)
+{
+    if (!s->endpoints[i].breaker || pt_breaker_would_allow(s->endpoints[i].breaker, now_ns))
+        return i;
+    for (uint32_t k = 1; k < s->nendpoints; k++) {
+        uint32_t j = (i + k) % s->nendpoints;
+        if ((int)j != avoid && pt_breaker_would_allow(s->endpoints[j].breaker, now_ns))
+            return j;
+    }
+    return i;
+}
+
 void pt_service_fini(struct pt_service *s)
 {
     for (uint32_t i = 0; i < s->nendpoints; i++) {
         free(s->endpoints[i].host);
         free(s->endpoints[i].key);
         free(s->endpoints[i].pool_cache);
+        pt_breaker_unref(s->endpoints[i].breaker);
     }
     for (unsigned w = 0; s->lb_local && w < s->nworkers; w++)
         pt_lb_local_fini(&s->lb_local[w]);
     free(s->lb_local);
     pt_lb_fini(&s->lb);
+    pt_breaker_unref(s->breaker);
     free(s->endpoints);
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);

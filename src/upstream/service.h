@@ -19,6 +19,8 @@
 #include "portico/str.h"
 #include "upstream/lb.h"
 
+struct pt_breaker;
+
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
     PT_UP_H2, /* HTTP/2; TLS when the service has an ssl_ctx */
@@ -34,6 +36,8 @@ struct pt_endpoint {
     /* One slot per worker, written only by that worker: its pool for this
      * endpoint, found by name once per snapshot instead of per request. */
     void **pool_cache;
+    /* Per-instance circuit breaker (one reference), or NULL. */
+    struct pt_breaker *breaker;
 };
 
 struct pt_service {
@@ -51,11 +55,20 @@ struct pt_service {
     struct pt_lb lb;              /* endpoint choice (compiled with the endpoints) */
     struct pt_lb_local *lb_local; /* per worker: its balancer state (see pool_cache) */
     unsigned nworkers;            /* entries in lb_local */
+    /* Circuit breaker (upstream/breaker.h; one reference), or NULL. */
+    struct pt_breaker *breaker;
 };
 
 /* Allocate the per-worker cache slots and balancer states, after s->lb is
  * compiled (nworkers 0: none, checking only). */
 void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers);
+
+/*
+ * Index of the endpoint to use instead of i: i itself when its breaker
+ * would admit a call, else the next one (in order, skipping avoid) whose
+ * breaker would, else i. For endpoint choice. Thread: any worker.
+ */
+uint32_t pt_service_skip_open(const struct pt_service *s, uint32_t i, int avoid, uint64_t now_ns);
 
 /* Release what a compiled service owns (not the struct itself). */
 void pt_service_fini(struct pt_service *s);

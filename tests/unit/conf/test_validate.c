@@ -337,11 +337,41 @@ static void test_validate__health_check_is_not_supported_yet(void **state)
             "services[0].health_check: health_check is not supported yet");
 }
 
-static void test_validate__circuit_breaker_is_not_supported_yet(void **state)
+static void test_validate__circuit_breaker_is_valid(void **state)
+{
+    valid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}, {host: a, port: 2}], "
+                   "circuit_breaker: {failure_threshold: 5, failure_rate_threshold: 100, "
+                   "failure_on: [5xx, gateway-error, timeout, reset, connect-failure, "
+                   "\"grpc:UNAVAILABLE\", \"grpc:4\"], per_instance: true}}]\n");
+}
+
+static void test_validate__circuit_breaker_rate_is_a_percentage(void **state)
 {
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
-                     "circuit_breaker: {failure_threshold: 5}}]\n",
-            "services[0].circuit_breaker: circuit_breaker is not supported yet");
+                     "circuit_breaker: {failure_rate_threshold: 101}}]\n",
+            "services[0].circuit_breaker.failure_rate_threshold: 101 is out of range (1..100, or "
+            "0 for the default)");
+}
+
+static void test_validate__circuit_breaker_timeout_is_bounded(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "circuit_breaker: {timeout_ms: 3600001}}]\n",
+            "services[0].circuit_breaker.timeout_ms: 3600001 is too large (at most 3600000)");
+}
+
+static void test_validate__circuit_breaker_unknown_failure_kind(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "circuit_breaker: {failure_on: [\"grpc:OK\"]}}]\n",
+            "services[0].circuit_breaker.failure_on[0]: unknown failure kind \"grpc:OK\"");
+}
+
+static void test_validate__circuit_breaker_duplicate_failure_kind(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "circuit_breaker: {failure_on: [reset, reset]}}]\n",
+            "services[0].circuit_breaker.failure_on[1]: reset is listed twice");
 }
 
 static void test_validate__service_timeouts_and_connections_are_bounded(void **state)
@@ -715,7 +745,11 @@ int main(void)
         T(test_validate__instance_weight_is_bounded),
         T(test_validate__duplicate_instance_is_rejected),
         T(test_validate__health_check_is_not_supported_yet),
-        T(test_validate__circuit_breaker_is_not_supported_yet),
+        T(test_validate__circuit_breaker_is_valid),
+        T(test_validate__circuit_breaker_rate_is_a_percentage),
+        T(test_validate__circuit_breaker_timeout_is_bounded),
+        T(test_validate__circuit_breaker_unknown_failure_kind),
+        T(test_validate__circuit_breaker_duplicate_failure_kind),
         T(test_validate__service_timeouts_and_connections_are_bounded),
         T(test_validate__h2_service_implies_tls),
         T(test_validate__tls_settings_without_tls_are_rejected),

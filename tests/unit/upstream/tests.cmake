@@ -1,1 +1,2 @@
 pt_unit_test(upstream lb DEPS pt_upstream)
+pt_unit_test(upstream breaker DEPS pt_upstream)
