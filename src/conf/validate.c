@@ -102,6 +102,20 @@ static size_t *first_dups(const char *const *names, size_t n)
     return first;
 }
 
+/* Each repeated string value once: "<field>[i]: X is listed twice". */
+static void check_listed_once(struct vctx *v, const void *msg, const char *path, const char *field,
+                              char *const *values, size_t n)
+{
+    size_t *dup = first_dups((const char *const *)values, n);
+    for (size_t i = 0; i < n; i++)
+        if (dup[i] != SIZE_MAX) {
+            char f[96];
+            snprintf(f, sizeof(f), "%s[%zu]", field, i);
+            verr(v, msg, f, path, "%s is listed twice", values[i]);
+        }
+    free(dup);
+}
+
 static void check_readable(struct vctx *v, const void *msg, const char *field, const char *path,
                            const char *file)
 {
@@ -442,14 +456,7 @@ static void check_circuit_breaker(struct vctx *v, const Service *s, const char *
                  "connect-failure, grpc:<CODE> with a gRPC code name such as UNAVAILABLE)",
                  cb->failure_on[i]);
     }
-    size_t *dup = first_dups((const char *const *)cb->failure_on, cb->n_failure_on);
-    for (size_t i = 0; i < cb->n_failure_on; i++)
-        if (dup[i] != SIZE_MAX) {
-            char field[64];
-            snprintf(field, sizeof(field), "failure_on[%zu]", i);
-            verr(v, cb, field, p, "%s is listed twice", cb->failure_on[i]);
-        }
-    free(dup);
+    check_listed_once(v, cb, p, "failure_on", cb->failure_on, cb->n_failure_on);
 }
 
 static void check_service(struct vctx *v, const Service *s, const char *path)
@@ -538,14 +545,7 @@ static void check_methods(struct vctx *v, const Route *r, const char *path)
             if (strcasecmp(m, standard[k]) == 0 && strcmp(m, standard[k]) != 0)
                 verr(v, r, field, path, "methods are case-sensitive; write \"%s\"", standard[k]);
     }
-    size_t *dup = first_dups((const char *const *)r->methods, r->n_methods);
-    for (size_t i = 0; i < r->n_methods; i++)
-        if (dup[i] != SIZE_MAX) {
-            char field[64];
-            snprintf(field, sizeof(field), "methods[%zu]", i);
-            verr(v, r, field, path, "%s is listed twice", r->methods[i]);
-        }
-    free(dup);
+    check_listed_once(v, r, path, "methods", r->methods, r->n_methods);
 }
 
 static void check_retries(struct vctx *v, const Route *r, const char *path)
@@ -572,14 +572,7 @@ static void check_retries(struct vctx *v, const Route *r, const char *path)
                  hint ? "\"?" : "");
         }
     }
-    size_t *dup = first_dups((const char *const *)r->retry_on, r->n_retry_on);
-    for (size_t i = 0; i < r->n_retry_on; i++)
-        if (dup[i] != SIZE_MAX) {
-            char field[64];
-            snprintf(field, sizeof(field), "retry_on[%zu]", i);
-            verr(v, r, field, path, "%s is listed twice", r->retry_on[i]);
-        }
-    free(dup);
+    check_listed_once(v, r, path, "retry_on", r->retry_on, r->n_retry_on);
 }
 
 static void check_matchers(struct vctx *v, const Route *r, const char *path)
@@ -893,14 +886,7 @@ static void check_plugins(struct vctx *v, const Config *cfg, const struct name_s
             if (!name_set_has(routes, p->routes[k]))
                 verr(v, p, field, path, "no route named \"%s\"", p->routes[k]);
         }
-        size_t *dup = first_dups((const char *const *)p->routes, p->n_routes);
-        for (size_t k = 0; k < p->n_routes; k++)
-            if (dup[k] != SIZE_MAX) {
-                char field[64];
-                snprintf(field, sizeof(field), "routes[%zu]", k);
-                verr(v, p, field, path, "\"%s\" is listed twice", p->routes[k]);
-            }
-        free(dup);
+        check_listed_once(v, p, path, "routes", p->routes, p->n_routes);
         if (p->order < -1000000 || p->order > 1000000)
             verr(v, p, "order", path, "%d is out of range (-1000000..1000000)", p->order);
     }
