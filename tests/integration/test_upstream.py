@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -70,8 +69,23 @@ class NginxConf(harness.BackendProcess):
         """The access log as dicts: conn, creq, rport, proto, status, uri,
         ssl, sni, verify."""
         out = []
+        path = os.path.join(self.tmp.path, "access.log")
+        # nginx writes a request's line after sending the response, so a
+        # client that has its response can be a moment early: read once the
+        # file has stopped growing (checked every 50 ms, at most 2 s).
+        deadline = time.monotonic() + 2.0
+        last = -1
+        while time.monotonic() < deadline:
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                size = -1
+            if size == last:
+                break
+            last = size
+            time.sleep(0.05)
         try:
-            with open(os.path.join(self.tmp.path, "access.log")) as f:
+            with open(path) as f:
                 text = f.read()
         except OSError:
             return out
@@ -810,6 +824,10 @@ class TestCancellationAndResets(UpstreamCase):
             after = h.fetch_many([("GET", "/info?after")], first_stream=101, timeout=60)[101]
             self.assertEqual((after["status"], after["rst"]), (200, None))
             self.assertIsNone(h.goaway())
+        # nginx writes a request's log line after sending its response: wait
+        # for the last one rather than racing it.
+        harness.wait_until(lambda: any(e["uri"] == "/info?after" for e in ng.access()),
+                           timeout=10, message="nginx's log line for /info?after")
         log = ng.access()
         conn_of = {e["uri"]: e["conn"] for e in log}
         self.assertIn("/reset", conn_of, log)
