@@ -482,7 +482,10 @@ class StartWithoutDatabaseTest(unittest.TestCase):
                                              % err.details())
                     time.sleep(0.2)
             self.assertEqual(http_status(gw.port(), "/after/echo"), 200)
-            self.assertTrue(admin.call("GetHealth").store_connected)
+            # The change watch reconnects on its own backoff timer, possibly
+            # after the write's connection did.
+            harness.wait_until(lambda: admin.call("GetHealth").store_connected, timeout=15,
+                               message="store_connected after the database returned")
             admin.close()
         finally:
             stop_all([gw])
