@@ -39,6 +39,7 @@ struct pt_exchange;
 struct pt_snap_pin;
 struct pt_snapshot;
 struct pt_route_conf;
+struct pt_service;
 struct pt_route_stats;
 struct pt_up_stream;
 struct event;
@@ -191,6 +192,9 @@ struct pt_exchange {
     struct pt_snap_pin *pin;
     const struct pt_snapshot *snap;
     const struct pt_route_conf *route;
+    /* The service this request goes to: the route's, or the one its
+     * traffic split or API version chose (set before forwarding). */
+    const struct pt_service *service;
     struct pt_route_stats *stats; /* counted in flight there (observe/metrics.h), or NULL */
     struct pt_route_param params[PT_ROUTE_MAX_PARAMS];
     uint16_t nparams;

@@ -37,7 +37,7 @@ static struct circuit_call *call_of(struct pt_exchange *x, bool create)
 
 int pt_proxy_circuit_admit(struct pt_exchange *x)
 {
-    const struct pt_service *svc = x->route->service;
+    const struct pt_service *svc = x->service;
     if (!svc->breaker)
         return 0;
     struct circuit_call *c = call_of(x, true);
@@ -66,7 +66,7 @@ void pt_proxy_circuit_chosen(struct pt_exchange *x, int endpoint)
     struct circuit_call *c = call_of(x, false);
     if (!c || !c->svc_b || endpoint < 0)
         return;
-    const struct pt_service *svc = x->route->service;
+    const struct pt_service *svc = x->service;
     if ((uint32_t)endpoint >= svc->nendpoints || !svc->endpoints[endpoint].breaker)
         return;
     /* The choice skipped instances that would not admit a call; another

@@ -242,7 +242,7 @@ static bool can_retry(const struct pt_exchange *x, int err, unsigned flags, int 
     if (flags & PT_UP_RETRYABLE) {
         if (err == PT_ERR_UPSTREAM_REFUSED)
             return x->attempts < PT_REFUSED_ATTEMPTS + rc->retry_count;
-        uint32_t n = rc->service->nendpoints < 3 ? rc->service->nendpoints : 3;
+        uint32_t n = x->service->nendpoints < 3 ? x->service->nendpoints : 3;
         return x->attempts < (n > 1 ? n : 2) + rc->retry_count;
     }
     if (x->attempts > rc->retry_count)
@@ -263,7 +263,7 @@ static void upstream_failed(struct pt_exchange *x, int err, unsigned flags);
 
 static void attempt(struct pt_exchange *x)
 {
-    const struct pt_service *svc = x->route->service;
+    const struct pt_service *svc = x->service;
     x->attempts++;
     pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: a 5xx being retried */
     int open = pt_proxy_circuit_admit(x);
@@ -455,7 +455,9 @@ static void terminal(struct pt_exchange *x)
         return;
     }
     const struct pt_route_conf *rc = x->route;
-    const struct pt_service *svc = rc->service;
+    if (!x->service)
+        x->service = rc->service;
+    const struct pt_service *svc = x->service;
     if (svc->grpc && !x->req.is_grpc) {
         px_reply_error(x, PT_ERR_UNSUPPORTED_MEDIA,
                        PT_STR("this route serves gRPC: use content-type application/grpc"));
