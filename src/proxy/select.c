@@ -169,6 +169,24 @@ static int hexval(unsigned char c)
     return -1;
 }
 
+/* raw (percent-encoded) equals name once decoded; bad escapes never do. */
+static bool decoded_equals(const char *raw, const char *end, struct pt_str name)
+{
+    size_t n = 0;
+    for (const char *c = raw; c < end; c++, n++) {
+        unsigned char b = (unsigned char)*c;
+        if (b == '%') {
+            if (end - c < 3 || hexval((unsigned char)c[1]) < 0 || hexval((unsigned char)c[2]) < 0)
+                return false;
+            b = (unsigned char)(hexval((unsigned char)c[1]) << 4 | hexval((unsigned char)c[2]));
+            c += 2;
+        }
+        if (n >= name.len || (unsigned char)name.ptr[n] != b)
+            return false;
+    }
+    return n == name.len;
+}
+
 int pt_version_in_query(struct pt_str query, struct pt_str name, char *buf, size_t cap,
                         struct pt_str *version)
 {
@@ -178,7 +196,7 @@ int pt_version_in_query(struct pt_str query, struct pt_str name, char *buf, size
         const char *stop = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p));
         const char *kend = eq ? eq : stop;
-        if ((size_t)(kend - p) == name.len && memcmp(p, name.ptr, name.len) == 0) {
+        if (decoded_equals(p, kend, name)) {
             if (!eq || eq + 1 == stop)
                 return 0;
             size_t n = 0;

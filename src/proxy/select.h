@@ -80,7 +80,8 @@ bool pt_version_in_path(struct pt_str path, uint32_t skip, struct pt_str *versio
 bool pt_version_in_accept(struct pt_str accept, struct pt_str *version);
 
 /*
- * The value of query parameter `name` (the first one), percent-decoded
+ * The value of query parameter `name` (the first one whose percent-decoded
+ * name is `name`), percent-decoded
  * into buf (cap bytes). Status: 1 found (*version points into buf), 0
  * absent (or empty), PT_ERR_INVALID for bad percent-encoding or a value
  * longer than cap.

@@ -204,6 +204,10 @@ static void test_version_query__percent_decoded(void **state)
     assert_str(v, "~1"); /* decoded; not a listed version, so a 400 later */
     assert_int_equal(query_version("version=1&version=2", "version", buf, sizeof(buf), &v), 1);
     assert_str(v, "1"); /* the first one */
+    assert_int_equal(query_version("%76ersion=2", "version", buf, sizeof(buf), &v), 1);
+    assert_str(v, "2"); /* names compare decoded, like route query matches */
+    assert_int_equal(query_version("%7version=1&version=3", "version", buf, sizeof(buf), &v), 1);
+    assert_str(v, "3"); /* a name with a bad escape is no match */
 }
 
 static void test_version_query__absent_empty_and_invalid(void **state)
