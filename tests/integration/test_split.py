@@ -280,6 +280,14 @@ class TestVersions(SplitCase):
         # No default: a request without a version is refused.
         self.assert_bad_version(gw, "/api/echo", None, "an API version is required")
 
+    def test_path_after_a_template_literal_prefix(self):
+        # Only the template's leading literal segments count: "/echo" here.
+        gw = self.versions_gateway({"default_version": "1"}, path_prefix="", path="/echo/{rest=**}")
+        status, b = self.one(gw, "/echo/v2/a/v1")
+        self.assertEqual((status, b["server_id"], b["path"]), (200, "api-v2", "/echo/v2/a/v1"))
+        status, b = self.one(gw, "/echo/a/v2")
+        self.assertEqual((status, b["server_id"]), (200, "api-v1"))
+
     def test_header(self):
         gw = self.versions_gateway({"from": "header:X-Api-Version"})
         status, b = self.one(gw, "/echo/a", {"X-API-Version": "2"})
