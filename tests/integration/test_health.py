@@ -20,13 +20,17 @@ import contextlib
 import http.client
 import json
 import re
+import shutil
+import subprocess
 import time
 import unittest
 
 import grpc
 
+import adminclient
 import harness
 import protoload
+import test_metrics
 
 echo_pb2 = harness.load_echo()
 ECHO = echo_pb2.DESCRIPTOR.services_by_name["Echo"]
@@ -281,6 +285,55 @@ class TestOutlier(HealthCase):
         for _ in range(5):
             self.assertEqual(request(gw.addr("main"), "/echo")[0], 503)
         self.assertNotIn("ejected", gw.stderr)
+
+
+class TestVisibility(HealthCase):
+
+    def test_admin_health_and_prometheus(self):
+        a, b, c = self.backends(["a", "b", "c"])
+        gw = self.gateway({"instances": [a.instance(), b.instance(), c.instance()],
+                           "health_check": {"interval_ms": 100, "unhealthy_threshold": 1},
+                           "outlier_detection": {"consecutive_failures": 2,
+                                                 "base_ejection_time_ms": 60000},
+                           "circuit_breaker": {"per_instance": True, "failure_threshold": 100}},
+                          workers=1)
+        control(b, health="fail")
+        control(c, mode="fail", health="ok")
+        harness.wait_until(lambda: "instance 127.0.0.1:%d is unhealthy" % b.port in gw.stderr,
+                           TIMEOUT, message="b unhealthy")
+        for _ in range(10):
+            request(gw.addr("main"), "/echo")
+        harness.wait_until(lambda: "instance 127.0.0.1:%d ejected" % c.port in gw.stderr,
+                           TIMEOUT, message="c ejected")
+        with adminclient.AdminClient(gw.admin_addr) as admin:
+            h = admin.call("GetHealth")
+            text = admin.call("GetMetrics").prometheus_text
+        rows = {u.instance: u for u in h.upstreams if u.service == "web"}
+        ka, kb, kc = ("127.0.0.1:%d" % x.port for x in (a, b, c))
+        self.assertEqual(set(rows), {ka, kb, kc})
+        self.assertEqual((rows[ka].state, rows[ka].last_check), ("healthy", "ok"))
+        self.assertEqual((rows[kb].state, rows[kb].last_check), ("unhealthy", "failed"))
+        self.assertEqual(rows[kc].state, "ejected")
+        self.assertEqual((rows[kc].ejections, rows[kc].ejections_total), (1, 1))
+        self.assertTrue(all(r.active_check and r.circuit == "closed" for r in rows.values()))
+
+        s = test_metrics.parse_prometheus(text)
+        val = lambda name, inst, **kw: test_metrics.sample(s, name, service="web", instance=inst, **kw)
+        self.assertEqual(val("portico_upstream_healthy", ka), 1)
+        self.assertEqual(val("portico_upstream_healthy", kb), 0)
+        self.assertEqual(val("portico_upstream_healthy", kc), 0)
+        self.assertEqual(val("portico_upstream_ejected", kc), 1)
+        self.assertEqual(val("portico_upstream_ejections_total", kc), 1)
+        self.assertEqual(val("portico_upstream_health_transitions_total", kb, to="unhealthy"), 1)
+        self.assertGreater(val("portico_upstream_health_checks_total", ka, result="ok"), 0)
+        self.assertEqual(val("portico_circuit_state", ""), 0)
+        self.assertEqual(val("portico_circuit_state", kc), 0)
+        self.assertEqual(val("portico_circuit_transitions_total", kc, to="open"), 0)
+        promtool = shutil.which("promtool")
+        if promtool:
+            proc = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                                  capture_output=True, timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stdout.decode() + proc.stderr.decode())
 
 
 class TestGrpcHealth(HealthCase):
