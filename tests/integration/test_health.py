@@ -31,6 +31,7 @@ import adminclient
 import harness
 import protoload
 import test_metrics
+import wire
 
 echo_pb2 = harness.load_echo()
 ECHO = echo_pb2.DESCRIPTOR.services_by_name["Echo"]
@@ -417,6 +418,61 @@ class TestGrpcHealth(HealthCase):
         gw.reload(cfg)
         ids, codes = self.echo(gw, 5)
         self.assertEqual(codes, {grpc.StatusCode.OK: 5})
+
+
+class TestTransports(HealthCase):
+    """Checks over HTTP/2: HTTP on an h2c service (nginx), gRPC over TLS."""
+
+    def test_http_check_over_h2c(self):
+        ng = self._stack.enter_context(wire.NginxBackend())
+        cfg = {"listeners": [{"name": "main", "address": "127.0.0.1:0", "protocols": ["http1"]}],
+               "services": [
+                   {"name": "good", "protocol": "h2c", "instances": [ng.instance()],
+                    "health_check": {"path": "/info", "interval_ms": 100, "unhealthy_threshold": 1}},
+                   {"name": "bad", "protocol": "h2c", "instances": [ng.instance()],
+                    "health_check": {"path": "/missing", "interval_ms": 100,
+                                     "unhealthy_threshold": 1}}],
+               "routes": [{"name": "good", "path_prefix": "/info", "service": "good"},
+                          {"name": "bad", "path_prefix": "/files", "service": "bad"}],
+               "drain_timeout_ms": 5000}
+        gw = self._stack.enter_context(harness.Portico(cfg, workers=1))
+        self.addCleanup(self.check_clean_exit, gw)
+        harness.wait_until(lambda: "service bad: instance %s is unhealthy (active check: failed)"
+                           % ng.addr in gw.stderr, TIMEOUT, message="bad unhealthy (404)")
+
+        def good_checks():
+            with adminclient.AdminClient(gw.admin_addr) as admin:
+                s = test_metrics.parse_prometheus(admin.call("GetMetrics").prometheus_text)
+            return test_metrics.sample(s, "portico_upstream_health_checks_total", service="good",
+                                       instance=ng.addr, result="ok") >= 3
+        harness.wait_until(good_checks, TIMEOUT, message="passing h2c checks of good")
+        self.assertNotIn("service good: instance %s is unhealthy" % ng.addr, gw.stderr)
+        self.assertEqual(request(gw.addr("main"), "/info")[0], 200)
+        status, _, body = request(gw.addr("main"), "/files/small.txt")
+        self.assertEqual((status, json.loads(body)["error"]), (503, "no healthy upstream"))
+
+    def test_grpc_check_over_tls(self):
+        certs = harness.test_certs()
+        be = self._stack.enter_context(harness.GrpcBackend(tls=certs, server_id="gt"))
+        tls = {"enabled": True, "ca_file": certs.ca_cert, "server_name": "localhost"}
+        cfg = harness.grpc_gateway_config([be.instance()], drain_timeout_ms=5000, service_extra={
+            "tls": tls, "health_check": {"type": "grpc", "interval_ms": 100,
+                                         "unhealthy_threshold": 1, "healthy_threshold": 1}})
+        gw = self._stack.enter_context(harness.Portico(cfg, workers=1))
+        self.addCleanup(self.check_clean_exit, gw)
+
+        def set_health(text):
+            ch = harness.grpc_channel(be.addr, ca_file=certs.ca_cert, server_name="localhost")
+            try:
+                fn = protoload.raw_method(ch, "/portico.test.Control/SetHealth")
+                return int(fn(text.encode(), timeout=TIMEOUT))
+            finally:
+                ch.close()
+        harness.wait_until(lambda: set_health("=SERVING") >= 2, TIMEOUT, message="checks over TLS")
+        set_health("=NOT_SERVING")
+        harness.wait_until(lambda: "is unhealthy" in gw.stderr, TIMEOUT, message="unhealthy")
+        set_health("=SERVING")
+        harness.wait_until(lambda: "is healthy" in gw.stderr, TIMEOUT, message="healthy again")
 
 
 if __name__ == "__main__":
