@@ -70,6 +70,7 @@ struct target {
 static struct {
     pthread_mutex_t mu;
     bool started;
+    bool stopped; /* after pt_hcheck_stop: updates are ignored */
     struct pt_worker w;
     struct spec *pending; /* latest update not yet applied */
     bool has_pending;
@@ -624,8 +625,18 @@ static void stop_thread(struct pt_worker *w, void *arg)
 
 void pt_hcheck_update(const struct pt_service *services, size_t n)
 {
+    pthread_mutex_lock(&hc.mu);
+    bool stopped = hc.stopped;
+    pthread_mutex_unlock(&hc.mu);
+    if (stopped)
+        return;
     struct spec *specs = specs_of(services, n);
     pthread_mutex_lock(&hc.mu);
+    if (hc.stopped) {
+        pthread_mutex_unlock(&hc.mu);
+        spec_free(specs);
+        return;
+    }
     struct spec *old = hc.pending;
     hc.pending = specs;
     bool post = hc.started && !hc.has_pending;
@@ -639,7 +650,7 @@ void pt_hcheck_update(const struct pt_service *services, size_t n)
 int pt_hcheck_start(void)
 {
     pthread_mutex_lock(&hc.mu);
-    if (hc.started) {
+    if (hc.started || hc.stopped) {
         pthread_mutex_unlock(&hc.mu);
         return 0;
     }
@@ -664,6 +675,7 @@ void pt_hcheck_stop(void)
     pthread_mutex_lock(&hc.mu);
     bool started = hc.started;
     hc.started = false;
+    hc.stopped = true;
     struct spec *pending = hc.pending;
     hc.pending = NULL;
     hc.has_pending = false;

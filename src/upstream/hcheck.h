@@ -31,7 +31,8 @@ struct pt_service;
 
 /* Status: 0 or PT_ERR_INTERNAL. Checks begin with the latest update. */
 int pt_hcheck_start(void);
-/* Stop the thread and free every target. Safe when not started. */
+/* Stop the thread and free every target; later updates are ignored.
+ * Safe when not started. */
 void pt_hcheck_stop(void);
 /* The services of a newly published snapshot (copied; the caller keeps
  * ownership). Before start: kept for start. Thread: any. */
