@@ -370,6 +370,10 @@ static void test_validate__grpc_health_check_needs_h2(void **state)
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
                      "health_check: {type: grpc}}]\n",
             "services[0].health_check.type: gRPC health checks need an HTTP/2 service");
+}
+
+static void test_validate__grpc_service_needs_grpc_check(void **state)
+{
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
                      "health_check: {grpc_service: x}}]\n",
             "services[0].health_check.grpc_service: grpc_service needs type grpc");
@@ -381,6 +385,10 @@ static void test_validate__outlier_detection_bounds(void **state)
                      "outlier_detection: {max_ejection_percent: 101}}]\n",
             "services[0].outlier_detection.max_ejection_percent: 101 is out of range (1..100, or 0 "
             "for the default)");
+}
+
+static void test_validate__outlier_max_ejection_time_not_below_base(void **state)
+{
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
                      "outlier_detection: {base_ejection_time_ms: 60000, "
                      "max_ejection_time_ms: 1000}}]\n",
@@ -800,7 +808,9 @@ int main(void)
         T(test_validate__health_check_interval_is_bounded),
         T(test_validate__health_check_path_is_a_path),
         T(test_validate__grpc_health_check_needs_h2),
+        T(test_validate__grpc_service_needs_grpc_check),
         T(test_validate__outlier_detection_bounds),
+        T(test_validate__outlier_max_ejection_time_not_below_base),
         T(test_validate__circuit_breaker_is_valid),
         T(test_validate__circuit_breaker_rate_is_a_percentage),
         T(test_validate__circuit_breaker_timeout_is_bounded),
