@@ -158,8 +158,10 @@ static uint32_t wrr_choose(const struct pt_lb *lb, struct pt_lb_local *loc, stru
 /* --- least connections ---------------------------------------------------- */
 
 /* The fewest in-flight requests relative to weight, among candidates. One
- * pass finds the least load and how many share it; ties are broken with one
- * random number (the r-th tied candidate), not one per tie. */
+ * pass finds the least load and how many share it. Equally loaded
+ * candidates are settled by power of two choices: two of them drawn at
+ * random (not one random draw per tie), the fewer in flight when read
+ * again wins (another worker may have moved the counts meanwhile). */
 static uint32_t lc_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
                           int avoid, uint64_t now_ns, const bool *down)
 {
@@ -188,17 +190,28 @@ static uint32_t lc_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struc
         return rr_pick(lb, loc, avoid);
     if (ties <= 1)
         return best;
-    uint32_t r = rng_below(loc, ties);
+    uint32_t ra = rng_below(loc, ties);
+    uint32_t rb = rng_below(loc, ties - 1);
+    if (rb >= ra)
+        rb++;
+    /* The ra-th and rb-th tied candidates (all at or after best). Counts
+     * moved by other workers since the first pass may drop a tie: a rank
+     * not found then stays best. */
+    uint32_t a = best, b = best, r = 0;
     for (uint32_t i = best; i < lb->n; i++) {
-        if (!cand(lb, i, avoid, down))
+        if (!cand(lb, i, avoid, down) ||
+            atomic_load_explicit(&lb->shared[i].inflight, memory_order_relaxed) * bweight !=
+                bload * lb->weights[i])
             continue;
-        uint64_t load = atomic_load_explicit(&lb->shared[i].inflight, memory_order_relaxed);
-        /* Loads may have moved since the first pass: take the r-th that
-         * still ties, else the first pass's best. */
-        if (load * bweight == bload * lb->weights[i] && r-- == 0)
-            return i;
+        if (r == ra)
+            a = i;
+        if (r == rb)
+            b = i;
+        r++;
     }
-    return best;
+    uint64_t la = atomic_load_explicit(&lb->shared[a].inflight, memory_order_relaxed);
+    uint64_t lbb = atomic_load_explicit(&lb->shared[b].inflight, memory_order_relaxed);
+    return lbb * lb->weights[a] < la * lb->weights[b] ? b : a;
 }
 
 /* --- Maglev consistent hashing -------------------------------------------- */

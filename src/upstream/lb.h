@@ -21,8 +21,9 @@
  *   weighted_round_robin  smooth weighted round robin (nginx's): weights
  *                         {5,1,1} give a a b a c a a, never a burst;
  *   least_connections     fewest in-flight requests relative to weight,
- *                         ties broken at random (not always the first)
- *                         with a single random draw among the tied;
+ *                         ties broken by power of two choices (two of
+ *                         the tied at random, the fewer in flight when
+ *                         read again), not always the first;
  *   ip_hash, hash         a Maglev table built at compile time from the
  *                         endpoints' "host:port" (deterministic across
  *                         workers and instances); the key is the client IP
