@@ -564,12 +564,17 @@ static void apply(struct pt_worker *w, void *arg)
         while (t && (t->seen || strcmp(t->s->key, s->key) != 0))
             t = t->next;
         if (t) {
-            /* Kept: same timer and state; the new settings apply from the
-             * next check (a check in flight keeps the old spec). */
-            bool resched = t->s->conf.interval_ms != s->conf.interval_ms;
-            if (t->probe) {
-                /* The probe refers to t->s: swap once it is done. Simplest
-                 * correct course: abandon it and check again at once. */
+            /* Kept: same timer, same state. A check in flight reads its
+             * settings through t->s when it needs them, so the new spec
+             * can replace the old under it; only a change of what is
+             * spoken, or to where, abandons it (checked again at once).
+             * Recompiles that change nothing (reloads, discovery) thus
+             * never delay or repeat checks. */
+            bool moved = t->s->h2 != s->h2 || t->s->conf.kind != s->conf.kind ||
+                         t->s->addr_len != s->addr_len ||
+                         memcmp(&t->s->addr, &s->addr, s->addr_len) != 0;
+            bool resched = t->s->conf.interval_ms != s->conf.interval_ms && !t->probe;
+            if (t->probe && moved) {
                 probe_free(t->probe);
                 t->probe = NULL;
                 event_del(t->deadline);
