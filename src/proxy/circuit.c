@@ -12,10 +12,10 @@
  * failure_on (5xx, timeout, reset, connect-failure).
  */
 #include "conf/snapshot.h"
+#include "core/log.h"
 #include "core/time.h"
 #include "portico/errors.h"
 #include "proxy/proxy_int.h"
-#include "core/log.h"
 #include "upstream/breaker.h"
 #include "upstream/health.h"
 
