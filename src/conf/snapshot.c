@@ -14,6 +14,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "upstream/breaker.h"
+#include "upstream/health.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Route Route;
@@ -175,6 +176,53 @@ static void compile_breakers(const Portico__Config__V1__CircuitBreaker *cb, stru
     }
 }
 
+/* Health: the check and outlier configuration go into the service; the
+ * state lives in the health registry under "service/host:port", so a
+ * reload keeps it (and the health thread keeps its timers). */
+static void compile_health(const Service *sc, struct pt_service *out)
+{
+    const Portico__Config__V1__HealthCheck *hc = sc->health_check;
+    const Portico__Config__V1__OutlierDetection *od = sc->outlier_detection;
+    out->panic_mode = sc->panic_mode;
+    if (hc) {
+        struct pt_health_check_conf *c = &out->check;
+        pt_health_check_conf_defaults(c);
+        out->has_check = true;
+        c->kind = hc->type == PORTICO__CONFIG__V1__HEALTH_CHECK_TYPE__HEALTH_CHECK_TYPE_GRPC
+                      ? PT_HEALTH_GRPC
+                      : PT_HEALTH_HTTP;
+        c->path = pt_xstrdup(hc->path && *hc->path ? hc->path : "/health");
+        c->host = hc->host && *hc->host ? pt_xstrdup(hc->host) : NULL;
+        c->grpc_service = pt_xstrdup(hc->grpc_service ? hc->grpc_service : "");
+        c->interval_ms = or_default(hc->interval_ms, c->interval_ms);
+        c->timeout_ms = or_default(hc->timeout_ms, c->timeout_ms);
+        c->jitter_ms = hc->jitter_ms;
+        c->healthy_threshold = or_default(hc->healthy_threshold, c->healthy_threshold);
+        c->unhealthy_threshold = or_default(hc->unhealthy_threshold, c->unhealthy_threshold);
+        for (size_t i = 0; i < hc->n_expected_statuses; i++)
+            (void)pt_health_status_add(c, hc->expected_statuses[i]); /* validated */
+    }
+    if (od) {
+        pt_outlier_conf_defaults(&out->outlier);
+        out->outlier.consecutive = or_default(od->consecutive_failures, out->outlier.consecutive);
+        out->outlier.base_ms = or_default(od->base_ejection_time_ms, out->outlier.base_ms);
+        out->outlier.max_ms = or_default(od->max_ejection_time_ms, out->outlier.max_ms);
+        out->outlier.max_percent = or_default(od->max_ejection_percent, out->outlier.max_percent);
+    }
+    if (!hc && !od)
+        return;
+    out->health_any = true;
+    out->healths = pt_xcalloc(out->nendpoints ? out->nendpoints : 1, sizeof(*out->healths));
+    for (uint32_t i = 0; i < out->nendpoints; i++) {
+        size_t klen = strlen(out->name) + strlen(out->endpoints[i].key) + 2;
+        char *key = pt_xmalloc(klen);
+        snprintf(key, klen, "%s/%s", out->name, out->endpoints[i].key);
+        out->endpoints[i].health = pt_health_ref(key);
+        out->healths[i] = out->endpoints[i].health;
+        free(key);
+    }
+}
+
 static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
                            struct pt_diag *diag)
 {
@@ -249,6 +297,8 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
     pt_service_alloc_caches(out, s->nworkers);
     if (sc->circuit_breaker && s->nworkers)
         compile_breakers(sc->circuit_breaker, out);
+    if (s->nworkers)
+        compile_health(sc, out);
     return 0;
 }
 

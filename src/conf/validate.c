@@ -23,6 +23,7 @@
 #include "portico/errors.h"
 #include "upstream/lb.h"
 #include "upstream/breaker.h"
+#include "upstream/health.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Listener Listener;
@@ -461,6 +462,79 @@ static void check_circuit_breaker(struct vctx *v, const Service *s, const char *
     check_listed_once(v, cb, p, "failure_on", cb->failure_on, cb->n_failure_on);
 }
 
+/* ---- health: active checks, outlier detection ---- */
+
+static void check_health_check(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__HealthCheck *hc = s->health_check;
+    if (!hc)
+        return;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.health_check", path);
+    int t = (int)hc->type;
+    bool grpc = t == PORTICO__CONFIG__V1__HEALTH_CHECK_TYPE__HEALTH_CHECK_TYPE_GRPC;
+    if (t < 0 || t > PORTICO__CONFIG__V1__HEALTH_CHECK_TYPE__HEALTH_CHECK_TYPE_GRPC)
+        verr(v, hc, "type", p, "unknown health check type %d (http or grpc)", t);
+    check_range_set(v, hc, "interval_ms", p, hc->interval_ms, PT_HEALTH_MIN_INTERVAL_MS,
+                    PT_HEALTH_MAX_INTERVAL_MS);
+    check_range_set(v, hc, "timeout_ms", p, hc->timeout_ms, 1, PT_HEALTH_MAX_INTERVAL_MS);
+    check_max(v, hc, "jitter_ms", p, hc->jitter_ms, PT_HEALTH_MAX_INTERVAL_MS);
+    check_max(v, hc, "healthy_threshold", p, hc->healthy_threshold, PT_HEALTH_MAX_THRESHOLD);
+    check_max(v, hc, "unhealthy_threshold", p, hc->unhealthy_threshold, PT_HEALTH_MAX_THRESHOLD);
+    if (set(hc->path) && (hc->path[0] != '/' || strpbrk(hc->path, " \t\r\n")))
+        verr(v, hc, "path", p, "\"%s\": a health check path starts with '/' and has no spaces",
+             hc->path);
+    if (grpc && set(hc->path))
+        verr(v, hc, "path", p, "path has no effect with type grpc");
+    if (grpc && hc->n_expected_statuses)
+        verr(v, hc, "expected_statuses", p, "expected_statuses has no effect with type grpc");
+    if (!grpc && set(hc->grpc_service))
+        verr(v, hc, "grpc_service", p, "grpc_service needs type grpc");
+    if (grpc && s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2 &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2C)
+        verr(v, hc, "type", p,
+             "gRPC health checks need an HTTP/2 service (protocol grpc, h2 or h2c)");
+    if (set(hc->host) && strpbrk(hc->host, " \t\r\n/"))
+        verr(v, hc, "host", p, "\"%s\" is not a host", hc->host);
+    struct pt_health_check_conf c;
+    pt_health_check_conf_defaults(&c);
+    for (size_t i = 0; i < hc->n_expected_statuses; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "expected_statuses[%zu]", i);
+        if (i >= PT_HEALTH_MAX_STATUS_RANGES) {
+            verr(v, hc, field, p, "at most %d expected_statuses entries",
+                 PT_HEALTH_MAX_STATUS_RANGES);
+            break;
+        }
+        if (pt_health_status_add(&c, hc->expected_statuses[i]) != 0)
+            verr(v, hc, field, p,
+                 "\"%s\": a status (100..599) or a range of them such as \"200-299\"",
+                 hc->expected_statuses[i]);
+    }
+}
+
+static void check_outlier(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__OutlierDetection *od = s->outlier_detection;
+    if (!od)
+        return;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.outlier_detection", path);
+    check_max(v, od, "consecutive_failures", p, od->consecutive_failures, PT_HEALTH_MAX_THRESHOLD);
+    check_max(v, od, "base_ejection_time_ms", p, od->base_ejection_time_ms,
+              PT_HEALTH_MAX_INTERVAL_MS);
+    check_max(v, od, "max_ejection_time_ms", p, od->max_ejection_time_ms,
+              PT_HEALTH_MAX_INTERVAL_MS);
+    check_range_set(v, od, "max_ejection_percent", p, od->max_ejection_percent, 1, 100);
+    uint32_t base =
+        od->base_ejection_time_ms ? od->base_ejection_time_ms : PT_OUTLIER_DEFAULT_BASE_MS;
+    uint32_t max = od->max_ejection_time_ms ? od->max_ejection_time_ms : PT_OUTLIER_DEFAULT_MAX_MS;
+    if (max < base)
+        verr(v, od, "max_ejection_time_ms", p,
+             "max_ejection_time_ms (%u) is shorter than base_ejection_time_ms (%u)", max, base);
+}
+
 static void check_service(struct vctx *v, const Service *s, const char *path)
 {
     if (!set(s->name))
@@ -473,10 +547,8 @@ static void check_service(struct vctx *v, const Service *s, const char *path)
         verr(v, s, "protocol", path, "unknown protocol %d", s->protocol);
     check_instances(v, s, path);
     check_lb(v, s, path);
-    /* Reserved fields: silently ignoring them would promise protection
-     * that is not there. */
-    if (s->health_check)
-        verr(v, s, "health_check", path, "health_check is not supported yet");
+    check_health_check(v, s, path);
+    check_outlier(v, s, path);
     check_circuit_breaker(v, s, path);
     check_max(v, s, "connect_timeout_ms", path, s->connect_timeout_ms, MAX_LONG_TIMEOUT_MS);
     check_max(v, s, "idle_timeout_ms", path, s->idle_timeout_ms, MAX_LONG_TIMEOUT_MS);

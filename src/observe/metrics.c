@@ -392,6 +392,82 @@ static void family(struct buf *b, const char *name, const char *type, const char
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Health and circuit breakers of the upstream instances. */
+static void upstream_families(struct buf *b, const struct pt_metrics_process *p)
+{
+    static const char *const states[3] = {"closed", "open", "half_open"};
+    size_t n = p->ninstances;
+    char **lab = pt_xcalloc(n ? n : 1, sizeof(*lab));
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_metrics_instance *m = &p->instances[i];
+        char *svc = pt_xmalloc(2 * strlen(m->service) + 1);
+        char *ins = pt_xmalloc(2 * strlen(m->instance) + 1);
+        pt_metrics_escape_label(m->service, svc);
+        pt_metrics_escape_label(m->instance, ins);
+        size_t len = strlen(svc) + strlen(ins) + 32;
+        lab[i] = pt_xmalloc(len);
+        snprintf(lab[i], len, "service=\"%s\",instance=\"%s\"", svc, ins);
+        free(svc);
+        free(ins);
+    }
+    family(b, "portico_upstream_healthy", "gauge",
+           "1 when the instance may get traffic by its health (active check passing or none, "
+           "not ejected), else 0.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].instance[0])
+            buf_printf(b, "portico_upstream_healthy{%s} %d\n", lab[i],
+                       p->instances[i].healthy ? 1 : 0);
+    family(b, "portico_upstream_ejected", "gauge",
+           "1 while outlier detection has the instance ejected, else 0.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].instance[0])
+            buf_printf(b, "portico_upstream_ejected{%s} %d\n", lab[i],
+                       p->instances[i].ejected ? 1 : 0);
+    family(b, "portico_upstream_ejections_total", "counter",
+           "Times outlier detection ejected the instance.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].instance[0])
+            buf_printf(b, "portico_upstream_ejections_total{%s} %llu\n", lab[i],
+                       (unsigned long long)p->instances[i].ejections_total);
+    family(b, "portico_upstream_health_transitions_total", "counter",
+           "Active health check transitions of the instance, by the state entered.");
+    for (size_t i = 0; i < n; i++) {
+        if (!p->instances[i].instance[0])
+            continue;
+        buf_printf(b, "portico_upstream_health_transitions_total{%s,to=\"healthy\"} %llu\n", lab[i],
+                   (unsigned long long)p->instances[i].to_healthy_total);
+        buf_printf(b, "portico_upstream_health_transitions_total{%s,to=\"unhealthy\"} %llu\n",
+                   lab[i], (unsigned long long)p->instances[i].to_unhealthy_total);
+    }
+    family(b, "portico_upstream_health_checks_total", "counter",
+           "Active health checks of the instance, by result.");
+    for (size_t i = 0; i < n; i++) {
+        if (!p->instances[i].instance[0])
+            continue;
+        const struct pt_metrics_instance *m = &p->instances[i];
+        buf_printf(b, "portico_upstream_health_checks_total{%s,result=\"ok\"} %llu\n", lab[i],
+                   (unsigned long long)(m->checks_total - m->check_failures_total));
+        buf_printf(b, "portico_upstream_health_checks_total{%s,result=\"failed\"} %llu\n", lab[i],
+                   (unsigned long long)m->check_failures_total);
+    }
+    family(b, "portico_circuit_state", "gauge",
+           "Circuit breaker state: 0 closed, 1 open, 2 half-open (instance=\"\": the "
+           "service's breaker).");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].has_breaker)
+            buf_printf(b, "portico_circuit_state{%s} %u\n", lab[i], p->instances[i].circuit_state);
+    family(b, "portico_circuit_transitions_total", "counter",
+           "Circuit breaker transitions, by the state entered.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].has_breaker)
+            for (unsigned s = 0; s < 3; s++)
+                buf_printf(b, "portico_circuit_transitions_total{%s,to=\"%s\"} %llu\n", lab[i],
+                           states[s], (unsigned long long)p->instances[i].circuit_transitions[s]);
+    for (size_t i = 0; i < n; i++)
+        free(lab[i]);
+    free(lab);
+}
+
 char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
 {
     size_t n = 0;
@@ -462,6 +538,8 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
                (unsigned long long)p->snapshot_generation);
     family(&b, "portico_uptime_seconds", "gauge", "Seconds since the process started.");
     buf_printf(&b, "portico_uptime_seconds %.3f\n", p->uptime_seconds);
+
+    upstream_families(&b, p);
 
     for (size_t i = 0; i < n; i++)
         free(label[i]);

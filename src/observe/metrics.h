@@ -145,11 +145,31 @@ double pt_metrics_quantile_ms(const struct pt_route_stats_sum *s, double q);
 double pt_metrics_mean_ms(const struct pt_route_stats_sum *s);
 
 /* Process-level values the caller (the admin service) knows and feeds in. */
+/* One upstream instance (or, with instance "", a service's own circuit
+ * breaker) as read by the caller: health and circuit breaker state. */
+struct pt_metrics_instance {
+    const char *service;
+    const char *instance; /* "host:port"; "" = the service's breaker only */
+    bool healthy;         /* usable by health now (active check, ejection) */
+    bool ejected;
+    uint64_t ejections_total;
+    uint64_t to_healthy_total; /* active-check transitions */
+    uint64_t to_unhealthy_total;
+    uint64_t checks_total;
+    uint64_t check_failures_total;
+    bool has_breaker;
+    unsigned circuit_state;          /* 0 closed, 1 open, 2 half-open */
+    uint64_t circuit_transitions[3]; /* by state entered, same order */
+};
+
 struct pt_metrics_process {
     uint64_t connections;         /* open downstream connections, all workers */
     uint64_t config_version;      /* version of the stored configuration */
     uint64_t snapshot_generation; /* generation of the snapshot being served */
     double uptime_seconds;
+    /* Upstream instances of the snapshot being served (may be NULL/0). */
+    const struct pt_metrics_instance *instances;
+    size_t ninstances;
 };
 
 /*

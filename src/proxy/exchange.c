@@ -278,6 +278,11 @@ static void attempt(struct pt_exchange *x)
     x->endpoint = chosen;
     if (rc == 0)
         pt_proxy_circuit_chosen(x, chosen);
+    if (rc == PT_ERR_NO_HEALTHY) { /* health: no usable instance; retrying cannot help */
+        pt_proxy_circuit_abandon(x);
+        px_reply_error(x, rc, PT_STR_NULL);
+        return;
+    }
     if (rc < 0)
         upstream_failed(x, rc, PT_UP_RETRYABLE);
 }

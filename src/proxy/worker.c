@@ -16,6 +16,7 @@
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "upstream/hcheck.h"
 #include "upstream/pool.h"
 #include "websocket/tunnel.h"
 
@@ -295,6 +296,7 @@ void pt_proxy_publish(struct pt_worker *const *workers, unsigned n, struct pt_sn
     pt_snap_publish(workers, n, &snap->base);
     for (unsigned i = 0; i < n; i++)
         pt_worker_post(workers[i], apply_listeners, NULL);
+    pt_hcheck_update(snap->services, snap->nservices); /* health: what to check */
 }
 
 void pt_proxy_drain(struct pt_worker *const *workers, unsigned n)

@@ -21,7 +21,9 @@
  *   weighted_round_robin  smooth weighted round robin (nginx's): weights
  *                         {5,1,1} give a a b a c a a, never a burst;
  *   least_connections     fewest in-flight requests relative to weight,
- *                         ties broken at random (not always the first);
+ *                         ties broken by power of two choices (two of
+ *                         the tied at random, the fewer in flight when
+ *                         read again), not always the first;
  *   ip_hash, hash         a Maglev table built at compile time from the
  *                         endpoints' "host:port" (deterministic across
  *                         workers and instances); the key is the client IP
@@ -98,7 +100,7 @@ struct pt_lb_ops {
     /* Status: 0 or PT_ERR_INVALID. Builds what choose needs (tables). */
     int (*init)(struct pt_lb *lb, const char *const *keys);
     uint32_t (*choose)(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                       int avoid, uint64_t now_ns);
+                       int avoid, uint64_t now_ns, const bool *down);
 };
 
 struct pt_lb {
@@ -146,6 +148,17 @@ void pt_lb_local_fini(struct pt_lb_local *loc);
  * hash key (ptr NULL: none); avoid: an index to skip, or -1. */
 uint32_t pt_lb_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key, int avoid,
                       uint64_t now_ns);
+
+/*
+ * pt_lb_choose, considering only endpoints i with !down[i] (down: n
+ * flags, or NULL: all up): round robin cycles over the others, smooth WRR
+ * gives them the turns, least connections / peak EWMA / random compare and
+ * draw among them, hashing walks the Maglev table to the next slot of an
+ * up endpoint. When every endpoint is down or avoided, the choice is made
+ * as if none were down (callers decide beforehand whether to fail).
+ */
+uint32_t pt_lb_choose_usable(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
+                             int avoid, uint64_t now_ns, const bool *down);
 
 /* An attempt on endpoint i started / ended (only when lb->ops->track). */
 void pt_lb_on_start(const struct pt_lb *lb, uint32_t i);

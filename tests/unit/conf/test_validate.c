@@ -335,11 +335,70 @@ static void test_validate__duplicate_instance_is_rejected(void **state)
             "services[0].instances[1]: a:1 is listed twice (also instances[0])");
 }
 
-static void test_validate__health_check_is_not_supported_yet(void **state)
+static void test_validate__health_check_is_valid(void **state)
+{
+    valid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], panic_mode: true, "
+                   "health_check: {path: /healthz, interval_ms: 1000, timeout_ms: 500, "
+                   "jitter_ms: 100, healthy_threshold: 1, unhealthy_threshold: 2, type: http, "
+                   "expected_statuses: [\"200-299\", \"418\"], host: example.com}, "
+                   "outlier_detection: {consecutive_failures: 3, base_ejection_time_ms: 1000, "
+                   "max_ejection_time_ms: 5000, max_ejection_percent: 100}}, "
+                   "{name: g, protocol: grpc, instances: [{host: a, port: 2}], "
+                   "health_check: {type: grpc, grpc_service: pkg.Svc}}]\n");
+}
+
+static void test_validate__health_check_bad_status_range(void **state)
 {
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
-                     "health_check: {path: /healthz}}]\n",
-            "services[0].health_check: health_check is not supported yet");
+                     "health_check: {expected_statuses: [\"299-200\"]}}]\n",
+            "services[0].health_check.expected_statuses[0]: \"299-200\": a status (100..599) or "
+            "a range");
+}
+
+static void test_validate__health_check_interval_is_bounded(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {interval_ms: 5}}]\n",
+            "services[0].health_check.interval_ms: 5 is out of range (10..3600000, or 0 for the "
+            "default)");
+}
+
+static void test_validate__health_check_path_is_a_path(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {path: healthz}}]\n",
+            "services[0].health_check.path: \"healthz\": a health check path starts with '/'");
+}
+
+static void test_validate__grpc_health_check_needs_h2(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {type: grpc}}]\n",
+            "services[0].health_check.type: gRPC health checks need an HTTP/2 service");
+}
+
+static void test_validate__grpc_service_needs_grpc_check(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {grpc_service: x}}]\n",
+            "services[0].health_check.grpc_service: grpc_service needs type grpc");
+}
+
+static void test_validate__outlier_detection_bounds(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "outlier_detection: {max_ejection_percent: 101}}]\n",
+            "services[0].outlier_detection.max_ejection_percent: 101 is out of range (1..100, or 0 "
+            "for the default)");
+}
+
+static void test_validate__outlier_max_ejection_time_not_below_base(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "outlier_detection: {base_ejection_time_ms: 60000, "
+                     "max_ejection_time_ms: 1000}}]\n",
+            "services[0].outlier_detection.max_ejection_time_ms: max_ejection_time_ms (1000) is "
+            "shorter than base_ejection_time_ms (60000)");
 }
 
 static void test_validate__circuit_breaker_is_valid(void **state)
@@ -893,7 +952,14 @@ int main(void)
         T(test_validate__instance_port_above_65535_is_rejected),
         T(test_validate__instance_weight_is_bounded),
         T(test_validate__duplicate_instance_is_rejected),
-        T(test_validate__health_check_is_not_supported_yet),
+        T(test_validate__health_check_is_valid),
+        T(test_validate__health_check_bad_status_range),
+        T(test_validate__health_check_interval_is_bounded),
+        T(test_validate__health_check_path_is_a_path),
+        T(test_validate__grpc_health_check_needs_h2),
+        T(test_validate__grpc_service_needs_grpc_check),
+        T(test_validate__outlier_detection_bounds),
+        T(test_validate__outlier_max_ejection_time_not_below_base),
         T(test_validate__circuit_breaker_is_valid),
         T(test_validate__circuit_breaker_rate_is_a_percentage),
         T(test_validate__circuit_breaker_timeout_is_bounded),
