@@ -101,7 +101,12 @@ static void record_health(struct pt_exchange *x, struct circuit_call *c, bool kn
     c->ep_h = -1;
     if (!known || i >= svc->nendpoints)
         return;
-    static const struct pt_breaker_conf fail_on = {.fail_on = PT_BREAKER_ON_DEFAULT};
+    /* gRPC: the codes that say the server failed, not the call's input. */
+    static const struct pt_breaker_conf fail_on = {
+        .fail_on = PT_BREAKER_ON_DEFAULT,
+        .grpc_codes =
+            1u << 2 | 1u << 13 | 1u << 14 | 1u << 15, /* UNKNOWN INTERNAL UNAVAILABLE DATA_LOSS */
+    };
     bool failure = pt_breaker_conf_is_failure(&fail_on, err, status, grpc);
     if (pt_health_outcome(svc->endpoints[i].health, &svc->outlier, failure, now, svc->healths,
                           svc->nendpoints)) {
