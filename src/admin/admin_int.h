@@ -14,6 +14,7 @@
 #include "admin/control.h"
 #include "admin/server.h"
 #include "conf/conf.h"
+#include "discovery/discovery.h"
 #include "store/store.h"
 
 typedef Portico__Config__V1__Config Config;
@@ -37,6 +38,18 @@ struct pt_control {
     uint64_t generation;
     bool draining;
     struct timespec started;
+
+    /* Service discovery: the thread (started on attach) and the instances
+     * it found, by service, compiled into every snapshot. */
+    struct pt_discovery *disc;
+    struct pt_ctl_disc *dsets;
+    size_t ndsets;
+};
+
+struct pt_ctl_disc {
+    char *service;
+    struct pt_disc_instance *v;
+    size_t n;
 };
 
 /* ---- the managed kinds ---- */
