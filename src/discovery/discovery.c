@@ -851,8 +851,16 @@ struct pt_discovery *pt_discovery_new(pt_discovery_publish_fn *fn, void *arg)
     return d;
 }
 
+/* evdns reports every nameserver state change on its own; this module
+ * logs each service's state change once, so evdns speaks at debug level. */
+static void evdns_log(int severity, const char *msg)
+{
+    pt_log(PT_LOG_DEBUG, "evdns: %s", msg);
+}
+
 int pt_discovery_start(struct pt_discovery *d)
 {
+    evdns_set_log_fn(evdns_log);
     d->base = event_base_new();
     d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!d->base || d->wake_fd < 0) {
