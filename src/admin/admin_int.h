@@ -165,4 +165,15 @@ Config *pt_managed_apply(const Config *current, const Config *desired, bool keep
                          uint64_t next_version, struct pt_change **changes, size_t *nchanges);
 void pt_changes_free(struct pt_change *v, size_t n);
 
+/* ---- registration methods (registration.c) ---- */
+
+void pt_admin_register_instance(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                struct pt_admin_status *st);
+void pt_admin_heartbeat(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                        struct pt_admin_status *st);
+void pt_admin_deregister_instance(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                  struct pt_admin_status *st);
+void pt_admin_list_registrations(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                 struct pt_admin_status *st);
+
 #endif
