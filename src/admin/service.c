@@ -639,7 +639,7 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
 
 /* Instance settings: not applied by Apply. */
 static const char *const instance_sections[] = {
-    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms"};
+    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms", "dns"};
 
 struct apply {
     const Portico__Admin__V1__ApplyRequest *req;
