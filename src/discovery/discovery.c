@@ -752,16 +752,14 @@ static void reconcile(struct pt_discovery *d)
                     "registrations",
                     dropped);
     for (size_t i = 0; i < nwant; i++) {
-        bool same = false, existed = false;
-        for (size_t k = 0; k < nold && !same; k++) {
+        bool same = false;
+        for (size_t k = 0; k < nold && !same; k++)
             same = spec_same(&old[k], &want[i]);
-            existed = existed || strcmp(old[k].service, want[i].service) == 0;
-        }
         if (same)
             continue;
-        /* A changed source: the old one's instances go now. */
-        if (existed)
-            publish(d, want[i].service, NULL, 0);
+        /* A changed source replaces the service's instances with its first
+         * good answer (registrations: at once); until then the previous
+         * ones keep serving, as after a failed lookup. */
         if (want[i].kind == KIND_REG)
             lease_set_publish(d, want[i].service);
         else
