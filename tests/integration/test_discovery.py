@@ -80,6 +80,22 @@ def established(ip, port):
     return n
 
 
+def udp_srv_truncated(port, name):
+    """Whether the UDP answer to an SRV query for name has TC set."""
+    q = b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00\x00\x21\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    try:
+        s.sendto(q, (HOST, port))
+        data = s.recv(65535)
+    finally:
+        s.close()
+    return data[:2] == b"\x43\x21" and bool(data[2] & 0x02)
+
+
 def free_udp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((HOST, 0))
@@ -436,6 +452,27 @@ class TestDnsSrv(DiscoveryCase):
         dns.restart()
         harness.wait_until(lambda: set(self.ids(gw, 10)) == {"c"}, timeout=CHANGE_BOUND,
                            message="the fallback group takes over")
+
+    def test_truncated_udp_answer_is_asked_again_over_tcp(self):
+        a, b = self.backend("a"), self.backend("b")
+        dns = self.dnsmasq(start=False)
+        # 24 records with long target names do not fit in 512 bytes of UDP
+        # (no EDNS): dnsmasq sets TC; the record for b comes last.
+        lines = []
+        for i in range(24):
+            target = "target-number-%02d-with-a-long-name.web.test" % i
+            port = b.port if i == 23 else a.port
+            lines.append("srv-host=_http._tcp.web.test,%s,%d,10,1" % (target, port))
+            lines.append("host-record=%s,127.0.0.1" % target)
+        dns.set_records(lines)
+        dns.start()
+        self.assertTrue(udp_srv_truncated(dns.port, "_http._tcp.web.test"),
+                        "the test needs a truncated UDP answer")
+        gw = self.gateway({"discovery": {"kind": "dns_srv", "dns_name": "_http._tcp.web.test",
+                                         "family": "ipv4"}}, dns.port)
+        harness.wait_until(lambda: self.status(gw)[0] == 200, timeout=CHANGE_BOUND,
+                           message="first resolution")
+        self.assertEqual(set(self.ids(gw, 20)), {"a", "b"})
 
     def test_srv_targets_resolved_by_a_lookup(self):
         a = self.backend("a")
