@@ -30,6 +30,7 @@ import unittest
 import grpc
 
 import harness
+import protoload
 
 HOST = "127.0.0.1"
 TIMEOUT = 30.0
@@ -97,11 +98,21 @@ def udp_srv_truncated(port, name):
 
 
 def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq binds both)."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            u.bind((HOST, 0))
+            port = u.getsockname()[1]
+            t.bind((HOST, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+    raise harness.HarnessError("no free UDP+TCP port")
 
 
 class Dnsmasq(object):
@@ -262,8 +273,8 @@ class DiscoveryCase(unittest.TestCase):
     def backend(self, sid, host=HOST, port=0):
         return self._stack.enter_context(harness.HttpBackend(host=host, port=port, server_id=sid))
 
-    def gateway(self, service, dns_port, workers=2, extra=None):
-        cfg = {"listeners": [{"name": "main", "address": "127.0.0.1:0", "protocols": ["http1"]}],
+    def gateway(self, service, dns_port, workers=2, extra=None, protocols=("http1",)):
+        cfg = {"listeners": [{"name": "main", "address": "127.0.0.1:0", "protocols": list(protocols)}],
                "services": [dict(service, name="web")],
                "routes": [{"name": "web", "path_prefix": "/", "service": "web"}],
                "dns": {"nameservers": ["127.0.0.1:%d" % dns_port], "timeout_ms": 500},
@@ -386,6 +397,42 @@ class TestDnsA(DiscoveryCase):
         # the idle timeout (60 s).
         harness.wait_until(lambda: established("127.0.0.1", port) == 0, timeout=10,
                            message="the removed instance's connections close once idle")
+
+    def test_grpc_stream_to_removed_instance_completes_and_h2_connection_closes(self):
+        echo_pb2 = harness.load_echo()
+        port = free_port_on_all(["127.0.0.1", "127.0.0.2"])
+        self._stack.enter_context(harness.GrpcBackend(host="127.0.0.1", port=port, server_id="one"))
+        self._stack.enter_context(harness.GrpcBackend(host="127.0.0.2", port=port, server_id="two"))
+        dns = self.dnsmasq(start=False)
+        dns.set_hosts([("127.0.0.1", "web.test")])
+        dns.start()
+        gw = self.gateway({"protocol": "grpc", "idle_timeout_ms": 60000,
+                           "discovery": {"kind": "dns", "dns_name": "web.test", "port": port,
+                                         "family": "ipv4", "min_ttl_ms": 500}}, dns.port,
+                          protocols=("h2c",))
+        ch = harness.grpc_channel(gw.addr("main"))
+        self._stack.callback(ch.close)
+        stub = protoload.Stub(ch, echo_pb2.DESCRIPTOR.services_by_name["Echo"])
+        Req = echo_pb2.EchoRequest
+
+        def who():
+            try:
+                return stub.Echo(Req(message="x"), timeout=TIMEOUT).server_id
+            except grpc.RpcError:
+                return None
+        harness.wait_until(lambda: who() == "one", timeout=CHANGE_BOUND, message="first resolution")
+        for _ in range(10):
+            self.assertEqual(who(), "one")
+        slow = stub.Echo.future(Req(message="slow", sleep_ms=5000), timeout=TIMEOUT)
+        time.sleep(0.3)  # let it reach the backend (not synchronization of results)
+        dns.set_hosts([("127.0.0.2", "web.test")])
+        dns.reload()
+        harness.wait_until(lambda: who() == "two", timeout=CHANGE_BOUND,
+                           message="new calls go to the new instance")
+        self.assertEqual(slow.result(timeout=TIMEOUT).server_id, "one")
+        self.assertEqual({who() for _ in range(10)}, {"two"})
+        harness.wait_until(lambda: established("127.0.0.1", port) == 0, timeout=10,
+                           message="the removed instance's HTTP/2 connections close after their last stream")
 
     def test_dns_down_at_start_then_resolves(self):
         port = harness.free_port()
