@@ -586,7 +586,17 @@ class TestRegistration(DiscoveryCase):
         finally:
             stop.set()
             t.join(TIMEOUT)
-        c.call("DeregisterInstance", lease_id=l1.lease_id)
+        # porticoctl lists and removes registrations too.
+        ctl = os.environ.get("PORTICOCTL_BIN", os.path.join(os.path.dirname(harness.portico_bin()),
+                                                            "porticoctl"))
+        out = subprocess.run([ctl, "--addr", gw.admin_addr, "registrations", "web"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(l1.lease_id, out.stdout)
+        self.assertNotIn(l2.lease_id, out.stdout)
+        out = subprocess.run([ctl, "--addr", gw.admin_addr, "deregister", l1.lease_id],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(self.status(gw)[0], 503)
         self.assertEqual(c.error("DeregisterInstance", lease_id=l1.lease_id).code(),
                          grpc.StatusCode.NOT_FOUND)
