@@ -771,6 +771,19 @@ static void reconcile(struct pt_discovery *d)
         resolver_rebuild(d);
 }
 
+/* The lease tick runs only while there are leases (an idle gateway's
+ * discovery thread sleeps). */
+static void lease_tick_arm(struct pt_discovery *d)
+{
+    pthread_mutex_lock(&d->mu);
+    bool any = d->leases.n > 0;
+    pthread_mutex_unlock(&d->mu);
+    if (any && !evtimer_pending(d->lease_tick, NULL)) {
+        struct timeval tick = {0, LEASE_TICK_MS * 1000};
+        evtimer_add(d->lease_tick, &tick);
+    }
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct pt_discovery *d = arg;
@@ -785,6 +798,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         return;
     }
     reconcile(d);
+    lease_tick_arm(d);
 }
 
 static void on_lease_tick(evutil_socket_t fd, short what, void *arg)
@@ -804,6 +818,7 @@ static void on_lease_tick(evutil_socket_t fd, short what, void *arg)
     }
     free(services);
     pthread_mutex_unlock(&d->pubmu);
+    lease_tick_arm(d);
 }
 
 static void wake(struct pt_discovery *d)
@@ -866,10 +881,8 @@ int pt_discovery_start(struct pt_discovery *d)
         return PT_ERR_INTERNAL;
     }
     d->wake_ev = event_new(d->base, d->wake_fd, EV_READ | EV_PERSIST, on_wake, d);
-    d->lease_tick = event_new(d->base, -1, EV_PERSIST, on_lease_tick, d);
-    struct timeval tick = {0, LEASE_TICK_MS * 1000};
-    if (!d->wake_ev || !d->lease_tick || event_add(d->wake_ev, NULL) != 0 ||
-        event_add(d->lease_tick, &tick) != 0) {
+    d->lease_tick = evtimer_new(d->base, on_lease_tick, d);
+    if (!d->wake_ev || !d->lease_tick || event_add(d->wake_ev, NULL) != 0) {
         pt_log_error("discovery: cannot create its events");
         return PT_ERR_INTERNAL;
     }
@@ -1001,6 +1014,8 @@ int pt_discovery_register(struct pt_discovery *d, const char *service,
     if (l)
         lease_set_publish(d, service);
     pthread_mutex_unlock(&d->pubmu);
+    if (l)
+        wake(d); /* arms the lease tick */
     return l ? 0 : PT_ERR_LIMIT;
 }
 
