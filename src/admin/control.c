@@ -697,7 +697,10 @@ static void on_discovered(void *arg, const char *service, const struct pt_disc_i
     for (size_t i = 0; i < c->ndsets && !set; i++)
         if (strcmp(c->dsets[i].service, service) == 0)
             set = &c->dsets[i];
-    if (c->draining || (!svc && !set) || (set && pt_disc_instances_equal(set->v, set->n, v, n))) {
+    /* No set compiles like an empty one: nothing to do for an empty set
+     * either. */
+    if (c->draining || (!set && (!svc || n == 0)) ||
+        (set && pt_disc_instances_equal(set->v, set->n, v, n))) {
         pt_control_unlock(c);
         return;
     }
