@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libnghttp2-dev libssl-
 # What the suite runs: cmocka, real clients (nghttp, curl, websockets) and
 # nginx as an h2c backend, PostgreSQL for the config store, promtool (from
 # prometheus) to check the metrics text. bench/run.sh and fuzzing install their own extras.
-test_pkgs=(libcmocka-dev python3-websockets nghttp2-client nginx clang-format postgresql prometheus)
+test_pkgs=(libcmocka-dev python3-websockets nghttp2-client nginx clang-format postgresql prometheus dnsmasq-base)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -402,6 +402,7 @@ int main(int argc, char **argv)
     struct event *sigs[3] = {NULL, NULL, NULL};
     if (start_admin(&app) != 0) {
         pt_log_error("refusing to start: the admin server could not start");
+        pt_control_set_draining(app.control); /* no more publishing (discovery) */
         pt_proxy_shutdown(app.wptrs, app.nworkers);
         pt_snap_unref(&snap->base);
         app.exit_code = 1;

@@ -643,7 +643,7 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
 
 /* Instance settings: not applied by Apply. */
 static const char *const instance_sections[] = {
-    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms"};
+    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms", "dns"};
 
 struct apply {
     const Portico__Admin__V1__ApplyRequest *req;
@@ -1026,6 +1026,10 @@ static const struct pt_admin_method methods[] = {
     M("GetHealth", get_health_request, get_health),
     M("GetRouteStats", get_route_stats_request, get_route_stats),
     M("GetMetrics", get_metrics_request, get_metrics),
+    M("RegisterInstance", register_instance_request, pt_admin_register_instance),
+    M("Heartbeat", heartbeat_request, pt_admin_heartbeat),
+    M("DeregisterInstance", deregister_instance_request, pt_admin_deregister_instance),
+    M("ListRegistrations", list_registrations_request, pt_admin_list_registrations),
 };
 
 const struct pt_admin_method *pt_admin_service_methods(size_t *n)

@@ -223,6 +223,37 @@ static void compile_health(const Service *sc, struct pt_service *out)
     }
 }
 
+/* Endpoints of a discovered service: the set the control plane handed in
+ * (IP literals), or none yet. Status: 0, or -1 on an address that does not
+ * parse (a bug upstream of here: discovery hands IP literals). */
+static int compile_discovered(struct pt_snapshot *s, const Service *sc, struct pt_service *out)
+{
+    const struct pt_disc_set *set = NULL;
+    for (size_t i = 0; i < s->ndisc && !set; i++)
+        if (strcmp(s->disc[i].service, sc->name) == 0)
+            set = &s->disc[i];
+    size_t n = set ? set->n : 0;
+    out->endpoints = pt_xcalloc(n ? n : 1, sizeof(*out->endpoints));
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_disc_instance *in = &set->v[i];
+        struct pt_endpoint *ep = &out->endpoints[out->nendpoints];
+        if (resolve(in->host, in->port, &ep->addr, &ep->addr_len, err, sizeof(err)) != 0) {
+            pt_log_warn("service %s: discovered instance %s skipped: %s", sc->name, in->host, err);
+            continue;
+        }
+        ep->host = pt_xstrdup(in->host);
+        ep->port = in->port;
+        ep->weight = in->weight ? in->weight : 1;
+        size_t klen = strlen(in->host) + 16;
+        ep->key = pt_xmalloc(klen);
+        snprintf(ep->key, klen, strchr(in->host, ':') ? "[%s]:%u" : "%s:%u", in->host,
+                 (unsigned)in->port);
+        out->nendpoints++;
+    }
+    return 0;
+}
+
 static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
                            struct pt_diag *diag)
 {
@@ -271,8 +302,13 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
              tls && sc->tls && sc->tls->cert_file ? sc->tls->cert_file : "");
     out->pool_prefix = pt_xstrdup(prefix);
 
-    out->endpoints = pt_xcalloc(sc->n_instances ? sc->n_instances : 1, sizeof(*out->endpoints));
-    for (size_t i = 0; i < sc->n_instances; i++) {
+    if (sc->discovery) {
+        if (compile_discovered(s, sc, out) != 0)
+            return -1;
+    } else {
+        out->endpoints = pt_xcalloc(sc->n_instances ? sc->n_instances : 1, sizeof(*out->endpoints));
+    }
+    for (size_t i = 0; i < (sc->discovery ? 0 : sc->n_instances); i++) {
         const Portico__Config__V1__Instance *ic = sc->instances[i];
         struct pt_endpoint *ep = &out->endpoints[out->nendpoints];
         if (resolve(ic->host, (uint16_t)ic->port, &ep->addr, &ep->addr_len, err, sizeof(err)) !=
@@ -713,6 +749,13 @@ static bool lists_filter(FilterCfg *const *filters, size_t n, const char *name)
 struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
                                         uint64_t generation, struct pt_diag *diag)
 {
+    return pt_snapshot_compile_with(conf, nworkers, generation, NULL, 0, diag);
+}
+
+struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nworkers,
+                                             uint64_t generation, const struct pt_disc_set *sets,
+                                             size_t nsets, struct pt_diag *diag)
+{
     if (pt_conf_validate(conf, diag) != 0)
         return NULL;
     const Config *cfg = pt_conf_config(conf);
@@ -720,6 +763,8 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
     pt_snap_init(&s->base, generation, snapshot_destroy);
     s->conf = conf;
     s->nworkers = nworkers;
+    s->disc = sets;
+    s->ndisc = nsets;
     resolve_limits(s, cfg);
     size_t icap = 0;
     int rc = 0;
@@ -785,6 +830,8 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
         s->no_route_stats = pt_metrics_route_ref(PT_METRICS_NO_ROUTE, nworkers);
     if (rc == 0 && compile_listeners(s, cfg, diag) != 0)
         rc = -1;
+    s->disc = NULL;
+    s->ndisc = 0;
     if (rc != 0) {
         s->conf = NULL; /* the caller keeps it */
         snapshot_destroy(&s->base);

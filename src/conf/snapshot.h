@@ -168,6 +168,27 @@ struct pt_snapshot {
     uint32_t drain_timeout_ms;
     bool access_log_enabled;
     char *access_log_path;
+    /* Discovered instances handed to compilation (compile time only). */
+    const struct pt_disc_set *disc;
+    size_t ndisc;
+};
+
+/*
+ * The instances of a discovered service (Service.discovery), found at run
+ * time by src/discovery and handed to compilation by the control plane.
+ * host is an IP literal. A discovered service without a set compiles with
+ * no endpoints: its requests get 503 until instances appear.
+ */
+struct pt_disc_instance {
+    char host[48];
+    uint16_t port;
+    uint32_t weight;
+};
+
+struct pt_disc_set {
+    const char *service;
+    const struct pt_disc_instance *v;
+    size_t n;
 };
 
 /*
@@ -178,6 +199,12 @@ struct pt_snapshot {
  */
 struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
                                         uint64_t generation, struct pt_diag *diag);
+
+/* pt_snapshot_compile with the instances of discovered services (borrowed
+ * for the call). */
+struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nworkers,
+                                             uint64_t generation, const struct pt_disc_set *sets,
+                                             size_t nsets, struct pt_diag *diag);
 
 static inline const struct pt_snapshot *pt_snapshot_of(const struct pt_snap_base *b)
 {

@@ -535,6 +535,102 @@ static void check_outlier(struct vctx *v, const Service *s, const char *path)
              "max_ejection_time_ms (%u) is shorter than base_ejection_time_ms (%u)", max, base);
 }
 
+/* ---- service discovery (Service.discovery, Config.dns) ---- */
+
+/* A DNS name: labels of letters, digits, '-' and '_' (SRV owner names),
+ * 1..63 bytes each, at most 253 in all; one trailing dot allowed. */
+static bool dns_name_valid(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+    if (len == 0 || len > 254 || (len == 254 && s[253] != '.') || s[0] == '.')
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return true;
+}
+
+static void check_discovery(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__Discovery *d = s->discovery;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.discovery", path);
+    if (s->n_instances)
+        verr(v, s, "instances", path,
+             "a service takes its instances either from `instances` or from `discovery`, not "
+             "both");
+    bool dns = d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_DNS ||
+               d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_DNS_SRV;
+    bool reg = d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_REGISTRATION;
+    if (!dns && !reg) {
+        verr(v, d, "kind", p, "kind is required: dns, dns_srv or registration");
+        return;
+    }
+    if (dns) {
+        if (!set(d->dns_name))
+            verr(v, d, "dns_name", p, "dns_name is required for DNS discovery");
+        else if (!dns_name_valid(d->dns_name))
+            verr(v, d, "dns_name", p, "\"%s\" is not a DNS name", d->dns_name);
+        if (d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_DNS) {
+            if (d->port == 0)
+                verr(v, d, "port", p, "port is required for kind dns (1..65535)");
+            else if (d->port > 65535)
+                verr(v, d, "port", p, "port %u is out of range (1..65535)", d->port);
+        } else if (d->port) {
+            verr(v, d, "port", p, "kind dns_srv takes the ports from the SRV records");
+        }
+        if (set(d->family) && strcmp(d->family, "any") != 0 && strcmp(d->family, "ipv4") != 0 &&
+            strcmp(d->family, "ipv6") != 0)
+            verr(v, d, "family", p, "\"%s\": family is \"any\", \"ipv4\" or \"ipv6\"", d->family);
+        check_range_set(v, d, "min_ttl_ms", p, d->min_ttl_ms, 100, 86400000);
+        check_range_set(v, d, "max_ttl_ms", p, d->max_ttl_ms, 100, 86400000);
+        if (d->min_ttl_ms && d->max_ttl_ms && d->min_ttl_ms > d->max_ttl_ms)
+            verr(v, d, "max_ttl_ms", p, "max_ttl_ms (%u) is below min_ttl_ms (%u)", d->max_ttl_ms,
+                 d->min_ttl_ms);
+        if (d->max_registrations)
+            verr(v, d, "max_registrations", p, "max_registrations applies to kind registration");
+    } else {
+        if (set(d->dns_name) || d->port || set(d->family) || d->min_ttl_ms || d->max_ttl_ms)
+            verr(v, d, NULL, p,
+                 "kind registration takes no dns_name, port, family or TTLs: instances register "
+                 "through the admin API");
+        check_range_set(v, d, "max_registrations", p, d->max_registrations, 1, 100000);
+    }
+}
+
+static void check_dns(struct vctx *v, const Portico__Config__V1__Dns *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_nameservers; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "nameservers[%zu]", i);
+        const char *ns = d->nameservers[i];
+        unsigned char ip[16];
+        struct pt_conf_address a;
+        const char *why = NULL;
+        if (inet_pton(AF_INET, ns, ip) == 1 || inet_pton(AF_INET6, ns, ip) == 1)
+            continue;
+        if (pt_conf_address_parse(ns, &a, &why) != 0 || !a.host[0] ||
+            strcmp(a.host, "localhost") == 0)
+            verr(v, d, field, "dns",
+                 "\"%s\": a nameserver is an IP address, \"ip:port\" or \"[ipv6]:port\"", ns);
+    }
+    check_listed_once(v, d, "dns", "nameservers", d->nameservers, d->n_nameservers);
+    check_range_set(v, d, "timeout_ms", "dns", d->timeout_ms, 10, 60000);
+    check_range_set(v, d, "attempts", "dns", d->attempts, 1, 10);
+}
+
 static void check_service(struct vctx *v, const Service *s, const char *path)
 {
     if (!set(s->name))
@@ -545,7 +641,10 @@ static void check_service(struct vctx *v, const Service *s, const char *path)
     if ((int)s->protocol < 0 ||
         (int)s->protocol > PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
         verr(v, s, "protocol", path, "unknown protocol %d", s->protocol);
-    check_instances(v, s, path);
+    if (s->discovery)
+        check_discovery(v, s, path);
+    else
+        check_instances(v, s, path);
     check_lb(v, s, path);
     check_health_check(v, s, path);
     check_outlier(v, s, path);
@@ -1276,5 +1375,6 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
     name_set_fini(&routes);
     check_api_keys(&v, cfg);
     check_admin(&v, cfg->admin);
+    check_dns(&v, cfg->dns);
     return v.errors ? PT_ERR_CONFIG : 0;
 }

@@ -192,6 +192,8 @@ static void apply_listeners(struct pt_worker *w, void *arg)
     const struct pt_snapshot *snap = w->pin ? (const struct pt_snapshot *)w->pin->snap : NULL;
     if (!snap || pw->draining)
         return;
+    /* Connections to instances the snapshot no longer has close once idle. */
+    pt_up_worker_sweep(w, snap->services, snap->nservices);
     /* Drop acceptors whose socket the new snapshot no longer has. */
     for (struct px_acceptor **pp = &pw->acceptors; *pp;) {
         struct px_acceptor *a = *pp;

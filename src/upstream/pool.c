@@ -39,6 +39,10 @@ struct up_pool {
     struct up_pool *hnext;
     char *key;
     bool h2;
+    /* The endpoint left the current snapshot: connections close once idle
+     * (see pt_up_worker_sweep). The pool itself stays, as older snapshots
+     * still in use may cache it. */
+    bool draining;
     uint32_t nconns;
     struct conn_entry *conns; /* h2: all; h1: busy and idle */
     struct up_waiter *wait_head;
@@ -253,6 +257,13 @@ static void h1_on_idle(struct pt_h1_client *c, void *arg)
             return;
         e->idle = true;
         wt->ev->on_closed(wt->x, PT_ERR_UPSTREAM_CONNECT, PT_UP_RETRYABLE);
+        return;
+    }
+    if (p->draining) {
+        /* Its endpoint is gone: done with it now, not at the idle timeout. */
+        entry_unlink(e);
+        pt_h1_client_close(c);
+        free(e);
         return;
     }
     e->idle = true;
@@ -516,6 +527,61 @@ void *pt_up_take_transport(struct pt_exchange *x)
         return NULL;
     pt_exchange_set_data(x, &upgrade_key, NULL);
     return pt_h1_client_take_transport(c);
+}
+
+static bool pool_in(const struct up_pool *p, const struct pt_service *svcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_service *svc = &svcs[i];
+        size_t plen = strlen(svc->pool_prefix);
+        if (strncmp(p->key, svc->pool_prefix, plen) != 0 || p->key[plen] != '|')
+            continue;
+        for (uint32_t k = 0; k < svc->nendpoints; k++)
+            if (strcmp(p->key + plen + 1, svc->endpoints[k].key) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Let go of a pool whose endpoint left: HTTP/2 connections take no new
+ * streams and close after their last one; idle HTTP/1.1 connections
+ * close now, busy ones when their response ends (h1_on_idle). */
+static void pool_drain(struct up_pool *p)
+{
+    p->draining = true;
+    for (struct conn_entry *e = p->conns, *next; e; e = next) {
+        next = e->next;
+        if (p->h2) {
+            entry_unlink(e);
+            pt_h2_client_release(e->u.h2);
+            free(e);
+        } else if (e->idle) {
+            entry_unlink(e);
+            pt_h1_client_close(e->u.h1);
+            free(e);
+        }
+    }
+}
+
+size_t pt_up_worker_sweep(struct pt_worker *w, const struct pt_service *svcs, size_t n)
+{
+    struct pt_up_worker *uw = w->up;
+    size_t drained = 0;
+    if (!uw)
+        return 0;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        for (struct up_pool *p = uw->pools[b]; p; p = p->hnext) {
+            if (pool_in(p, svcs, n)) {
+                p->draining = false;
+                continue;
+            }
+            if (!p->draining || p->conns) {
+                pool_drain(p);
+                drained++;
+            }
+        }
+    }
+    return drained;
 }
 
 void pt_up_worker_fini(struct pt_worker *w)
