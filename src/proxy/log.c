@@ -22,10 +22,12 @@ static void count_exchange(struct pt_exchange *x, int status, uint64_t duration_
     struct pt_metrics_sample s = {
         .status = status,
         .upstream_error = pt_metrics_is_upstream_error(x->error),
+        .retries = x->attempts > 1 ? x->attempts - 1 : 0,
         .duration_ns = duration_ns,
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
     };
+    pt_proxy_retry_stats(x, &s.retry_budget_denied, &s.per_try_timeouts);
     pt_metrics_stats_end(st, x->worker->id, x->stats != NULL, &s);
 }
 

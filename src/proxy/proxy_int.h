@@ -49,6 +49,27 @@ int pt_proxy_circuit_admit(struct pt_exchange *x);
 void pt_proxy_circuit_chosen(struct pt_exchange *x, int endpoint);
 void pt_proxy_circuit_done(struct pt_exchange *x, int err, int status, int grpc);
 void pt_proxy_circuit_abandon(struct pt_exchange *x);
+/* retry.c: the retry budget, backoff and per-try timer of an exchange.
+ * first: the first attempt of the exchange is about to start (counts it on
+ * its service's budget; keeps the request body for replay when the route
+ * retries). admit: a retry was judged allowed (can_retry); returns the
+ * backoff in ms (0 = go now), or -1 when the budget or the deadline refuse
+ * it (unseen: the server never saw the attempt - no budget, no wait).
+ * wait: run go after ms (cancelled by cancel). attempt_started/over: arm
+ * and stop the per-try timer around one attempt (over also ends the
+ * attempt's hold on the budget). cancel: stop any pending timer. fini:
+ * everything, when the exchange ends. */
+#define PT_RETRY_REPLAY_MAX_BYTES (64u * 1024u)
+typedef void pt_proxy_retry_fn(struct pt_exchange *x);
+void pt_proxy_retry_first(struct pt_exchange *x);
+int64_t pt_proxy_retry_admit(struct pt_exchange *x, bool unseen);
+void pt_proxy_retry_wait(struct pt_exchange *x, uint64_t ms, pt_proxy_retry_fn *go);
+void pt_proxy_retry_attempt_started(struct pt_exchange *x, pt_proxy_retry_fn *on_timeout);
+void pt_proxy_retry_attempt_over(struct pt_exchange *x);
+void pt_proxy_retry_count_timeout(struct pt_exchange *x);
+void pt_proxy_retry_cancel(struct pt_exchange *x);
+void pt_proxy_retry_fini(struct pt_exchange *x);
+void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *per_try_timeouts);
 /* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
 

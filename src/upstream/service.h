@@ -20,6 +20,7 @@
 #include "upstream/lb.h"
 
 struct pt_breaker;
+struct pt_retry_budget;
 
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
@@ -57,6 +58,9 @@ struct pt_service {
     unsigned nworkers;            /* entries in lb_local */
     /* Circuit breaker (upstream/breaker.h; one reference), or NULL. */
     struct pt_breaker *breaker;
+    /* Retry budget counters of this service name (upstream/retry.h; one
+     * reference, taken and dropped by the snapshot), or NULL. */
+    struct pt_retry_budget *retry_budget;
 };
 
 /* Allocate the per-worker cache slots and balancer states, after s->lb is
