@@ -801,6 +801,7 @@ static Portico__Admin__V1__RouteStats *route_stats(const char *name,
     r->retries = sum->retries;
     r->retry_budget_exhausted = sum->retry_budget_denied;
     r->per_try_timeouts = sum->per_try_timeouts;
+    r->hedges = sum->hedges;
     return r;
 }
 

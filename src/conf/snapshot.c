@@ -428,6 +428,11 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->retry_min_concurrency = rb && rb->min_retry_concurrency
                                          ? rb->min_retry_concurrency->value
                                          : PT_DEFAULT_RETRY_MIN_CONCURRENCY;
+        if (r->hedge) {
+            rc_->hedge_delay_ms = r->hedge->delay_ms;
+            rc_->hedge_max_attempts =
+                or_default(r->hedge->max_attempts, PT_DEFAULT_HEDGE_MAX_ATTEMPTS);
+        }
         rc_->stats = pt_metrics_route_ref(rc_->name, s->nworkers);
 
         struct pt_chain *ch = &rc_->chain;

@@ -60,6 +60,8 @@ enum pt_retry_on {
 #define PT_DEFAULT_RETRY_BACKOFF_MAX_MS 250u
 #define PT_DEFAULT_RETRY_BUDGET_PERCENT 20u
 #define PT_DEFAULT_RETRY_MIN_CONCURRENCY 3u
+#define PT_DEFAULT_HEDGE_MAX_ATTEMPTS 2u
+#define PT_HEDGE_MAX_ATTEMPTS 4u
 
 struct pt_filter_inst {
     const struct pt_filter_type *type;
@@ -91,6 +93,8 @@ struct pt_route_conf {
     uint32_t retry_backoff_max_ms;
     uint32_t retry_budget_percent;
     uint32_t retry_min_concurrency;
+    uint32_t hedge_delay_ms;     /* 0: no hedging */
+    uint32_t hedge_max_attempts; /* the first attempt included */
     /* Counters of this route name (observe/metrics.h), shared with every
      * snapshot that has the route; one reference held by this snapshot.
      * NULL when compiled without workers. */

@@ -591,6 +591,16 @@ static void check_retries(struct vctx *v, const Route *r, const char *path)
         if (unused)
             verr(v, r, unused, path, "%s has no effect while retry_count is 0", unused);
     }
+    if (r->hedge) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s.hedge", path);
+        if (r->hedge->delay_ms == 0)
+            verr(v, r->hedge, "delay_ms", p, "a hedge needs delay_ms (1..60000)");
+        check_max(v, r->hedge, "delay_ms", p, r->hedge->delay_ms, 60000);
+        if (r->hedge->max_attempts == 1)
+            verr(v, r->hedge, "max_attempts", p, "max_attempts 1 never hedges (2..%u)", 4u);
+        check_max(v, r->hedge, "max_attempts", p, r->hedge->max_attempts, 4u);
+    }
     if (r->retry_budget) {
         const Portico__Config__V1__RetryBudget *b = r->retry_budget;
         char p[256];

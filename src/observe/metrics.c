@@ -34,6 +34,7 @@ struct slot {
     _Atomic uint64_t retries;
     _Atomic uint64_t retry_budget_denied;
     _Atomic uint64_t per_try_timeouts;
+    _Atomic uint64_t hedges;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t latency_sum_ns;
@@ -230,6 +231,8 @@ void pt_metrics_stats_end(struct pt_route_stats *st, unsigned worker, bool start
         add_u64(&sl->retry_budget_denied, 1);
     if (s->per_try_timeouts)
         add_u64(&sl->per_try_timeouts, s->per_try_timeouts);
+    if (s->hedges)
+        add_u64(&sl->hedges, s->hedges);
     add_u64(&sl->bytes_in, s->bytes_in);
     add_u64(&sl->bytes_out, s->bytes_out);
     add_u64(&sl->latency_sum_ns, s->duration_ns);
@@ -258,6 +261,7 @@ static void sum_locked(struct pt_route_stats *st, struct pt_route_stats_sum *out
         out->retries += ld(&sl->retries);
         out->retry_budget_denied += ld(&sl->retry_budget_denied);
         out->per_try_timeouts += ld(&sl->per_try_timeouts);
+        out->hedges += ld(&sl->hedges);
         out->bytes_in += ld(&sl->bytes_in);
         out->bytes_out += ld(&sl->bytes_out);
         out->latency_sum_ns += ld(&sl->latency_sum_ns);
@@ -447,6 +451,11 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
     for (size_t i = 0; i < n; i++)
         buf_printf(&b, "portico_route_per_try_timeouts_total{route=\"%s\"} %llu\n", label[i],
                    (unsigned long long)list[i].sum.per_try_timeouts);
+    family(&b, "portico_route_hedges_total", "counter",
+           "Hedged attempts started (route hedge.delay_ms passed without a response head).");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_hedges_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.hedges);
 
     family(&b, "portico_request_duration_seconds", "histogram",
            "Time from the first request byte to the last response byte.");

@@ -30,6 +30,7 @@
  *   retries         upstream attempts that repeated an earlier one
  *   retry_budget_denied  exchanges whose retry the retry budget refused
  *   per_try_timeouts attempts cancelled by the route's per-try timeout
+ *   hedges          hedged attempts started
  *   in_flight       exchanges started on the route and not ended yet
  *   bytes_in/out    request/response body bytes
  *   latency         from the first request byte to the last response byte,
@@ -74,6 +75,7 @@ struct pt_route_stats_sum {
     uint64_t retries;
     uint64_t retry_budget_denied;
     uint64_t per_try_timeouts;
+    uint64_t hedges;
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t in_flight;
@@ -88,6 +90,7 @@ struct pt_metrics_sample {
     uint32_t retries;    /* attempts after the first */
     bool retry_budget_denied;
     uint32_t per_try_timeouts;
+    uint32_t hedges; /* hedged attempts started */
     uint64_t duration_ns;
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -168,7 +171,7 @@ struct pt_metrics_process {
  * Families: portico_requests_total{route,code_class} (counter),
  * portico_upstream_errors_total{route} (counter),
  * portico_route_retries_total{route}, portico_route_retry_budget_exhausted_total{route},
- * portico_route_per_try_timeouts_total{route} (counters),
+ * portico_route_per_try_timeouts_total{route}, portico_route_hedges_total{route} (counters),
  * portico_request_duration_seconds{route} (histogram),
  * portico_requests_in_flight{route} (gauge),
  * portico_bytes_received_total{route}, portico_bytes_sent_total{route}

@@ -34,13 +34,20 @@ static const struct pt_snapshot *snap_of(const struct pt_exchange *x)
 
 /* --- local replies ------------------------------------------------------- */
 
-/* Cancel the current attempt, or the retry waiting to start. */
-static void cancel_upstream(struct pt_exchange *x)
+/* Cancel the exchange's own attempt, or the retry waiting to start. */
+static void cancel_primary(struct pt_exchange *x)
 {
     pt_proxy_retry_cancel(x);
     if (x->up)
         x->up->cancel(x->up);
     x->up = NULL;
+}
+
+/* Cancel every attempt: the exchange's own and its hedges. */
+static void cancel_upstream(struct pt_exchange *x)
+{
+    cancel_primary(x);
+    pt_proxy_hedge_cancel(x);
 }
 
 static void stop_timer(struct pt_exchange *x)
@@ -282,12 +289,13 @@ static bool can_retry(const struct pt_exchange *x, int err, unsigned flags, int 
 
 static void upstream_failed(struct pt_exchange *x, int err, unsigned flags);
 static void attempt(struct pt_exchange *x);
+static const struct pt_proxy_hedge_ops hedge_ops;
 
 /* The per-try timeout fired: the attempt gave no response head in time. */
 static void try_timed_out(struct pt_exchange *x)
 {
     pt_proxy_retry_count_timeout(x);
-    cancel_upstream(x);
+    cancel_primary(x); /* hedges, if any, go on */
     upstream_failed(x, PT_ERR_TIMEOUT, 0);
 }
 
@@ -332,6 +340,8 @@ static void attempt(struct pt_exchange *x)
     if (rc == 0) {
         pt_proxy_circuit_chosen(x, chosen);
         pt_proxy_retry_attempt_started(x, try_timed_out);
+        if (x->attempts == 1)
+            pt_proxy_hedge_start(x, &hedge_ops);
     }
     if (rc < 0)
         upstream_failed(x, rc, PT_UP_RETRYABLE);
@@ -344,6 +354,8 @@ static void upstream_failed(struct pt_exchange *x, int err, unsigned flags)
         return;
     pt_proxy_circuit_done(x, err, 0, -1);
     pt_proxy_retry_attempt_over(x);
+    if (pt_proxy_hedge_hold(x, err, flags))
+        return; /* hedged attempts still running may answer */
     if (can_retry(x, err, flags, 0, -1) && retry(x, flags, false)) {
         pt_log_debug("retrying %.*s after %s (attempt %u)", (int)x->req.path.len, x->req.path.ptr,
                      pt_err_name(err), x->attempts);
@@ -598,6 +610,7 @@ static void websocket_takeover(struct pt_exchange *x)
 static void on_response_head(struct pt_exchange *x)
 {
     pt_proxy_retry_attempt_over(x);
+    pt_proxy_hedge_primary_answered(x);
     if (x->upgrade && x->resp.status == 101) {
         pt_proxy_circuit_done(x, 0, 101, -1);
         websocket_takeover(x);
@@ -639,6 +652,41 @@ static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 static const struct pt_upstream_events up_events = {
     .on_response_head = on_response_head,
     .on_closed = on_closed,
+};
+
+/* --- hedging (hedge.c) --------------------------------------------------- */
+
+/* A hedged attempt's head came first: it becomes x's response. */
+static void hedge_won(struct pt_exchange *x, struct pt_exchange *sx, int endpoint)
+{
+    pt_proxy_retry_attempt_over(x);
+    pt_proxy_circuit_abandon(x);
+    cancel_primary(x);
+    pt_up_attempt_end(x, PT_LB_ABANDONED);
+    reset_response(x, 0);
+    x->resp.status = sx->resp.status;
+    x->resp.content_length = sx->resp.content_length;
+    x->resp.has_body = sx->resp.has_body;
+    /* The values stay in the winner's arena, which lives until x ends. */
+    pt_headers_copy_ref(&x->resp.headers, &sx->resp.headers);
+    x->endpoint = endpoint;
+    x->upstream_addr = sx->upstream_addr;
+}
+
+static void hedge_run_response(struct pt_exchange *x)
+{
+    int grpc = x->req.is_grpc ? header_grpc_status(&x->resp.headers) : -1;
+    if (grpc >= 0)
+        x->grpc_status = grpc;
+    pt_headers_strip_hop_by_hop(&x->resp.headers, false);
+    pt_chain_run_response(x);
+}
+
+static const struct pt_proxy_hedge_ops hedge_ops = {
+    .won = hedge_won,
+    .run_response = hedge_run_response,
+    .closed = on_closed,
+    .failed = upstream_failed,
 };
 
 /* --- handler entry points ------------------------------------------------ */

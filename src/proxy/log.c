@@ -27,7 +27,7 @@ static void count_exchange(struct pt_exchange *x, int status, uint64_t duration_
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
     };
-    pt_proxy_retry_stats(x, &s.retry_budget_denied, &s.per_try_timeouts);
+    pt_proxy_retry_stats(x, &s.retry_budget_denied, &s.per_try_timeouts, &s.hedges);
     pt_metrics_stats_end(st, x->worker->id, x->stats != NULL, &s);
 }
 

@@ -69,7 +69,31 @@ void pt_proxy_retry_attempt_over(struct pt_exchange *x);
 void pt_proxy_retry_count_timeout(struct pt_exchange *x);
 void pt_proxy_retry_cancel(struct pt_exchange *x);
 void pt_proxy_retry_fini(struct pt_exchange *x);
-void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *per_try_timeouts);
+void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *per_try_timeouts,
+                          uint32_t *hedges);
+/* hedge.c: hedged attempts (shadow exchanges) of an exchange. start: after
+ * the first attempt started, arm the hedge delay when the route hedges and
+ * the request is eligible. hold: the primary attempt failed; true when
+ * hedges still run (their last failure calls ops->failed with err/flags).
+ * primary_answered: the primary's head came first, hedges are cancelled.
+ * cancel: cancel every hedge, the winner included. */
+struct pt_proxy_hedge_ops {
+    /* A hedge's head came first: cancel the primary, copy sx's head into
+     * x (x's response pipe reset). */
+    void (*won)(struct pt_exchange *x, struct pt_exchange *sx, int endpoint);
+    /* Run the response phase on the head won() copied. */
+    void (*run_response)(struct pt_exchange *x);
+    /* The winner's attempt is over (as up_events.on_closed). */
+    void (*closed)(struct pt_exchange *x, int err, unsigned flags);
+    /* Every attempt failed: handle the primary's failure. */
+    void (*failed)(struct pt_exchange *x, int err, unsigned flags);
+};
+bool pt_proxy_hedge_eligible(const struct pt_exchange *x);
+void pt_proxy_hedge_start(struct pt_exchange *x, const struct pt_proxy_hedge_ops *ops);
+bool pt_proxy_hedge_hold(struct pt_exchange *x, int err, unsigned flags);
+void pt_proxy_hedge_primary_answered(struct pt_exchange *x);
+void pt_proxy_hedge_cancel(struct pt_exchange *x);
+void pt_proxy_hedge_count(struct pt_exchange *x);
 /* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
 

@@ -35,6 +35,7 @@ struct retry_call {
     bool holds_retry;               /* one active retry counted on budget */
     uint32_t budgeted;              /* retries that went through the budget */
     uint32_t per_try_timeouts;
+    uint32_t hedges;
     bool denied;
 };
 
@@ -201,9 +202,18 @@ void pt_proxy_retry_fini(struct pt_exchange *x)
     c->budget = NULL;
 }
 
-void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *per_try_timeouts)
+void pt_proxy_hedge_count(struct pt_exchange *x)
+{
+    struct retry_call *c = call_of(x, true);
+    if (c)
+        c->hedges++;
+}
+
+void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *per_try_timeouts,
+                          uint32_t *hedges)
 {
     struct retry_call *c = pt_exchange_get_data(x, &retry_key);
     *denied = c && c->denied;
     *per_try_timeouts = c ? c->per_try_timeouts : 0;
+    *hedges = c ? c->hedges : 0;
 }

@@ -261,6 +261,69 @@ class TestGrpcRetry(RetryCase):
         self.assertEqual(codes.count(grpc.StatusCode.INTERNAL), bad.grpc_calls())
 
 
+class TestHedging(RetryCase):
+
+    def test_hedge_answers_for_a_hanging_instance(self):
+        hang = self.fault("hang", "--mode", "hang")
+        fast = self.fault("fast")
+        gw = self.gateway([hang, fast], {"timeout_ms": 20000, "hedge": {"delay_ms": 200}})
+        for i in range(6):
+            t0 = time.monotonic()
+            status, body = request(gw, "GET", "/h/%d" % i)
+            took = time.monotonic() - t0
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body)["server_id"], "fast")
+            self.assertLess(took, 5.0, "the hedge answered, not the 20 s deadline")
+        hung = hang.requests()
+        self.assertGreaterEqual(hung, 1)
+        # Every request that went to the hanging instance was hedged, and
+        # that attempt was cancelled once the hedge won.
+        harness.wait_until(lambda: hang.log_text().count("GONE ") == hung,
+                           message="the losing attempts are cancelled")
+        harness.wait_until(lambda: self.route_stats(gw).hedges == hung,
+                           message="hedges counted")
+
+    def test_hedged_response_body_is_relayed_whole(self):
+        hang = self.fault("hang", "--mode", "hang")
+        fast = self.fault("fast")
+        gw = self.gateway([hang, fast], {"timeout_ms": 20000, "hedge": {"delay_ms": 100}})
+        size = 3 * 1024 * 1024 + 17
+        want = harness._util.pattern(size)
+        for i in range(4):
+            status, body = request(gw, "GET", "/big/%d?size=%d" % (i, size))
+            self.assertEqual(status, 200)
+            self.assertEqual(len(body), size)
+            self.assertTrue(body == want, "body differs")
+        self.assertGreaterEqual(hang.requests(), 1)
+
+    def test_requests_with_a_body_are_not_hedged(self):
+        hang = self.fault("hang", "--mode", "hang")
+        fast = self.fault("fast")
+        gw = self.gateway([hang, fast], {"timeout_ms": 1500, "hedge": {"delay_ms": 100}})
+        statuses = [request(gw, "POST", "/p/%d" % i, b"data")[0] for i in range(4)]
+        self.assertIn(504, statuses)
+        self.assertEqual(statuses.count(504), hang.requests())
+        self.assertEqual(statuses.count(200), fast.requests())
+        self.assertEqual(self.route_stats(gw).hedges, 0)
+
+    def test_hedge_of_a_failing_instance_waits_for_the_primary(self):
+        # The hedge's 503 does not win while the slow primary still runs.
+        slow = self.fault("slow", "--mode", "slow", "--delay-ms", "600")
+        bad = self.fault("bad", "--mode", "503")
+        gw = self.gateway([slow, bad], {"timeout_ms": 20000, "hedge": {"delay_ms": 100}})
+        got = {}
+        for i in range(4):
+            status, body = request(gw, "GET", "/w/%d" % i)
+            got[status] = got.get(status, 0) + 1
+            if status == 200:
+                self.assertEqual(json.loads(body)["server_id"], "slow")
+        # Primaries on "slow" answer 200 after their hedge's 503 was dropped;
+        # primaries on "bad" answer 503 at once (no retry configured).
+        self.assertEqual(got.get(200, 0), slow.requests())
+        self.assertEqual(got.get(200, 0) + got.get(503, 0), 4)
+        self.assertGreaterEqual(got.get(200, 0), 1)
+
+
 class TestBudget(RetryCase):
 
     def test_budget_caps_retries_under_concurrency(self):

@@ -3,11 +3,12 @@
 HTTP/1.1 (default): every request is answered according to the current
 mode, set with --mode or at run time with `GET /__mode?m=<mode>`:
 
-  ok      200, JSON {"server_id", "method", "path", "body_len", "body_sha256"}
+  ok      200, JSON {"server_id", "method", "path", "body_len", "body_sha256"};
+          with ?size=N, N bytes of backend_util.pattern (x-server-id header)
   503     503 with a small JSON body (after reading the whole request body)
   reset   read the request, then close the connection with an RST, no response
-  hang    read the request head, never answer (until the client goes away
-          or 120 s pass)
+  hang    read the request head, never answer (until the client goes away,
+          logged as "GONE <path>", or 120 s pass)
   slow    sleep --delay-ms, then answer like ok
 
 `GET /__stats` answers {"requests": N, "by_path": {...}}: the requests this
@@ -102,10 +103,14 @@ def make_handler(state):
                 while time.monotonic() < deadline:
                     try:
                         if not self.connection.recv(65536):
-                            return  # the client went away
+                            sys.stderr.write("GONE %s\n" % url.path)  # the client went away
+                            sys.stderr.flush()
+                            return
                     except socket.timeout:
                         continue
                     except OSError:
+                        sys.stderr.write("GONE %s\n" % url.path)
+                        sys.stderr.flush()
                         return
                 return
             body = self._read_body()
@@ -120,6 +125,17 @@ def make_handler(state):
                 return
             if mode == "slow":
                 time.sleep(state.delay_ms / 1000.0)
+            size = parse_qs(url.query).get("size")
+            if size:
+                data = util.pattern(int(size[0]))
+                self.send_response(200)
+                self.send_header("content-type", "application/octet-stream")
+                self.send_header("x-server-id", state.server_id)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return
             self._send(200, {"server_id": state.server_id, "method": self.command,
                              "path": url.path, "body_len": len(body),
                              "body_sha256": hashlib.sha256(body).hexdigest()})

@@ -531,6 +531,7 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
         {"portico_route_retries_total", "counter"},
         {"portico_route_retry_budget_exhausted_total", "counter"},
         {"portico_route_per_try_timeouts_total", "counter"},
+        {"portico_route_hedges_total", "counter"},
         {"portico_request_duration_seconds", "histogram"},
         {"portico_requests_in_flight", "gauge"},
         {"portico_bytes_received_total", "counter"},
@@ -540,8 +541,8 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
         {"portico_snapshot_generation", "gauge"},
         {"portico_uptime_seconds", "gauge"},
     };
-    assert_int_equal(e.nfam, 13);
-    for (size_t i = 0; i < 13; i++) {
+    assert_int_equal(e.nfam, 14);
+    for (size_t i = 0; i < 14; i++) {
         struct family *f = fam_find(&e, fams[i][0]);
         assert_non_null(f);
         assert_string_equal(f->type, fams[i][1]);
@@ -596,7 +597,7 @@ static void test_metrics_prometheus__empty_registry_has_process_gauges(void **st
     char *text = pt_metrics_prometheus(&proc, &len);
     struct exposition e;
     parse_exposition(text, len, &e);
-    assert_int_equal(e.nfam, 13);
+    assert_int_equal(e.nfam, 14);
     assert_int_equal(e.ns, 4);
     free(e.s);
     free(text);
