@@ -799,6 +799,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
     pt_chain_done(x);
     pt_proxy_body_fini(x);
     pt_proxy_log_exchange(x);
+    pt_proxy_hedge_fini(x);
     pt_snap_pin_release(x->pin);
     x->pin = NULL;
     pt_exchange_free(x);

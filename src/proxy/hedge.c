@@ -47,6 +47,7 @@ struct shadow {
     struct hedge *h;
     struct pt_exchange *sx; /* NULL: not started or gone */
     int endpoint;
+    bool won; /* x refers to its memory: freed only in fini */
 };
 
 struct hedge {
@@ -80,17 +81,23 @@ static int grpc_status_of(const struct pt_headers *h)
     return pt_str_to_u64(v, &n) == 0 && n < 1000 ? (int)n : -1;
 }
 
-/* End one shadow: cancel its attempt, give its tickets back, free it. */
-static void shadow_drop(struct shadow *s, bool running)
+/* Stop one shadow's attempt and give its tickets back. */
+static void shadow_stop(struct pt_exchange *sx)
 {
-    struct pt_exchange *sx = s->sx;
-    if (!sx)
-        return;
     if (sx->up)
         sx->up->cancel(sx->up);
     sx->up = NULL;
     pt_proxy_circuit_abandon(sx);
     pt_up_attempt_end(sx, PT_LB_ABANDONED);
+}
+
+/* End a shadow that lost: nothing of it is referenced from x. */
+static void shadow_drop(struct shadow *s, bool running)
+{
+    struct pt_exchange *sx = s->sx;
+    if (!sx)
+        return;
+    shadow_stop(sx);
     pt_exchange_free(sx);
     s->sx = NULL;
     if (running && s->h->running)
@@ -162,6 +169,7 @@ static void shadow_head(struct pt_exchange *sx)
     stop_timer(h);
     h->running--;
     h->winner = s;
+    s->won = true;
     h->primary_failed = false;
     for (unsigned i = 0; i < MAX_SHADOWS; i++)
         if (&h->s[i] != s)
@@ -325,13 +333,31 @@ void pt_proxy_hedge_cancel(struct pt_exchange *x)
     stop_timer(h);
     h->primary_failed = false;
     if (h->winner) {
+        /* x's response head and trailers point into the winner's arena:
+         * stop its attempt and the relay, free it only in fini. */
+        struct pt_exchange *sx = h->winner->sx;
         if (x->resp_up->producer == h)
             pt_pipe_set_producer(x->resp_up, NULL, NULL);
-        shadow_drop(h->winner, false);
+        pt_pipe_set_consumer(sx->resp_up, NULL, NULL);
+        shadow_stop(sx);
         h->winner = NULL;
     }
     for (unsigned i = 0; i < MAX_SHADOWS; i++)
-        shadow_drop(&h->s[i], true);
+        if (!h->s[i].won)
+            shadow_drop(&h->s[i], true);
+}
+
+void pt_proxy_hedge_fini(struct pt_exchange *x)
+{
+    struct hedge *h = hedge_of(x);
+    if (!h)
+        return;
+    pt_proxy_hedge_cancel(x);
+    for (unsigned i = 0; i < MAX_SHADOWS; i++)
+        if (h->s[i].sx) {
+            pt_exchange_free(h->s[i].sx);
+            h->s[i].sx = NULL;
+        }
     if (h->tmp)
         evbuffer_free(h->tmp);
     h->tmp = NULL;

@@ -76,7 +76,7 @@ void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *p
  * the request is eligible. hold: the primary attempt failed; true when
  * hedges still run (their last failure calls ops->failed with err/flags).
  * primary_answered: the primary's head came first, hedges are cancelled.
- * cancel: cancel every hedge, the winner included. */
+ * cancel: stop every hedge, the winner included. */
 struct pt_proxy_hedge_ops {
     /* A hedge's head came first: cancel the primary, copy sx's head into
      * x (x's response pipe reset). */
@@ -93,6 +93,9 @@ void pt_proxy_hedge_start(struct pt_exchange *x, const struct pt_proxy_hedge_ops
 bool pt_proxy_hedge_hold(struct pt_exchange *x, int err, unsigned flags);
 void pt_proxy_hedge_primary_answered(struct pt_exchange *x);
 void pt_proxy_hedge_cancel(struct pt_exchange *x);
+/* Free what cancel kept (the winner, referenced by x's response): last
+ * thing before x itself is freed. */
+void pt_proxy_hedge_fini(struct pt_exchange *x);
 void pt_proxy_hedge_count(struct pt_exchange *x);
 /* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
