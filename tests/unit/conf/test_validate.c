@@ -608,6 +608,26 @@ static void test_validate__retry_backoff_budget_and_per_try_timeout(void **state
             "routes[0].per_try_timeout_ms: 3600001 is too large");
 }
 
+static void test_validate__hedge_needs_a_delay_and_few_attempts(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 50}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    valid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 50, max_attempts: 4}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {max_attempts: 2}}]\n",
+            "routes[0].hedge.delay_ms: a hedge needs delay_ms");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 5, max_attempts: 5}}]\n",
+            "routes[0].hedge.max_attempts: 5 is too large (at most 4)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 5, max_attempts: 1}}]\n",
+            "routes[0].hedge.max_attempts: max_attempts 1 never hedges");
+}
+
 static void test_validate__retry_on_without_retry_count_is_rejected(void **state)
 {
     invalid(SERVICES "routes: [{path: /a, service: api, retry_on: [reset]}]\n",
@@ -811,6 +831,7 @@ int main(void)
         T(test_validate__retry_conditions_are_known),
         T(test_validate__retry_on_without_retry_count_is_rejected),
         T(test_validate__retry_backoff_budget_and_per_try_timeout),
+        T(test_validate__hedge_needs_a_delay_and_few_attempts),
         T(test_validate__route_body_limit_is_bounded),
         T(test_validate__header_match_needs_name_and_kind),
         T(test_validate__header_match_name_is_a_token),
