@@ -59,5 +59,9 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
     e.client = pt_str_from_cstr(x->conn->peer_ip);
     e.worker = x->worker->id;
     e.error = x->error ? pt_str_from_cstr(pt_err_name(x->error)) : PT_STR_NULL;
+    bool denied;
+    uint32_t timeouts, hedges;
+    pt_proxy_retry_stats(x, &denied, &timeouts, &hedges);
+    e.attempts = x->attempts + hedges;
     pt_access_log_append(ring, &e);
 }

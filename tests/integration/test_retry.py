@@ -115,6 +115,11 @@ class TestRetryConditions(RetryCase):
         self.assertEqual(good.requests(), 8)
         harness.wait_until(lambda: self.route_stats(gw).retries == bad.requests(),
                            message="route stats count every retry")
+        # The access log says how many attempts each request took.
+        harness.wait_until(lambda: len(gw.access_log_lines()) >= 8, message="access log lines")
+        attempts = [l.get("attempts", 1) for l in gw.access_log_lines()]
+        self.assertEqual(sum(a - 1 for a in attempts), bad.requests())
+        self.assertLessEqual(max(attempts), 2)
 
     def test_503_without_the_condition_is_returned(self):
         bad = self.fault("bad", "--mode", "503")
@@ -282,6 +287,8 @@ class TestHedging(RetryCase):
                            message="the losing attempts are cancelled")
         harness.wait_until(lambda: self.route_stats(gw).hedges == hung,
                            message="hedges counted")
+        harness.wait_until(lambda: len(gw.access_log_lines()) >= 6, message="access log lines")
+        self.assertEqual(sum(l.get("attempts", 1) - 1 for l in gw.access_log_lines()), hung)
 
     def test_hedged_response_body_is_relayed_whole(self):
         hang = self.fault("hang", "--mode", "hang")

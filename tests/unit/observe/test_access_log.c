@@ -514,6 +514,7 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         .client = PT_STR("2001:db8::1"),
         .worker = 3,
         .error = PT_STR("upstream reset the stream"),
+        .attempts = 3,
     };
     size_t n = format(&e);
     const char *want =
@@ -522,17 +523,17 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         "\"api.example.com:8443\",\"protocol\":\"HTTP/2\",\"status\":200,\"grpc_status\":14,"
         "\"duration_ms\":1.235,\"bytes_in\":17,\"bytes_out\":18446744073709551615,\"upstream\":"
         "\"10.0.0.1:8080\",\"route\":\"grpc-call\",\"client\":\"2001:db8::1\",\"worker\":3,"
-        "\"error\":"
+        "\"attempts\":3,\"error\":"
         "\"upstream reset the stream\"}\n";
     assert_int_equal(n, strlen(want));
     assert_memory_equal(line, want, n);
 
     struct jline j;
     format_and_parse(&e, &j);
-    static const char *const keys[] = {"time",        "request_id", "method",    "path",
-                                       "authority",   "protocol",   "status",    "grpc_status",
-                                       "duration_ms", "bytes_in",   "bytes_out", "upstream",
-                                       "route",       "client",     "worker",    "error"};
+    static const char *const keys[] = {
+        "time",   "request_id",  "method",      "path",     "authority", "protocol",
+        "status", "grpc_status", "duration_ms", "bytes_in", "bytes_out", "upstream",
+        "route",  "client",      "worker",      "attempts", "error"};
     assert_int_equal(j.n, (int)(sizeof(keys) / sizeof(keys[0])));
     for (int i = 0; i < j.n; i++)
         assert_string_equal(j.f[i].key, keys[i]);
