@@ -963,8 +963,18 @@ def write_results(b):
     else:
         w("* No errors, non-2xx responses, crashes or warnings from any proxy in this run.")
     w("")
+    # Sections other scripts own (bench/resilience.py) are kept as they are.
+    kept = ""
+    try:
+        with open(a.results) as f:
+            old = f.read()
+        at = old.find("<!-- section: ")
+        if at >= 0:
+            kept = "\n" + old[at:]
+    except FileNotFoundError:
+        pass
     with open(a.results, "w") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(L) + kept)
 
 
 def main():

@@ -4,6 +4,9 @@
 #   bench/run.sh            # full run: 3 repetitions, ~12 minutes
 #   bench/run.sh --quick    # 1 repetition, short loads, ~2 minutes
 #   bench/run.sh --help     # every option of bench/bench.py
+#   bench/run.sh --resilience [options of bench/resilience.py]
+#                           # a backend turning slow then failing, portico vs
+#                           # nginx (~5 minutes); writes its section of RESULTS.md
 #
 # As root on Debian 12: installs what is missing (nginx, haproxy, wrk,
 # nghttp2-client for h2load/nghttp, and portico's build dependencies), builds
@@ -39,6 +42,11 @@ done
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTICO_TESTS=OFF >/dev/null
 make -C build-bench -j"$(nproc)" portico bench_backend bench_route_match >/dev/null
+
+if [ "${1:-}" = "--resilience" ]; then
+  shift
+  exec /usr/bin/python3 bench/resilience.py --portico build-bench/portico "$@"
+fi
 
 # Idle-connection memory test: one fd per connection on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -1,6 +1,7 @@
 #include "conf/snapshot.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ static void chain_fini(struct pt_chain *c)
     c->n = 0;
 }
 
+static void select_fini(struct pt_route_select *o);
+
 static void snapshot_destroy(struct pt_snap_base *b)
 {
     struct pt_snapshot *s = (struct pt_snapshot *)b;
@@ -45,6 +48,7 @@ static void snapshot_destroy(struct pt_snap_base *b)
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].name);
         chain_fini(&s->routes[i].chain);
+        select_fini(&s->routes[i].select);
         pt_metrics_route_unref(s->routes[i].stats);
     }
     free(s->routes);
@@ -388,6 +392,112 @@ static unsigned parse_retry_on(const Route *r)
     return mask;
 }
 
+/* --- traffic splits and API versions --------------------------------------- */
+
+static struct pt_str owned_lower(const char *src, size_t len)
+{
+    char *p = pt_xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)tolower((unsigned char)src[i]);
+    p[len] = '\0';
+    return (struct pt_str){p, len};
+}
+
+static struct pt_str owned(const char *src)
+{
+    return pt_str_from_cstr(pt_xstrdup(src ? src : ""));
+}
+
+/* Leading literal segments of a path template or prefix: what precedes
+ * the version segment of a request. */
+static uint32_t literal_segments(const char *tmpl)
+{
+    uint32_t n = 0;
+    const char *p = tmpl;
+    while (*p == '/') {
+        const char *seg = p + 1, *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0 || memchr(seg, '{', len) || memchr(seg, '*', len))
+            break;
+        n++;
+        if (!end)
+            break;
+        p = end;
+    }
+    return n;
+}
+
+static void compile_select(const struct pt_snapshot *s, const Route *r, struct pt_route_select *o)
+{
+    o->default_version = -1;
+    if (r->n_splits) {
+        o->sides = pt_xcalloc(r->n_splits, sizeof(*o->sides));
+        for (size_t i = 0; i < r->n_splits; i++) {
+            o->sides[i].service = find_service(s, r->splits[i]->service);
+            o->sides[i].weight = r->splits[i]->weight;
+            o->total_weight += r->splits[i]->weight;
+        }
+        o->nsides = (uint32_t)r->n_splits;
+        struct pt_str name;
+        if (r->split_key && *r->split_key && strcmp(r->split_key, "request") != 0 &&
+            pt_lb_hash_on_parse(r->split_key, &o->key_kind, &name) == 0 && name.len)
+            o->key_name = (char *)owned_lower(name.ptr, name.len).ptr;
+    }
+    if (r->n_split_overrides) {
+        o->overrides = pt_xcalloc(r->n_split_overrides, sizeof(*o->overrides));
+        for (size_t i = 0; i < r->n_split_overrides; i++) {
+            const Portico__Config__V1__SplitOverride *so = r->split_overrides[i];
+            o->overrides[i].header = owned_lower(so->header, strlen(so->header));
+            o->overrides[i].value = owned(so->value);
+            o->overrides[i].service = find_service(s, so->service);
+        }
+        o->noverrides = (uint32_t)r->n_split_overrides;
+    }
+    const Portico__Config__V1__Versioning *vs = r->versions;
+    if (vs && vs->n_versions) {
+        o->versions = pt_xcalloc(vs->n_versions, sizeof(*o->versions));
+        for (size_t i = 0; i < vs->n_versions; i++) {
+            o->versions[i].version = owned(vs->versions[i]->version);
+            o->versions[i].service = find_service(s, vs->versions[i]->service);
+            if (vs->default_version && strcmp(vs->default_version, vs->versions[i]->version) == 0)
+                o->default_version = (int32_t)i;
+        }
+        o->nversions = (uint32_t)vs->n_versions;
+        const char *from = vs->from ? vs->from : "";
+        if (strncmp(from, "header:", 7) == 0) {
+            o->version_from = PT_VERSION_FROM_HEADER;
+            o->version_name = owned_lower(from + 7, strlen(from + 7));
+        } else if (strncmp(from, "query:", 6) == 0) {
+            o->version_from = PT_VERSION_FROM_QUERY;
+            o->version_name = owned(from + 6);
+        } else if (strcmp(from, "accept") == 0) {
+            o->version_from = PT_VERSION_FROM_ACCEPT;
+        } else {
+            o->version_from = PT_VERSION_FROM_PATH;
+            o->version_strip = vs->strip;
+            o->version_segment =
+                r->strip_prefix ? 0
+                                : literal_segments(r->path && *r->path ? r->path : r->path_prefix);
+        }
+    }
+}
+
+static void select_fini(struct pt_route_select *o)
+{
+    free(o->sides);
+    free(o->key_name);
+    for (uint32_t i = 0; i < o->noverrides; i++) {
+        free((char *)o->overrides[i].header.ptr);
+        free((char *)o->overrides[i].value.ptr);
+    }
+    free(o->overrides);
+    for (uint32_t i = 0; i < o->nversions; i++)
+        free((char *)o->versions[i].version.ptr);
+    free(o->versions);
+    free((char *)o->version_name.ptr);
+    memset(o, 0, sizeof(*o));
+}
+
 static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap,
                           struct pt_diag *diag)
 {
@@ -406,7 +516,8 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->name_str = pt_str_from_cstr(rc_->name);
         where[i] = pt_xmalloc(WHERE_LEN);
         pt_conf_where(s->conf, r, NULL, where[i], WHERE_LEN);
-        rc_->service = find_service(s, r->service);
+        rc_->service = r->service && *r->service ? find_service(s, r->service) : NULL;
+        compile_select(s, r, &rc_->select);
         rc_->timeout_ms = r->timeout_ms;
         rc_->timeout_set = r->timeout_ms != 0;
         rc_->max_body_bytes = r->max_body_bytes ? r->max_body_bytes->value : s->max_body_bytes;

@@ -26,6 +26,7 @@
 #include "observe/metrics.h"
 #include "portico/filter.h"
 #include "route/router.h"
+#include "upstream/lb.h"
 #include "upstream/service.h"
 
 /* Defaults (the proto comments document them for operators). */
@@ -76,10 +77,55 @@ struct pt_chain {
     bool response_body_hooks;
 };
 
+/* Choosing the service per request (proxy/select.h): a traffic split, its
+ * overrides, or API versions. Strings are owned (names lower case). */
+struct pt_split_side {
+    const struct pt_service *service;
+    uint32_t weight;
+};
+
+struct pt_split_override {
+    struct pt_str header; /* lower case */
+    struct pt_str value;
+    const struct pt_service *service;
+};
+
+enum pt_version_from {
+    PT_VERSION_FROM_PATH = 0,
+    PT_VERSION_FROM_HEADER,
+    PT_VERSION_FROM_ACCEPT,
+    PT_VERSION_FROM_QUERY,
+};
+
+struct pt_version_entry {
+    struct pt_str version;
+    const struct pt_service *service;
+};
+
+struct pt_route_select {
+    struct pt_split_side *sides; /* nsides > 0: a split */
+    uint32_t nsides;
+    uint64_t total_weight;
+    enum pt_lb_key key_kind; /* PT_LB_KEY_NONE: each request at random */
+    char *key_name;
+    struct pt_split_override *overrides;
+    uint32_t noverrides;
+    struct pt_version_entry *versions; /* nversions > 0: versioned */
+    uint32_t nversions;
+    enum pt_version_from version_from;
+    struct pt_str version_name; /* header (lower case) or query parameter */
+    int32_t default_version;    /* index in versions, or -1 */
+    bool version_strip;
+    /* from path: segments of the forwarded path before "v<version>" (the
+     * route's leading literal segments, 0 when strip_prefix removed them) */
+    uint32_t version_segment;
+};
+
 struct pt_route_conf {
     char *name;
     struct pt_str name_str;
-    const struct pt_service *service;
+    const struct pt_service *service; /* NULL with a split or versions */
+    struct pt_route_select select;
     struct pt_chain chain;
     uint32_t timeout_ms; /* 0: none */
     bool timeout_set;    /* configured on the route (else the default applies to non-gRPC) */

@@ -6,6 +6,7 @@
  * still validates in a blink.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ typedef Portico__Config__V1__Limits Limits;
 #define MAX_TIMEOUT_MS 86400000u     /* a day */
 #define MAX_LONG_TIMEOUT_MS 3600000u /* an hour */
 #define MAX_BODY_BYTES (1ull << 40)
+#define MAX_SPLIT_WEIGHT 1000000u
 
 struct vctx {
     const struct pt_conf *c;
@@ -636,6 +638,155 @@ static void check_matchers(struct vctx *v, const Route *r, const char *path)
     }
 }
 
+/* A reference to a service: set and existing (with a "did you mean"). */
+static const Service *service_ref(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                                  const void *msg, const char *field, const char *path,
+                                  const char *name)
+{
+    if (!set(name)) {
+        verr(v, msg, field, path, "service is required");
+        return NULL;
+    }
+    const Service *s = service_find(cfg, ix, name);
+    if (!s) {
+        const char **names = pt_xmalloc((ix->n ? ix->n : 1) * sizeof(*names));
+        for (size_t i = 0; i < ix->n; i++)
+            names[i] = ix->byname[i].name;
+        const char *hint = closest(name, names, ix->n);
+        verr(v, msg, field, path, "no service named \"%s\"%s%s%s", name,
+             hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
+        free(names);
+    }
+    return s;
+}
+
+static void check_websocket_service(struct vctx *v, const Route *r, const char *path,
+                                    const Service *s)
+{
+    if (s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_UNSPECIFIED &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_HTTP1)
+        verr(v, r, "websocket", path,
+             "websocket needs a service with protocol http1 (service \"%s\" is not; websocket "
+             "over an HTTP/2 upstream is not supported)",
+             s->name);
+}
+
+/* An API version: what a path segment "v<version>", a header or a query
+ * parameter can carry unambiguously. */
+static bool version_valid(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
+static void check_splits(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                         const Route *r, const char *path)
+{
+    uint64_t total = 0;
+    char **names = pt_xmalloc((r->n_splits ? r->n_splits : 1) * sizeof(*names));
+    for (size_t i = 0; i < r->n_splits; i++) {
+        const Portico__Config__V1__WeightedService *w = r->splits[i];
+        char p[96];
+        snprintf(p, sizeof(p), "%s.splits[%zu]", path, i);
+        service_ref(v, cfg, ix, w, "service", p, w->service);
+        check_max(v, w, "weight", p, w->weight, MAX_SPLIT_WEIGHT);
+        total += w->weight;
+        names[i] = w->service ? w->service : "";
+    }
+    if (r->n_splits && total == 0)
+        verr(v, r, "splits", path, "the weights of a split add up to 0: give one a weight");
+    check_listed_once(v, r, path, "splits", names, r->n_splits);
+    free(names);
+
+    if (set(r->split_key) && strcmp(r->split_key, "request") != 0) {
+        enum pt_lb_key kind;
+        struct pt_str name;
+        if (pt_lb_hash_on_parse(r->split_key, &kind, &name) != 0)
+            verr(v, r, "split_key", path,
+                 "\"%s\" is not a split key (one of: request, ip, header:<name>, "
+                 "cookie:<name>)",
+                 r->split_key);
+    }
+    if (set(r->split_key) && !r->n_splits)
+        verr(v, r, "split_key", path, "split_key has no effect without splits");
+    if (r->n_split_overrides && !r->n_splits)
+        verr(v, r, "split_overrides", path, "split_overrides need splits");
+    for (size_t i = 0; i < r->n_split_overrides; i++) {
+        const Portico__Config__V1__SplitOverride *o = r->split_overrides[i];
+        char p[128];
+        snprintf(p, sizeof(p), "%s.split_overrides[%zu]", path, i);
+        if (!set(o->header))
+            verr(v, o, "header", p, "an override needs a header name");
+        else if (!pt_conf_is_token(o->header))
+            verr(v, o, "header", p, "\"%s\" is not a valid header name", o->header);
+        service_ref(v, cfg, ix, o, "service", p, o->service);
+    }
+}
+
+static void check_versions(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                           const Route *r, const char *path)
+{
+    const Portico__Config__V1__Versioning *vs = r->versions;
+    char p[96];
+    snprintf(p, sizeof(p), "%s.versions", path);
+    const char *from = set(vs->from) ? vs->from : "path";
+    bool by_path = strcmp(from, "path") == 0;
+    bool named = strncmp(from, "header:", 7) == 0 || strncmp(from, "query:", 6) == 0;
+    const char *name = strchr(from, ':') ? strchr(from, ':') + 1 : "";
+    if (!by_path && strcmp(from, "accept") != 0 && !named)
+        verr(v, vs, "from", p,
+             "\"%s\" is not a version source (one of: path, header:<name>, accept, "
+             "query:<name>)",
+             from);
+    else if (named && (!*name || strlen(name) > 256 || !pt_conf_is_token(name)))
+        verr(v, vs, "from", p, "\"%s\": a name must follow \"%.*s\"", from, (int)(name - from),
+             from);
+    if (vs->strip && !by_path)
+        verr(v, vs, "strip", p, "strip applies to versions from \"path\" only");
+    if (!vs->n_versions)
+        verr(v, vs, "versions", p, "list at least one version");
+    char **names = pt_xmalloc((vs->n_versions ? vs->n_versions : 1) * sizeof(*names));
+    bool has_default = false;
+    for (size_t i = 0; i < vs->n_versions; i++) {
+        const Portico__Config__V1__VersionedService *e = vs->versions[i];
+        char q[160];
+        snprintf(q, sizeof(q), "%s.versions[%zu]", p, i);
+        names[i] = e->version ? e->version : "";
+        if (!set(e->version))
+            verr(v, e, "version", q, "a version needs a name (e.g. \"2\")");
+        else if (!version_valid(e->version))
+            verr(v, e, "version", q,
+                 "\"%s\": a version uses only letters, digits, '.', '-' and '_' (at most 64)",
+                 e->version);
+        else if (by_path && !isdigit((unsigned char)e->version[0]))
+            verr(v, e, "version", q,
+                 "\"%s\": a version read from the path (\"v<version>\") starts with a digit",
+                 e->version);
+        service_ref(v, cfg, ix, e, "service", q, e->service);
+        has_default = has_default || (set(vs->default_version) && set(e->version) &&
+                                      strcmp(vs->default_version, e->version) == 0);
+    }
+    check_listed_once(v, vs, p, "versions", names, vs->n_versions);
+    free(names);
+    if (set(vs->default_version) && !has_default)
+        verr(v, vs, "default_version", p, "\"%s\" is not one of the versions listed",
+             vs->default_version);
+}
+
+/* Traffic splits and API versions (the service itself is checked by the
+ * caller). */
+static void check_selection(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                            const Route *r, const char *path)
+{
+    check_splits(v, cfg, ix, r, path);
+    if (r->versions)
+        check_versions(v, cfg, ix, r, path);
+}
+
 static void check_route(struct vctx *v, const Config *cfg, const struct service_index *ix,
                         const Route *r, const char *path)
 {
@@ -645,17 +796,14 @@ static void check_route(struct vctx *v, const Config *cfg, const struct service_
         verr(v, r, NULL, path, "a route needs path or path_prefix");
 
     const Service *s = NULL;
-    if (!set(r->service)) {
-        verr(v, r, "service", path, "service is required");
-    } else if (!(s = service_find(cfg, ix, r->service))) {
-        const char **names = pt_xmalloc((ix->n ? ix->n : 1) * sizeof(*names));
-        for (size_t i = 0; i < ix->n; i++)
-            names[i] = ix->byname[i].name;
-        const char *hint = closest(r->service, names, ix->n);
-        verr(v, r, "service", path, "no service named \"%s\"%s%s%s", r->service,
-             hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
-        free(names);
-    }
+    int targets = set(r->service) + (r->n_splits > 0) + (r->versions != NULL);
+    if (targets == 0)
+        verr(v, r, "service", path, "service is required (or splits or versions)");
+    else if (targets > 1)
+        verr(v, r, NULL, path, "set exactly one of service, splits and versions");
+    if (set(r->service))
+        s = service_ref(v, cfg, ix, r, "service", path, r->service);
+    check_selection(v, cfg, ix, r, path);
 
     check_methods(v, r, path);
     if (r->priority < -1000000 || r->priority > 1000000)
@@ -667,13 +815,14 @@ static void check_route(struct vctx *v, const Config *cfg, const struct service_
     check_matchers(v, r, path);
     check_filters(v, r->filters, r->n_filters, path);
 
-    if (r->websocket && s &&
-        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_UNSPECIFIED &&
-        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_HTTP1)
-        verr(v, r, "websocket", path,
-             "websocket needs a service with protocol http1 (service \"%s\" is not; websocket "
-             "over an HTTP/2 upstream is not supported)",
-             s->name);
+    if (r->websocket && s)
+        check_websocket_service(v, r, path, s);
+    for (size_t i = 0; r->websocket && i < r->n_splits; i++)
+        if ((s = service_find(cfg, ix, r->splits[i]->service)))
+            check_websocket_service(v, r, path, s);
+    for (size_t i = 0; r->websocket && r->versions && i < r->versions->n_versions; i++)
+        if ((s = service_find(cfg, ix, r->versions->versions[i]->service)))
+            check_websocket_service(v, r, path, s);
 }
 
 static void check_routes(struct vctx *v, const Config *cfg)

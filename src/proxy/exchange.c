@@ -18,6 +18,7 @@
 #include "proxy/chain.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "proxy/select.h"
 #include "upstream/pool.h"
 #include "websocket/tunnel.h"
 
@@ -522,8 +523,14 @@ static void terminal(struct pt_exchange *x)
         return;
     }
     const struct pt_route_conf *rc = x->route;
-    if (!x->service)
-        x->service = rc->service;
+    if (!x->service) {
+        struct pt_str why = PT_STR_NULL;
+        int err = pt_proxy_select(x, &why);
+        if (err) {
+            px_reply_error(x, err == PT_ERR_LIMIT ? PT_ERR_HEADERS_TOO_LARGE : err, why);
+            return;
+        }
+    }
     const struct pt_service *svc = x->service;
     if (svc->grpc && !x->req.is_grpc) {
         px_reply_error(x, PT_ERR_UNSUPPORTED_MEDIA,

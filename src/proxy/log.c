@@ -9,6 +9,7 @@
 #include "observe/access_log.h"
 #include "observe/metrics.h"
 #include "proxy/proxy_int.h"
+#include "upstream/service.h"
 
 /* An exchange that ended before routing (bad target, codec error) counts
  * under the no-route pseudo-route of the snapshot it pinned, if any. */
@@ -56,6 +57,8 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
     e.bytes_out = x->bytes_out;
     e.upstream = x->up || x->attempts ? x->upstream_addr : PT_STR_NULL;
     e.route = pt_exchange_route_name(x);
+    if (x->service)
+        e.service = pt_str_from_cstr(x->service->name);
     e.client = pt_str_from_cstr(x->conn->peer_ip);
     e.worker = x->worker->id;
     e.error = x->error ? pt_str_from_cstr(pt_err_name(x->error)) : PT_STR_NULL;

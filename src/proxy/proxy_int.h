@@ -28,6 +28,7 @@ struct pt_proxy_worker {
     struct sniff *sniffs; /* connections whose protocol is not known yet */
     atomic_uint nconns;   /* codec connections, sniffing connections and tunnels */
     uint64_t next_conn_id;
+    uint64_t rng; /* traffic splits drawn at random (select.c) */
     bool draining;
 };
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "filters/builtin.h"
 #include "http1/server.h"
 #include "http2/server.h"
@@ -270,6 +271,9 @@ void pt_proxy_worker_init(struct pt_worker *w, struct pt_access_log *access_log)
 {
     struct pt_proxy_worker *pw = pt_xcalloc(1, sizeof(*pw));
     pw->w = w;
+    /* Distinct per worker and per process start: random splits need no
+     * reproducibility, only independence. */
+    pw->rng = pt_time_mono_ns() ^ ((uint64_t)w->id << 56) ^ (uint64_t)(uintptr_t)pw;
     w->proxy = pw;
     w->access_ring = access_log ? pt_access_log_ring_get(access_log, w->id) : NULL;
     pt_up_worker_init(w);

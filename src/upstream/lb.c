@@ -483,16 +483,14 @@ static bool cookie_find(struct pt_str field, const char *name, struct pt_str *va
     return false;
 }
 
-struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers *h,
-                                const char *peer_ip)
+struct pt_str pt_lb_key_get(enum pt_lb_key kind, const char *name, const struct pt_headers *h,
+                            const char *peer_ip)
 {
-    if (lb->algorithm != PT_LB_IP_HASH && lb->algorithm != PT_LB_HASH)
-        return PT_STR_NULL;
-    switch (lb->key_kind) {
+    switch (kind) {
     case PT_LB_KEY_IP:
         return peer_ip && *peer_ip ? pt_str_from_cstr(peer_ip) : PT_STR_NULL;
     case PT_LB_KEY_HEADER: {
-        int i = h ? pt_headers_index(h, pt_str_from_cstr(lb->key_name), 0) : -1;
+        int i = h ? pt_headers_index(h, pt_str_from_cstr(name), 0) : -1;
         return i >= 0 ? h->v[i].value : PT_STR_NULL;
     }
     case PT_LB_KEY_COOKIE: {
@@ -500,7 +498,7 @@ struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers 
         for (int i = h ? pt_headers_index(h, PT_STR("cookie"), 0) : -1; i >= 0;
              i = pt_headers_index(h, PT_STR("cookie"), (uint32_t)i + 1)) {
             struct pt_str v;
-            if (cookie_find(h->v[i].value, lb->key_name, &v))
+            if (cookie_find(h->v[i].value, name, &v))
                 return v;
         }
         return PT_STR_NULL;
@@ -508,4 +506,12 @@ struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers 
     default:
         return PT_STR_NULL;
     }
+}
+
+struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers *h,
+                                const char *peer_ip)
+{
+    if (lb->algorithm != PT_LB_IP_HASH && lb->algorithm != PT_LB_HASH)
+        return PT_STR_NULL;
+    return pt_lb_key_get(lb->key_kind, lb->key_name, h, peer_ip);
 }

@@ -61,7 +61,9 @@ enum pt_lb_algorithm {
     PT_LB_PEAK_EWMA,
 };
 
-/* Where a hashing algorithm takes its key from. */
+/* Where a hashing algorithm (or a traffic split) takes its key from. A new
+ * key (e.g. the authenticated client id) is a new value here, parsed by
+ * pt_lb_hash_on_parse and read by pt_lb_key_get. */
 enum pt_lb_key {
     PT_LB_KEY_NONE = 0,
     PT_LB_KEY_IP,
@@ -152,6 +154,14 @@ void pt_lb_on_end(const struct pt_lb *lb, uint32_t i, enum pt_lb_outcome o, uint
 
 /* Current peak-EWMA latency of endpoint i at now_ns (decayed), ns. */
 double pt_lb_ewma_ns(const struct pt_lb *lb, uint32_t i, uint64_t now_ns);
+
+/* The value of a request key: the client IP (PT_LB_KEY_IP), the first
+ * field called name (PT_LB_KEY_HEADER, name in lower case) or the cookie
+ * called name in any Cookie field (PT_LB_KEY_COOKIE). ptr NULL when absent
+ * or kind is PT_LB_KEY_NONE. Borrowed from headers/peer_ip. Shared by the
+ * hashing balancers and traffic splits (proxy/select.h). */
+struct pt_str pt_lb_key_get(enum pt_lb_key kind, const char *name, const struct pt_headers *h,
+                            const char *peer_ip);
 
 /* The request's hash key per lb's key_kind (ptr NULL when absent or the
  * algorithm does not hash). Borrowed from headers/peer_ip. */

@@ -85,6 +85,10 @@ static int teardown(void **state)
 
 static int validate(const char *text)
 {
+    /* Several checks in one test each start afresh. */
+    pt_conf_free(conf);
+    pt_diag_fini(&diag);
+    pt_diag_init(&diag);
     conf = pt_conf_load_string("portico.yaml", text, strlen(text), &diag);
     if (!conf)
         fail_msg("load failed:\n%s", pt_diag_text(&diag));
@@ -129,6 +133,7 @@ static void test_validate__workers_are_bounded(void **state)
 {
     valid(BASE "workers: 1024\n");
     pt_conf_free(conf);
+    conf = NULL;
     invalid(BASE "workers: 1025\n", "portico.yaml:9:10: workers: 1025 is too large (at most 1024)");
 }
 
@@ -523,6 +528,150 @@ static void test_validate__route_service_must_exist(void **state)
             "routes[0].service: no service named \"apii\"; did you mean \"api\"?");
 }
 
+/* ---- traffic splits and API versions ---- */
+
+static void test_validate__split_is_a_valid_target(void **state)
+{
+    valid(SERVICES "routes:\n  - path: /a\n    splits: [{service: api, weight: 90}, "
+                   "{service: grpc, weight: 10}]\n    split_key: \"header:x-user\"\n"
+                   "    split_overrides: [{header: x-canary, value: always, service: grpc}]\n");
+}
+
+static void test_validate__route_takes_exactly_one_target(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, splits: [{service: api, weight: 1}]}]\n",
+            "routes[0]: set exactly one of service, splits and versions");
+    invalid(SERVICES "routes: [{path: /a}]\n",
+            "routes[0].service: service is required (or splits or versions)");
+}
+
+static void test_validate__split_services_must_exist(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}, "
+                     "{service: apii, weight: 1}]}]\n",
+            "routes[0].splits[1].service: no service named \"apii\"; did you mean \"api\"?");
+    invalid(SERVICES "routes: [{path: /a, splits: [{weight: 1}]}]\n",
+            "routes[0].splits[0].service: service is required");
+}
+
+static void test_validate__split_weights_must_add_up(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api}, {service: grpc}]}]\n",
+            "routes[0].splits: the weights of a split add up to 0");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1000001}]}]\n",
+            "routes[0].splits[0].weight: 1000001 is too large");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}, "
+                     "{service: api, weight: 2}]}]\n",
+            "routes[0].splits[1]: api is listed twice");
+}
+
+static void test_validate__split_side_may_have_weight_zero(void **state)
+{
+    /* A side of weight 0 takes no traffic (blue-green switched over). */
+    valid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 0}, "
+                   "{service: grpc, weight: 1}]}]\n");
+}
+
+static void test_validate__split_key_forms(void **state)
+{
+    valid(SERVICES
+          "routes: [{path: /a, split_key: request, splits: [{service: api, weight: 1}]}]\n");
+    valid(SERVICES "routes: [{path: /a, split_key: ip, splits: [{service: api, weight: 1}]}]\n");
+    valid(SERVICES
+          "routes: [{path: /a, split_key: \"cookie:sid\", splits: [{service: api, weight: 1}]}]\n");
+    invalid(SERVICES
+            "routes: [{path: /a, split_key: \"header:\", splits: [{service: api, weight: 1}]}]\n",
+            "routes[0].split_key: \"header:\" is not a split key");
+    invalid(SERVICES "routes: [{path: /a, split_key: user, splits: [{service: api, weight: 1}]}]\n",
+            "routes[0].split_key: \"user\" is not a split key");
+    invalid(SERVICES "routes: [{path: /a, service: api, split_key: ip}]\n",
+            "routes[0].split_key: split_key has no effect without splits");
+}
+
+static void test_validate__split_overrides_are_checked(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, split_overrides: [{header: x, value: y, "
+                     "service: api}]}]\n",
+            "routes[0].split_overrides: split_overrides need splits");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}], split_overrides: "
+                     "[{header: \"x y\", value: v, service: api}]}]\n",
+            "routes[0].split_overrides[0].header: \"x y\" is not a valid header name");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}], split_overrides: "
+                     "[{header: x, value: v, service: nope}]}]\n",
+            "routes[0].split_overrides[0].service: no service named \"nope\"");
+}
+
+static void test_validate__versions_are_checked(void **state)
+{
+    valid(SERVICES
+          "routes: [{path_prefix: /api, versions: {strip: true, default_version: \"1\", "
+          "versions: [{version: \"1\", service: api}, {version: \"2\", service: grpc}]}}]\n");
+    valid(SERVICES "routes: [{path_prefix: /api, versions: {from: \"header:x-api-version\", "
+                   "versions: [{version: beta, service: api}]}}]\n");
+}
+
+static void test_validate__bad_versions_are_reported(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {versions: [{version: \"1\", "
+                     "service: api}, {version: \"2\", service: nope}]}}]\n",
+            "routes[0].versions.versions[1].service: no service named \"nope\"");
+}
+
+static void test_validate__version_default_must_be_listed(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {default_version: \"3\", "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.default_version: \"3\" is not one of the versions listed");
+}
+
+static void test_validate__version_source_forms(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: cookie, "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.from: \"cookie\" is not a version source");
+}
+
+static void test_validate__version_query_needs_a_name(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: \"query:\", "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.from: \"query:\": a name must follow");
+}
+
+static void test_validate__version_strip_only_from_path(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: accept, strip: true, "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.strip: strip applies to versions from \"path\" only");
+}
+
+static void test_validate__versions_need_one_entry(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {}}]\n",
+            "routes[0].versions.versions: list at least one version");
+}
+
+static void test_validate__path_versions_start_with_a_digit(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {versions: [{version: beta, "
+                     "service: api}]}}]\n",
+            "routes[0].versions.versions[0].version: \"beta\": a version read from the path");
+}
+
+static void test_validate__version_names_are_checked(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: accept, versions: "
+                     "[{version: \"1/2\", service: api}]}}]\n",
+            "routes[0].versions.versions[0].version: \"1/2\": a version uses only");
+}
+
+static void test_validate__versions_are_listed_once(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: accept, versions: "
+                     "[{version: \"1\", service: api}, {version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.versions[1]: 1 is listed twice");
+}
+
 static void test_validate__methods_are_tokens(void **state)
 {
     invalid(SERVICES "routes: [{path: /a, service: api, methods: [\"GET /\"]}]\n",
@@ -821,6 +970,23 @@ int main(void)
         T(test_validate__route_may_not_have_path_and_prefix),
         T(test_validate__route_needs_a_service),
         T(test_validate__route_service_must_exist),
+        T(test_validate__split_is_a_valid_target),
+        T(test_validate__route_takes_exactly_one_target),
+        T(test_validate__split_services_must_exist),
+        T(test_validate__split_weights_must_add_up),
+        T(test_validate__split_side_may_have_weight_zero),
+        T(test_validate__split_key_forms),
+        T(test_validate__split_overrides_are_checked),
+        T(test_validate__versions_are_checked),
+        T(test_validate__bad_versions_are_reported),
+        T(test_validate__version_default_must_be_listed),
+        T(test_validate__version_source_forms),
+        T(test_validate__version_query_needs_a_name),
+        T(test_validate__version_strip_only_from_path),
+        T(test_validate__versions_need_one_entry),
+        T(test_validate__path_versions_start_with_a_digit),
+        T(test_validate__version_names_are_checked),
+        T(test_validate__versions_are_listed_once),
         T(test_validate__methods_are_tokens),
         T(test_validate__lowercase_standard_method_is_rejected),
         T(test_validate__custom_methods_are_allowed),

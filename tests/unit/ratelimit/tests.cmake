@@ -1,0 +1,1 @@
+pt_unit_test(ratelimit algo DEPS pt_ratelimit)
