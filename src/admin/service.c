@@ -802,6 +802,10 @@ static Portico__Admin__V1__RouteStats *route_stats(const char *name,
     r->latency_ms_p99 = pt_metrics_quantile_ms(sum, 0.99);
     r->latency_ms_mean = pt_metrics_mean_ms(sum);
     r->in_flight = sum->in_flight;
+    r->retries = sum->retries;
+    r->retry_budget_exhausted = sum->retry_budget_denied;
+    r->per_try_timeouts = sum->per_try_timeouts;
+    r->hedges = sum->hedges;
     return r;
 }
 

@@ -15,6 +15,7 @@
 #include "net/tls.h"
 #include "upstream/breaker.h"
 #include "upstream/health.h"
+#include "upstream/retry.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Route Route;
@@ -55,8 +56,10 @@ static void snapshot_destroy(struct pt_snap_base *b)
     pt_metrics_route_unref(s->no_route_stats);
     chain_fini(&s->global_chain);
     pt_router_free(s->router);
-    for (size_t i = 0; i < s->nservices; i++)
+    for (size_t i = 0; i < s->nservices; i++) {
+        pt_retry_budget_unref(s->services[i].retry_budget);
         pt_service_fini(&s->services[i]);
+    }
     free(s->services);
     for (size_t i = 0; i < s->nlisteners; i++) {
         struct pt_listener_rt *l = &s->listeners[i];
@@ -333,8 +336,10 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
     pt_service_alloc_caches(out, s->nworkers);
     if (sc->circuit_breaker && s->nworkers)
         compile_breakers(sc->circuit_breaker, out);
-    if (s->nworkers)
+    if (s->nworkers) {
         compile_health(sc, out);
+        out->retry_budget = pt_retry_budget_ref(out->name);
+    }
     return 0;
 }
 
@@ -460,6 +465,8 @@ static unsigned parse_retry_on(const Route *r)
         {"5xx", PT_RETRY_5XX},
         {"gateway-error", PT_RETRY_GATEWAY_ERROR},
         {"retriable-status-codes", PT_RETRY_GRPC_UNAVAILABLE},
+        {"per-try-timeout", PT_RETRY_PER_TRY_TIMEOUT},
+        {"timeout", PT_RETRY_PER_TRY_TIMEOUT},
     };
     unsigned mask = 0;
     for (size_t i = 0; i < r->n_retry_on; i++)
@@ -603,6 +610,26 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->websocket = r->websocket;
         rc_->retry_count = r->retry_count;
         rc_->retry_on = parse_retry_on(r);
+        rc_->retry_unsafe = r->retry_unsafe;
+        rc_->per_try_timeout_ms = r->per_try_timeout_ms;
+        rc_->retry_backoff_base_ms =
+            or_default(r->retry_backoff_base_ms, PT_DEFAULT_RETRY_BACKOFF_BASE_MS);
+        /* An unset cap never sits below a configured base. */
+        rc_->retry_backoff_max_ms = or_default(
+            r->retry_backoff_max_ms, rc_->retry_backoff_base_ms > PT_DEFAULT_RETRY_BACKOFF_MAX_MS
+                                         ? rc_->retry_backoff_base_ms
+                                         : PT_DEFAULT_RETRY_BACKOFF_MAX_MS);
+        const Portico__Config__V1__RetryBudget *rb = r->retry_budget;
+        rc_->retry_budget_percent =
+            rb && rb->budget_percent ? rb->budget_percent->value : PT_DEFAULT_RETRY_BUDGET_PERCENT;
+        rc_->retry_min_concurrency = rb && rb->min_retry_concurrency
+                                         ? rb->min_retry_concurrency->value
+                                         : PT_DEFAULT_RETRY_MIN_CONCURRENCY;
+        if (r->hedge) {
+            rc_->hedge_delay_ms = r->hedge->delay_ms;
+            rc_->hedge_max_attempts =
+                or_default(r->hedge->max_attempts, PT_DEFAULT_HEDGE_MAX_ATTEMPTS);
+        }
         rc_->stats = pt_metrics_route_ref(rc_->name, s->nworkers);
 
         struct pt_chain *ch = &rc_->chain;

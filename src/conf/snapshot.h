@@ -53,7 +53,16 @@ enum pt_retry_on {
     PT_RETRY_5XX = 1u << 3,
     PT_RETRY_GATEWAY_ERROR = 1u << 4,
     PT_RETRY_GRPC_UNAVAILABLE = 1u << 5,
+    PT_RETRY_PER_TRY_TIMEOUT = 1u << 6,
 };
+
+/* Retry defaults (the proto comments document them for operators). */
+#define PT_DEFAULT_RETRY_BACKOFF_BASE_MS 25u
+#define PT_DEFAULT_RETRY_BACKOFF_MAX_MS 250u
+#define PT_DEFAULT_RETRY_BUDGET_PERCENT 20u
+#define PT_DEFAULT_RETRY_MIN_CONCURRENCY 3u
+#define PT_DEFAULT_HEDGE_MAX_ATTEMPTS 2u
+#define PT_HEDGE_MAX_ATTEMPTS 4u
 
 struct pt_filter_inst {
     const struct pt_filter_type *type;
@@ -123,7 +132,15 @@ struct pt_route_conf {
     uint64_t max_body_bytes;
     bool websocket;
     uint32_t retry_count;
-    unsigned retry_on; /* enum pt_retry_on */
+    unsigned retry_on;           /* enum pt_retry_on */
+    bool retry_unsafe;           /* also repeat non-idempotent requests the server saw */
+    uint32_t per_try_timeout_ms; /* 0: none */
+    uint32_t retry_backoff_base_ms;
+    uint32_t retry_backoff_max_ms;
+    uint32_t retry_budget_percent;
+    uint32_t retry_min_concurrency;
+    uint32_t hedge_delay_ms;     /* 0: no hedging */
+    uint32_t hedge_max_attempts; /* the first attempt included */
     /* Counters of this route name (observe/metrics.h), shared with every
      * snapshot that has the route; one reference held by this snapshot.
      * NULL when compiled without workers. */

@@ -723,9 +723,9 @@ static void check_methods(struct vctx *v, const Route *r, const char *path)
 
 static void check_retries(struct vctx *v, const Route *r, const char *path)
 {
-    static const char *const conditions[] = {"connect-failure", "refused-stream",
-                                             "reset",           "5xx",
-                                             "gateway-error",   "retriable-status-codes"};
+    static const char *const conditions[] = {
+        "connect-failure", "refused-stream",         "reset",           "5xx",
+        "gateway-error",   "retriable-status-codes", "per-try-timeout", "timeout"};
     size_t nconds = sizeof(conditions) / sizeof(conditions[0]);
     check_max(v, r, "retry_count", path, r->retry_count, 10);
     if (r->n_retry_on && r->retry_count == 0)
@@ -740,12 +740,49 @@ static void check_retries(struct vctx *v, const Route *r, const char *path)
             const char *hint = closest(r->retry_on[i], conditions, nconds);
             verr(v, r, field, path,
                  "unknown retry condition \"%s\"%s%s%s (one of: connect-failure, refused-stream, "
-                 "reset, 5xx, gateway-error, retriable-status-codes)",
+                 "reset, 5xx, gateway-error, retriable-status-codes, per-try-timeout, timeout)",
                  r->retry_on[i], hint ? "; did you mean \"" : "", hint ? hint : "",
                  hint ? "\"?" : "");
         }
     }
     check_listed_once(v, r, path, "retry_on", r->retry_on, r->n_retry_on);
+    /* retry: per-try timeout, backoff, budget, unsafe methods */
+    check_max(v, r, "per_try_timeout_ms", path, r->per_try_timeout_ms, MAX_LONG_TIMEOUT_MS);
+    check_max(v, r, "retry_backoff_base_ms", path, r->retry_backoff_base_ms, 60000);
+    check_max(v, r, "retry_backoff_max_ms", path, r->retry_backoff_max_ms, 60000);
+    if (r->retry_backoff_base_ms && r->retry_backoff_max_ms &&
+        r->retry_backoff_base_ms > r->retry_backoff_max_ms)
+        verr(v, r, "retry_backoff_max_ms", path,
+             "retry_backoff_max_ms (%u) is below retry_backoff_base_ms (%u)",
+             r->retry_backoff_max_ms, r->retry_backoff_base_ms);
+    if (r->retry_count == 0) {
+        const char *unused = r->retry_unsafe            ? "retry_unsafe"
+                             : r->retry_backoff_base_ms ? "retry_backoff_base_ms"
+                             : r->retry_backoff_max_ms  ? "retry_backoff_max_ms"
+                             : r->retry_budget          ? "retry_budget"
+                                                        : NULL;
+        if (unused)
+            verr(v, r, unused, path, "%s has no effect while retry_count is 0", unused);
+    }
+    if (r->hedge) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s.hedge", path);
+        if (r->hedge->delay_ms == 0)
+            verr(v, r->hedge, "delay_ms", p, "a hedge needs delay_ms (1..60000)");
+        check_max(v, r->hedge, "delay_ms", p, r->hedge->delay_ms, 60000);
+        if (r->hedge->max_attempts == 1)
+            verr(v, r->hedge, "max_attempts", p, "max_attempts 1 never hedges (2..%u)", 4u);
+        check_max(v, r->hedge, "max_attempts", p, r->hedge->max_attempts, 4u);
+    }
+    if (r->retry_budget) {
+        const Portico__Config__V1__RetryBudget *b = r->retry_budget;
+        char p[256];
+        snprintf(p, sizeof(p), "%s.retry_budget", path);
+        if (b->budget_percent)
+            check_max(v, b, "budget_percent", p, b->budget_percent->value, 100);
+        if (b->min_retry_concurrency)
+            check_max(v, b, "min_retry_concurrency", p, b->min_retry_concurrency->value, 100000);
+    }
 }
 
 static void check_matchers(struct vctx *v, const Route *r, const char *path)

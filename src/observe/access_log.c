@@ -280,6 +280,10 @@ size_t pt_access_entry_format(const struct pt_access_entry *e, char *buf)
     p = put_string(p, e->client, PT_ACCESS_CAP_CLIENT);
     p = PUT_LIT(p, ",\"worker\":");
     p = put_u64(p, e->worker);
+    if (e->attempts > 1) {
+        p = PUT_LIT(p, ",\"attempts\":");
+        p = put_u64(p, e->attempts);
+    }
     if (e->error.ptr && e->error.len) {
         p = PUT_LIT(p, ",\"error\":");
         p = put_string(p, e->error, PT_ACCESS_CAP_ERROR);

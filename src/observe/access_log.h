@@ -31,8 +31,9 @@
  *    "path":"/a","authority":"example.com","protocol":"HTTP/2","status":200,
  *    "grpc_status":0,"duration_ms":1.235,"bytes_in":0,"bytes_out":17,
  *    "upstream":"10.0.0.1:8080","route":"users","service":"users-v2",
- *    "client":"192.0.2.7","worker":1,"error":"upstream reset the stream"}
- * "grpc_status" and "error" are omitted when absent; "upstream", "route"
+ *    "client":"192.0.2.7","worker":1,"attempts":2,"error":"upstream reset the stream"}
+ * "grpc_status" and "error" are omitted when absent, "attempts" (upstream
+ * attempts: the first, retries and hedges) when below 2; "upstream", "route"
  * and "service" are null when absent ("service" is the one the request was
  * forwarded to: the route's, its split's side or its API version's); "worker" is the index (0..N-1)
  * of the worker thread that served the stream (SO_REUSEPORT spreads connections over workers; this
@@ -106,6 +107,7 @@ struct pt_access_entry {
     struct pt_str client;   /* client IP address as text */
     unsigned worker;        /* index of the worker that served the stream */
     struct pt_str error;    /* why the stream failed; empty: omitted */
+    uint32_t attempts;      /* upstream attempts, retries and hedges included; < 2: omitted */
 };
 
 /* The writer: owns the rings, the destination and the writer thread. */

@@ -31,6 +31,10 @@ struct slot {
     _Atomic uint64_t requests;
     _Atomic uint64_t responses[PT_METRICS_NCLASSES];
     _Atomic uint64_t upstream_errors;
+    _Atomic uint64_t retries;
+    _Atomic uint64_t retry_budget_denied;
+    _Atomic uint64_t per_try_timeouts;
+    _Atomic uint64_t hedges;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t latency_sum_ns;
@@ -221,6 +225,14 @@ void pt_metrics_stats_end(struct pt_route_stats *st, unsigned worker, bool start
         add_u64(&sl->responses[cls - 1], 1);
     if (s->upstream_error)
         add_u64(&sl->upstream_errors, 1);
+    if (s->retries)
+        add_u64(&sl->retries, s->retries);
+    if (s->retry_budget_denied)
+        add_u64(&sl->retry_budget_denied, 1);
+    if (s->per_try_timeouts)
+        add_u64(&sl->per_try_timeouts, s->per_try_timeouts);
+    if (s->hedges)
+        add_u64(&sl->hedges, s->hedges);
     add_u64(&sl->bytes_in, s->bytes_in);
     add_u64(&sl->bytes_out, s->bytes_out);
     add_u64(&sl->latency_sum_ns, s->duration_ns);
@@ -246,6 +258,10 @@ static void sum_locked(struct pt_route_stats *st, struct pt_route_stats_sum *out
         for (unsigned c = 0; c < PT_METRICS_NCLASSES; c++)
             out->responses[c] += ld(&sl->responses[c]);
         out->upstream_errors += ld(&sl->upstream_errors);
+        out->retries += ld(&sl->retries);
+        out->retry_budget_denied += ld(&sl->retry_budget_denied);
+        out->per_try_timeouts += ld(&sl->per_try_timeouts);
+        out->hedges += ld(&sl->hedges);
         out->bytes_in += ld(&sl->bytes_in);
         out->bytes_out += ld(&sl->bytes_out);
         out->latency_sum_ns += ld(&sl->latency_sum_ns);
@@ -495,6 +511,27 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
     for (size_t i = 0; i < n; i++)
         buf_printf(&b, "portico_upstream_errors_total{route=\"%s\"} %llu\n", label[i],
                    (unsigned long long)list[i].sum.upstream_errors);
+
+    family(&b, "portico_route_retries_total", "counter",
+           "Upstream attempts that were retries of an earlier attempt of the same request.");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_retries_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.retries);
+    family(&b, "portico_route_retry_budget_exhausted_total", "counter",
+           "Requests whose retry the service's retry budget refused.");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_retry_budget_exhausted_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.retry_budget_denied);
+    family(&b, "portico_route_per_try_timeouts_total", "counter",
+           "Upstream attempts cancelled by the route's per_try_timeout_ms.");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_per_try_timeouts_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.per_try_timeouts);
+    family(&b, "portico_route_hedges_total", "counter",
+           "Hedged attempts started (route hedge.delay_ms passed without a response head).");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_hedges_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.hedges);
 
     family(&b, "portico_request_duration_seconds", "histogram",
            "Time from the first request byte to the last response byte.");

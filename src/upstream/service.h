@@ -21,6 +21,7 @@
 #include "upstream/lb.h"
 
 struct pt_breaker;
+struct pt_retry_budget;
 
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
@@ -72,6 +73,9 @@ struct pt_service {
     struct pt_outlier_conf outlier;
     struct pt_health **healths; /* nendpoints (the endpoints' health), or NULL */
     atomic_bool in_panic;       /* logged once per entering panic */
+    /* Retry budget counters of this service name (upstream/retry.h; one
+     * reference, taken and dropped by the snapshot), or NULL. */
+    struct pt_retry_budget *retry_budget;
 };
 
 /* Allocate the per-worker cache slots and balancer states, after s->lb is

@@ -775,11 +775,65 @@ static void test_validate__retry_count_is_bounded(void **state)
 static void test_validate__retry_conditions_are_known(void **state)
 {
     valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [connect-failure,"
-                   " refused-stream, reset, 5xx, gateway-error, retriable-status-codes]}]\n");
+                   " refused-stream, reset, 5xx, gateway-error, retriable-status-codes,"
+                   " per-try-timeout]}]\n");
     pt_conf_free(conf);
     conf = NULL;
-    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeout]}]\n",
-            "routes[0].retry_on[0]: unknown retry condition \"timeout\"");
+    valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeout]}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeouts]}]\n",
+            "routes[0].retry_on[0]: unknown retry condition \"timeouts\"");
+}
+
+static void test_validate__retry_backoff_budget_and_per_try_timeout(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, per_try_timeout_ms: 500,"
+                   " retry_backoff_base_ms: 10, retry_backoff_max_ms: 100, retry_unsafe: true,"
+                   " retry_budget: {budget_percent: 50, min_retry_concurrency: 1}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    /* A per-try timeout alone is useful: it bounds each attempt. */
+    valid(SERVICES "routes: [{path: /a, service: api, per_try_timeout_ms: 500}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 1, retry_backoff_base_ms: 300,"
+                     " retry_backoff_max_ms: 200}]\n",
+            "routes[0].retry_backoff_max_ms: retry_backoff_max_ms (200) is below "
+            "retry_backoff_base_ms (300)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 1,"
+                     " retry_budget: {budget_percent: 101}}]\n",
+            "routes[0].retry_budget.budget_percent: 101 is too large (at most 100)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_unsafe: true}]\n",
+            "routes[0].retry_unsafe: retry_unsafe has no effect while retry_count is 0");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, per_try_timeout_ms: 3600001}]\n",
+            "routes[0].per_try_timeout_ms: 3600001 is too large");
+}
+
+static void test_validate__hedge_needs_a_delay_and_few_attempts(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 50}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    valid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 50, max_attempts: 4}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {max_attempts: 2}}]\n",
+            "routes[0].hedge.delay_ms: a hedge needs delay_ms");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 5, max_attempts: 5}}]\n",
+            "routes[0].hedge.max_attempts: 5 is too large (at most 4)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 5, max_attempts: 1}}]\n",
+            "routes[0].hedge.max_attempts: max_attempts 1 never hedges");
 }
 
 static void test_validate__retry_on_without_retry_count_is_rejected(void **state)
@@ -1008,6 +1062,8 @@ int main(void)
         T(test_validate__retry_count_is_bounded),
         T(test_validate__retry_conditions_are_known),
         T(test_validate__retry_on_without_retry_count_is_rejected),
+        T(test_validate__retry_backoff_budget_and_per_try_timeout),
+        T(test_validate__hedge_needs_a_delay_and_few_attempts),
         T(test_validate__route_body_limit_is_bounded),
         T(test_validate__header_match_needs_name_and_kind),
         T(test_validate__header_match_name_is_a_token),

@@ -515,6 +515,7 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         .client = PT_STR("2001:db8::1"),
         .worker = 3,
         .error = PT_STR("upstream reset the stream"),
+        .attempts = 3,
     };
     size_t n = format(&e);
     const char *want =
@@ -524,7 +525,7 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         "\"duration_ms\":1.235,\"bytes_in\":17,\"bytes_out\":18446744073709551615,\"upstream\":"
         "\"10.0.0.1:8080\",\"route\":\"grpc-call\",\"service\":\"grpc-backend\",\"client\":\"2001:"
         "db8::1\",\"worker\":3,"
-        "\"error\":"
+        "\"attempts\":3,\"error\":"
         "\"upstream reset the stream\"}\n";
     assert_int_equal(n, strlen(want));
     assert_memory_equal(line, want, n);
@@ -534,7 +535,7 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
     static const char *const keys[] = {
         "time",   "request_id",  "method",      "path",     "authority", "protocol",
         "status", "grpc_status", "duration_ms", "bytes_in", "bytes_out", "upstream",
-        "route",  "service",     "client",      "worker",   "error"};
+        "route",  "service",     "client",      "worker",   "attempts",  "error"};
     assert_int_equal(j.n, (int)(sizeof(keys) / sizeof(keys[0])));
     for (int i = 0; i < j.n; i++)
         assert_string_equal(j.f[i].key, keys[i]);

@@ -554,6 +554,10 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
     static const char *const fams[][2] = {
         {"portico_requests_total", "counter"},
         {"portico_upstream_errors_total", "counter"},
+        {"portico_route_retries_total", "counter"},
+        {"portico_route_retry_budget_exhausted_total", "counter"},
+        {"portico_route_per_try_timeouts_total", "counter"},
+        {"portico_route_hedges_total", "counter"},
         {"portico_request_duration_seconds", "histogram"},
         {"portico_requests_in_flight", "gauge"},
         {"portico_bytes_received_total", "counter"},
@@ -570,8 +574,8 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
         {"portico_circuit_state", "gauge"},
         {"portico_circuit_transitions_total", "counter"},
     };
-    assert_int_equal(e.nfam, 17);
-    for (size_t i = 0; i < 17; i++) {
+    assert_int_equal(e.nfam, 21);
+    for (size_t i = 0; i < 21; i++) {
         struct family *f = fam_find(&e, fams[i][0]);
         assert_non_null(f);
         assert_string_equal(f->type, fams[i][1]);
@@ -647,7 +651,7 @@ static void test_metrics_prometheus__empty_registry_has_process_gauges(void **st
     char *text = pt_metrics_prometheus(&proc, &len);
     struct exposition e;
     parse_exposition(text, len, &e);
-    assert_int_equal(e.nfam, 17);
+    assert_int_equal(e.nfam, 21);
     assert_int_equal(e.ns, 4);
     free(e.s);
     free(text);
