@@ -1,18 +1,16 @@
 #include "upstream/health.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/named.h"
 #include "core/strutil.h"
 #include "portico/errors.h"
 #include "upstream/lb.h"
 
-static struct {
-    pthread_mutex_t mu;
-    struct pt_health *head; /* touched only when snapshots are built or freed */
-} reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+/* Touched only when snapshots are built or freed. */
+static struct pt_named_table reg = PT_NAMED_TABLE_INIT;
 
 /* --- configuration --------------------------------------------------------- */
 
@@ -94,47 +92,35 @@ void pt_outlier_conf_defaults(struct pt_outlier_conf *c)
 struct pt_health *pt_health_new(const char *key)
 {
     struct pt_health *h = pt_lb_xcalloc_aligned(1, sizeof(*h));
-    h->key = pt_xstrdup(key);
-    h->refs = 1;
+    h->named.key = pt_xstrdup(key);
+    h->named.refs = 1;
     return h;
 }
 
+static struct pt_named *health_make(const char *key, const void *arg)
+{
+    (void)arg;
+    return &pt_health_new(key)->named;
+}
+
+static void health_destroy(struct pt_named *n)
+{
+    struct pt_health *h = PT_NAMED_OF(n, struct pt_health, named);
+    free(h->named.key);
+    free(h);
+}
+
+static const struct pt_named_ops health_ops = {health_make, NULL, health_destroy};
+
 struct pt_health *pt_health_ref(const char *key)
 {
-    pthread_mutex_lock(&reg.mu);
-    struct pt_health *h = reg.head;
-    while (h && strcmp(h->key, key) != 0)
-        h = h->next;
-    if (h) {
-        h->refs++;
-    } else {
-        h = pt_health_new(key);
-        h->registered = true;
-        h->next = reg.head;
-        reg.head = h;
-    }
-    pthread_mutex_unlock(&reg.mu);
-    return h;
+    return PT_NAMED_OF(pt_named_ref(&reg, key, &health_ops, NULL), struct pt_health, named);
 }
 
 void pt_health_unref(struct pt_health *h)
 {
-    if (!h)
-        return;
-    pthread_mutex_lock(&reg.mu);
-    bool last = --h->refs == 0;
-    if (last && h->registered) {
-        struct pt_health **pp = &reg.head;
-        while (*pp && *pp != h)
-            pp = &(*pp)->next;
-        if (*pp)
-            *pp = h->next;
-    }
-    pthread_mutex_unlock(&reg.mu);
-    if (!last)
-        return;
-    free(h->key);
-    free(h);
+    if (h)
+        pt_named_unref(&reg, &h->named, &health_ops);
 }
 
 /* --- state ---------------------------------------------------------------- */

@@ -37,6 +37,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/named.h"
+
 /* Defaults for fields left 0 in configuration. */
 #define PT_HEALTH_DEFAULT_INTERVAL_MS 5000
 #define PT_HEALTH_DEFAULT_TIMEOUT_MS 1000
@@ -109,11 +111,7 @@ struct pt_health {
     /* Health thread only: active check streaks. */
     uint32_t ok_streak;
     uint32_t fail_streak;
-    /* Registry. */
-    unsigned refs;
-    bool registered;
-    struct pt_health *next;
-    char *key;
+    struct pt_named named; /* its name and references (core/named.h) */
 };
 
 void pt_health_check_conf_defaults(struct pt_health_check_conf *c);

@@ -3,25 +3,20 @@
  */
 #include "upstream/retry.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/named.h"
 
 struct pt_retry_budget {
-    struct pt_retry_budget *next;
-    char *name;
-    unsigned refs; /* under reg.mu */
+    struct pt_named named; /* the service's name, references (core/named.h) */
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t retries;
 };
 
-static struct {
-    pthread_mutex_t mu;
-    struct pt_retry_budget *head;
-} reg = {PTHREAD_MUTEX_INITIALIZER, NULL};
+static struct pt_named_table reg = PT_NAMED_TABLE_INIT;
 
 uint64_t pt_retry_backoff_cap_ms(uint32_t base_ms, uint32_t max_ms, uint32_t n)
 {
@@ -48,42 +43,33 @@ bool pt_retry_budget_allows(uint64_t active_requests, uint64_t active_retries, u
     return active_retries < limit;
 }
 
-struct pt_retry_budget *pt_retry_budget_ref(const char *name)
+static struct pt_named *budget_make(const char *key, const void *arg)
 {
-    pthread_mutex_lock(&reg.mu);
-    for (struct pt_retry_budget *b = reg.head; b; b = b->next)
-        if (strcmp(b->name, name) == 0) {
-            b->refs++;
-            pthread_mutex_unlock(&reg.mu);
-            return b;
-        }
+    (void)arg;
     struct pt_retry_budget *b = pt_xcalloc(1, sizeof(*b));
-    b->name = pt_xstrdup(name);
-    b->refs = 1;
+    b->named.key = pt_xstrdup(key);
     atomic_init(&b->requests, 0);
     atomic_init(&b->retries, 0);
-    b->next = reg.head;
-    reg.head = b;
-    pthread_mutex_unlock(&reg.mu);
-    return b;
+    return &b->named;
+}
+
+static void budget_destroy(struct pt_named *n)
+{
+    free(n->key);
+    free(PT_NAMED_OF(n, struct pt_retry_budget, named));
+}
+
+static const struct pt_named_ops budget_ops = {budget_make, NULL, budget_destroy};
+
+struct pt_retry_budget *pt_retry_budget_ref(const char *name)
+{
+    return PT_NAMED_OF(pt_named_ref(&reg, name, &budget_ops, NULL), struct pt_retry_budget, named);
 }
 
 void pt_retry_budget_unref(struct pt_retry_budget *b)
 {
-    if (!b)
-        return;
-    pthread_mutex_lock(&reg.mu);
-    if (--b->refs > 0) {
-        pthread_mutex_unlock(&reg.mu);
-        return;
-    }
-    struct pt_retry_budget **pp = &reg.head;
-    while (*pp != b)
-        pp = &(*pp)->next;
-    *pp = b->next;
-    pthread_mutex_unlock(&reg.mu);
-    free(b->name);
-    free(b);
+    if (b)
+        pt_named_unref(&reg, &b->named, &budget_ops);
 }
 
 void pt_retry_budget_request_start(struct pt_retry_budget *b)
