@@ -126,17 +126,24 @@ void pt_admin_register_instance(void *ctx, const ProtobufCMessage *rq, ProtobufC
     *rs = &lease_msg(&info)->base;
 }
 
+/* The discovery object for a call naming a lease, or NULL with st set
+ * (no lease_id: INVALID_ARGUMENT). */
+static struct pt_discovery *lease_call(void *ctx, const char *lease_id, struct pt_admin_status *st)
+{
+    if (!lease_id || !*lease_id) {
+        pt_admin_status_add_violation(st, "lease_id", "lease_id is required");
+        pt_admin_status_set(st, GRPC_INVALID_ARGUMENT, "lease_id is required");
+        return NULL;
+    }
+    return discovery(ctx, st);
+}
+
 void pt_admin_heartbeat(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
                         struct pt_admin_status *st)
 {
     const Portico__Admin__V1__HeartbeatRequest *r =
         (const Portico__Admin__V1__HeartbeatRequest *)rq;
-    if (!r->lease_id || !*r->lease_id) {
-        pt_admin_status_add_violation(st, "lease_id", "lease_id is required");
-        pt_admin_status_set(st, GRPC_INVALID_ARGUMENT, "lease_id is required");
-        return;
-    }
-    struct pt_discovery *d = discovery(ctx, st);
+    struct pt_discovery *d = lease_call(ctx, r->lease_id, st);
     if (!d)
         return;
     struct pt_disc_lease_info info;
@@ -154,12 +161,7 @@ void pt_admin_deregister_instance(void *ctx, const ProtobufCMessage *rq, Protobu
 {
     const Portico__Admin__V1__DeregisterInstanceRequest *r =
         (const Portico__Admin__V1__DeregisterInstanceRequest *)rq;
-    if (!r->lease_id || !*r->lease_id) {
-        pt_admin_status_add_violation(st, "lease_id", "lease_id is required");
-        pt_admin_status_set(st, GRPC_INVALID_ARGUMENT, "lease_id is required");
-        return;
-    }
-    struct pt_discovery *d = discovery(ctx, st);
+    struct pt_discovery *d = lease_call(ctx, r->lease_id, st);
     if (!d)
         return;
     if (pt_discovery_deregister(d, r->lease_id) != 0) {

@@ -25,6 +25,7 @@ Environment:
 """
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKENDS_DIR = os.path.join(HERE, "backends")
@@ -938,3 +940,74 @@ def buf_binary(timeout=NPM_TIMEOUT_S):
                 raise HarnessError("npm ci in %s failed (exit %d):\n%s"
                                    % (BUF_DIR, proc.returncode, out.decode("utf-8", "replace")[-2000:]))
         return os.path.join(BUF_DIR, "node_modules", ".bin", "buf")
+
+
+class GatewayCase(unittest.TestCase):
+    """Base of the suites that need the gateway (skipped in direct mode):
+    self._stack, an ExitStack closed at cleanup for processes and temporary
+    directories, and check_clean_exit, registered for every gateway started
+    with start_gateway."""
+
+    def setUp(self):
+        if DIRECT:
+            self.skipTest("gateway-only (PORTICO_DIRECT=1)")
+        self._stack = contextlib.ExitStack()
+        self.addCleanup(self._stack.close)
+
+    def start_gateway(self, cfg, workers=2):
+        gw = self._stack.enter_context(Portico(cfg, workers=workers))
+        self.addCleanup(self.check_clean_exit, gw)
+        return gw
+
+    def check_clean_exit(self, gw):
+        """SIGTERM exits 0: no crash, and for sanitizer builds no error or
+        leak report (those make the exit status non-zero)."""
+        rc = gw.stop(timeout=60) if gw.running() else gw.proc.returncode
+        self.assertEqual(rc, 0, "gateway exit status %s; stderr tail:\n%s" % (rc, gw.stderr[-4000:]))
+
+
+def spread_server_ids(port, total, threads=4, headers_for=None, path="/echo", timeout=30.0,
+                      host="127.0.0.1"):
+    """Send `total` GET `path` (HttpBackend's /echo) over `threads` keep-alive
+    connections, request k with headers_for(k) if given; every answer must be
+    200. Returns (Counter of server ids, {sorted header items: set of ids}).
+    Bounded: each request has `timeout`, each thread 300 s."""
+    import collections
+    import http.client
+    counts = collections.Counter()
+    by_key = collections.defaultdict(set)
+    lock = threading.Lock()
+    errors = []
+
+    def run(t):
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            for k in range(t, total, threads):
+                h = headers_for(k) if headers_for else None
+                conn.request("GET", path, headers=h or {})
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200:
+                    raise AssertionError("status %d: %r" % (r.status, body[:200]))
+                sid = json.loads(body)["server_id"]
+                with lock:
+                    counts[sid] += 1
+                    if h:
+                        by_key[tuple(sorted(h.items()))].add(sid)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    ts = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(300)
+    if any(t.is_alive() for t in ts):
+        raise AssertionError("load threads did not finish")
+    if errors:
+        raise AssertionError("requests failed: %r" % errors[:3])
+    if sum(counts.values()) != total:
+        raise AssertionError("%d answers for %d requests" % (sum(counts.values()), total))
+    return counts, by_key

@@ -15,7 +15,6 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_discovery
 """
 
 import collections
-import contextlib
 import http.client
 import json
 import os
@@ -254,15 +253,12 @@ class RequestLoop(object):
         return False
 
 
-class DiscoveryCase(unittest.TestCase):
+class DiscoveryCase(harness.GatewayCase):
 
     def setUp(self):
-        if harness.DIRECT:
-            self.skipTest("gateway-only (PORTICO_DIRECT=1)")
+        super().setUp()
         if not DNSMASQ:
             self.skipTest("dnsmasq not installed (Debian package dnsmasq-base)")
-        self._stack = contextlib.ExitStack()
-        self.addCleanup(self._stack.close)
         self.tmp = self._stack.enter_context(harness.TempDir(prefix="portico-dns-"))
 
     def dnsmasq(self, port=None, start=True):
@@ -284,10 +280,6 @@ class DiscoveryCase(unittest.TestCase):
         gw = self._stack.enter_context(harness.Portico(cfg, workers=workers))
         self.addCleanup(self.check_clean_exit, gw)
         return gw
-
-    def check_clean_exit(self, gw):
-        rc = gw.stop(timeout=60) if gw.running() else gw.proc.returncode
-        self.assertEqual(rc, 0, "gateway exit status %s; stderr tail:\n%s" % (rc, gw.stderr[-4000:]))
 
     def ids(self, gw, n, path="/echo"):
         """n requests; Counter of server ids (asserting 200s)."""

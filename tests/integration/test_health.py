@@ -16,7 +16,6 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_health
 """
 
 import collections
-import contextlib
 import http.client
 import json
 import re
@@ -64,13 +63,7 @@ def server_of(body):
         return None
 
 
-class HealthCase(unittest.TestCase):
-
-    def setUp(self):
-        if harness.DIRECT:
-            self.skipTest("gateway-only (PORTICO_DIRECT=1)")
-        self._stack = contextlib.ExitStack()
-        self.addCleanup(self._stack.close)
+class HealthCase(harness.GatewayCase):
 
     def backends(self, names):
         return [self._stack.enter_context(harness.HttpBackend(server_id=n)) for n in names]
@@ -83,10 +76,6 @@ class HealthCase(unittest.TestCase):
         gw = self._stack.enter_context(harness.Portico(cfg, workers=workers))
         self.addCleanup(self.check_clean_exit, gw)
         return gw
-
-    def check_clean_exit(self, gw):
-        rc = gw.stop(timeout=60) if gw.running() else gw.proc.returncode
-        self.assertEqual(rc, 0, "gateway exit status %s; stderr tail:\n%s" % (rc, gw.stderr[-4000:]))
 
     def spread(self, gw, n):
         """n GET /echo through the gateway: (Counter of server ids, statuses)."""

@@ -14,7 +14,6 @@ All gateway-only (skipped with PORTICO_DIRECT=1).
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_retry
 """
 
-import contextlib
 import hashlib
 import http.client
 import json
@@ -69,13 +68,7 @@ def request(gw, method, path, body=None, headers=None):
         conn.close()
 
 
-class RetryCase(unittest.TestCase):
-
-    def setUp(self):
-        if harness.DIRECT:
-            self.skipTest("gateway-only (PORTICO_DIRECT=1)")
-        self._stack = contextlib.ExitStack()
-        self.addCleanup(self._stack.close)
+class RetryCase(harness.GatewayCase):
 
     def fault(self, name, *args):
         return self._stack.enter_context(FaultBackend(server_id=name, extra_args=list(args)))
@@ -92,10 +85,6 @@ class RetryCase(unittest.TestCase):
         gw = self._stack.enter_context(harness.Portico(cfg, workers=workers))
         self.addCleanup(self.check_clean_exit, gw)
         return gw
-
-    def check_clean_exit(self, gw):
-        rc = gw.stop(timeout=60) if gw.running() else gw.proc.returncode
-        self.assertEqual(rc, 0, "gateway exit status %s; stderr tail:\n%s" % (rc, gw.stderr[-4000:]))
 
     def route_stats(self, gw):
         with adminclient.AdminClient(gw.admin_addr) as admin:

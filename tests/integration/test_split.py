@@ -10,11 +10,8 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_split
 """
 
 import collections
-import contextlib
 import http.client
 import json
-import threading
-import time
 import unittest
 
 import grpc
@@ -38,13 +35,7 @@ def get(conn, path, headers=None):
     return r.status, body
 
 
-class SplitCase(unittest.TestCase):
-
-    def setUp(self):
-        if harness.DIRECT:
-            self.skipTest("gateway-only (PORTICO_DIRECT=1)")
-        self._stack = contextlib.ExitStack()
-        self.addCleanup(self._stack.close)
+class SplitCase(harness.GatewayCase):
 
     def backends(self, names):
         return {n: self._stack.enter_context(harness.HttpBackend(server_id=n)) for n in names}
@@ -60,46 +51,12 @@ class SplitCase(unittest.TestCase):
         self.addCleanup(self.check_clean_exit, gw)
         return gw
 
-    def check_clean_exit(self, gw):
-        rc = gw.stop(timeout=60) if gw.running() else gw.proc.returncode
-        self.assertEqual(rc, 0, "gateway exit status %s; stderr tail:\n%s" % (rc, gw.stderr[-4000:]))
-
     def spread(self, gw, total, threads=4, headers_for=None, path="/echo"):
         """Send `total` GET `path` over `threads` keep-alive connections
         (bounded: each connection's requests have a timeout); return a
         Counter of server ids and {request headers: set(ids)}."""
-        counts = collections.Counter()
-        by_key = collections.defaultdict(set)
-        lock = threading.Lock()
-        errors = []
-
-        def run(t):
-            conn = http.client.HTTPConnection(HOST, gw.port("main"), timeout=TIMEOUT)
-            try:
-                for k in range(t, total, threads):
-                    h = headers_for(k) if headers_for else None
-                    status, body = get(conn, path, h)
-                    if status != 200:
-                        raise AssertionError("status %d: %r" % (status, body[:200]))
-                    sid = json.loads(body)["server_id"]
-                    with lock:
-                        counts[sid] += 1
-                        if h:
-                            by_key[tuple(sorted(h.items()))].add(sid)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-            finally:
-                conn.close()
-
-        ts = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(threads)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(300)
-        self.assertFalse(any(t.is_alive() for t in ts), "load threads did not finish")
-        self.assertEqual(errors, [])
-        self.assertEqual(sum(counts.values()), total)
-        return counts, by_key
+        return harness.spread_server_ids(gw.port("main"), total, threads, headers_for, path,
+                                         timeout=TIMEOUT)
 
     def one(self, gw, path, headers=None):
         conn = http.client.HTTPConnection(HOST, gw.port("main"), timeout=TIMEOUT)

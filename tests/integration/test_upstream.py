@@ -18,7 +18,6 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_upstream
 """
 
 import collections
-import contextlib
 import http.client
 import json
 import os
@@ -235,13 +234,7 @@ def gateway_config(services, routes, **top):
     return cfg
 
 
-class UpstreamCase(unittest.TestCase):
-
-    def setUp(self):
-        if DIRECT:
-            self.skipTest("gateway-only (PORTICO_DIRECT=1)")
-        self._stack = contextlib.ExitStack()
-        self.addCleanup(self._stack.close)
+class UpstreamCase(harness.GatewayCase):
 
     def enter(self, cm):
         return self._stack.enter_context(cm)
@@ -251,12 +244,6 @@ class UpstreamCase(unittest.TestCase):
         gw = self.enter(harness.Portico(gateway_config(services, routes, **top), workers=workers))
         self.addCleanup(self.check_clean_exit, gw)
         return gw
-
-    def check_clean_exit(self, gw):
-        """SIGTERM exits 0: no crash, and for sanitizer builds no error or
-        leak report (those make the exit status non-zero)."""
-        rc = gw.stop(timeout=60) if gw.running() else gw.proc.returncode
-        self.assertEqual(rc, 0, "gateway exit status %s; stderr tail:\n%s" % (rc, gw.stderr[-4000:]))
 
     def stub(self, gw):
         ch = harness.grpc_channel(gw.addr("main"))
