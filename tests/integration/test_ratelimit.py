@@ -1,0 +1,360 @@
+"""Rate limiting through portico (issue 6): rules from the configuration and
+the admin API, enforced per instance across worker threads (local mode),
+with 429 + rate-limit headers (RESOURCE_EXHAUSTED for gRPC), shadow and
+queue actions, tiers from stored API keys, bounded keys from hostile
+header values, and the per-rule decision counters (admin API and
+Prometheus text).
+
+Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_ratelimit
+"""
+
+import concurrent.futures
+import contextlib
+import http.client
+import json
+import re
+import socket
+import threading
+import time
+import unittest
+
+import grpc
+
+import harness
+import protoload
+from adminclient import AdminClient
+
+echo_pb2 = harness.load_echo()
+ECHO = echo_pb2.DESCRIPTOR.services_by_name["Echo"]
+Req = echo_pb2.EchoRequest
+HOST = "127.0.0.1"
+RL_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset",
+              "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+
+
+def http_get(addr, path, headers=None, timeout=30):
+    host, port = harness.split_address(addr)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def burst(addr, n, path="/echo", headers=None, workers=64, timeout=60):
+    """n GETs, each on its own connection (so SO_REUSEPORT spreads them over
+    the gateway's workers), from `workers` threads at once; the statuses."""
+    deadline = time.monotonic() + timeout
+
+    def one(_):
+        if time.monotonic() > deadline:
+            return -1
+        try:
+            return http_get(addr, path, headers)[0]
+        except OSError:
+            return -2
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(one, range(n)))
+
+
+def base_config(backend, rules=None, routes=None, **top):
+    cfg = {
+        "listeners": [{"name": "main", "address": "127.0.0.1:0", "protocols": ["http1", "h2c"]}],
+        "services": [{"name": "web", "instances": [backend.instance()]}],
+        "routes": routes or [{"name": "echo", "path_prefix": "/echo", "service": "web"},
+                             {"name": "other", "path_prefix": "/status", "service": "web"}],
+        "rate_limit_rules": rules or [],
+    }
+    cfg.update(top)
+    return cfg
+
+
+def rule(name, limit, window=3600, key="global", **extra):
+    r = {"name": name, "key_type": key, "limit": limit, "window_seconds": window}
+    r.update(extra)
+    return r
+
+
+def stats(admin, name):
+    resp = admin.call("GetRateLimitStats", rule=name)
+    return resp.rules[0]
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestLocal(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.be = harness.HttpBackend().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.be.stop()
+
+    def gateway(self, rules, workers=2, **kw):
+        return self.enterContext(harness.Portico(base_config(self.be, rules, **kw), workers=workers))
+
+    def test_exact_per_instance_across_workers(self):
+        # A token bucket of 100 refilled at 100 per hour: a burst of 1,000
+        # concurrent requests over both workers gets exactly 100 through
+        # (a refill of one token takes 36 s, far longer than the burst).
+        gw = self.gateway([rule("all", 100)], workers=2)
+        started = time.monotonic()
+        statuses = burst(gw.addr("main"), 1000)
+        self.assertLess(time.monotonic() - started, 36)
+        self.assertEqual(statuses.count(200), 100, statuses)
+        self.assertEqual(statuses.count(429), 900)
+        admin = AdminClient(gw.admin_addr)
+        self.addCleanup(admin.close)
+        st = stats(admin, "all")
+        self.assertEqual((st.allowed, st.rejected), (100, 900))
+        text = admin.call("GetMetrics").prometheus_text
+        self.assertIn('portico_ratelimit_decisions_total{rule="all",decision="allowed"} 100', text)
+        self.assertIn('portico_ratelimit_decisions_total{rule="all",decision="rejected"} 900', text)
+
+    def test_reject_headers_and_json_body(self):
+        gw = self.gateway([rule("per-ip", 3, window=60, key="ip")])
+        addr = gw.addr("main")
+        remaining = []
+        for _ in range(3):
+            status, h, _ = http_get(addr, "/echo")
+            self.assertEqual(status, 200)
+            for name in RL_HEADERS:
+                self.assertIn(name, h)
+            self.assertEqual(h["ratelimit-limit"], "3")
+            self.assertEqual(h["x-ratelimit-limit"], "3")
+            self.assertNotIn("retry-after", h)
+            remaining.append(int(h["ratelimit-remaining"]))
+        self.assertEqual(remaining, [2, 1, 0])
+        status, h, body = http_get(addr, "/echo")
+        self.assertEqual(status, 429)
+        self.assertEqual(h["content-type"], "application/json")
+        doc = json.loads(body)
+        self.assertEqual(doc["status"], 429)
+        self.assertIn("rate limit exceeded", doc["error"])
+        self.assertIn("per-ip", doc["error"])
+        self.assertEqual(h["ratelimit-remaining"], "0")
+        # One token comes back every 20 s (3 per 60 s).
+        self.assertTrue(1 <= int(h["retry-after"]) <= 20, h)
+        self.assertTrue(1 <= int(h["ratelimit-reset"]) <= 60, h)
+        self.assertEqual(h["x-ratelimit-reset"], h["ratelimit-reset"])
+        # The global rule order: a route without rules is not limited.
+        gw2 = self.gateway([rule("echo-only", 1, route="echo")])
+        self.assertEqual(http_get(gw2.addr("main"), "/echo")[0], 200)
+        self.assertEqual(http_get(gw2.addr("main"), "/echo")[0], 429)
+        for _ in range(3):
+            status, h, _ = http_get(gw2.addr("main"), "/status/200")
+            self.assertEqual(status, 200)
+            self.assertNotIn("ratelimit-limit", h)
+
+    def test_first_rejection_wins_and_refunds_the_others(self):
+        # "wide" allows 5, "narrow" (by header) 1 per tenant. Rejections by
+        # "narrow" must not consume "wide": after 4 rejected requests of
+        # tenant a, tenants b..e still get through wide's 5.
+        gw = self.gateway([rule("wide", 5), rule("narrow", 1, key="header:x-tenant")])
+        addr = gw.addr("main")
+        self.assertEqual(http_get(addr, "/echo", {"x-tenant": "a"})[0], 200)
+        for _ in range(4):
+            status, h, _ = http_get(addr, "/echo", {"x-tenant": "a"})
+            self.assertEqual(status, 429)
+            self.assertEqual(h["ratelimit-limit"], "1")
+        for t in "bcde":
+            self.assertEqual(http_get(addr, "/echo", {"x-tenant": t})[0], 200, t)
+        status, h, _ = http_get(addr, "/echo", {"x-tenant": "f"})
+        self.assertEqual(status, 429)
+        self.assertEqual(h["ratelimit-limit"], "5")
+        # A request without the header skips "narrow" (but not "wide").
+        self.assertEqual(http_get(addr, "/echo")[0], 429)
+
+    def test_shadow_counts_and_never_rejects(self):
+        gw = self.gateway([rule("watch", 2, action="shadow")])
+        for _ in range(6):
+            status, h, _ = http_get(gw.addr("main"), "/echo")
+            self.assertEqual(status, 200)
+            self.assertNotIn("ratelimit-limit", h)  # a shadow rule is invisible
+        admin = AdminClient(gw.admin_addr)
+        self.addCleanup(admin.close)
+        st = stats(admin, "watch")
+        self.assertEqual((st.allowed, st.shadow_rejected, st.rejected), (2, 4, 0))
+        harness.wait_until(lambda: 'shadow rule "watch" would reject' in gw.stderr,
+                           message="shadow log line")
+
+    def test_queue_holds_then_passes(self):
+        # 2 per second: the third and fourth of a burst wait about 0.5 and
+        # 1 s for their tokens, within max_queue_ms, and all pass.
+        gw = self.gateway([rule("q", 2, window=1, action="queue", max_queue_ms=3000)])
+        addr = gw.addr("main")
+        t0 = time.monotonic()
+        results = []
+
+        def timed(_):
+            s = http_get(addr, "/echo")[0]
+            return s, time.monotonic() - t0
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
+            results = list(ex.map(timed, range(4)))
+        self.assertEqual([s for s, _ in results], [200] * 4)
+        self.assertGreater(max(t for _, t in results), 0.4)
+        admin = AdminClient(gw.admin_addr)
+        self.addCleanup(admin.close)
+        st = stats(admin, "q")
+        self.assertEqual(st.allowed, 4)
+        self.assertGreaterEqual(st.queued, 2)
+
+    def test_queue_rejects_when_the_wait_is_too_long(self):
+        gw = self.gateway([rule("q", 1, window=10, action="queue", max_queue_ms=200)])
+        addr = gw.addr("main")
+        self.assertEqual(http_get(addr, "/echo")[0], 200)
+        t0 = time.monotonic()
+        status, h, _ = http_get(addr, "/echo")
+        self.assertEqual(status, 429)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn("retry-after", h)
+
+    def test_hostile_header_values_are_bounded_keys(self):
+        gw = self.gateway([rule("tenant", 2, key="header:x-tenant+ip", max_keys=64)])
+        addr = gw.addr("main")
+        big = "A" * 8000
+        odd = "{evil}|\\x00%0d%0a\tEVAL"
+        for value in (big, odd):
+            self.assertEqual(http_get(addr, "/echo", {"x-tenant": value})[0], 200)
+            self.assertEqual(http_get(addr, "/echo", {"x-tenant": value})[0], 200)
+            self.assertEqual(http_get(addr, "/echo", {"x-tenant": value})[0], 429)
+        # Values differing only past the first bytes are different keys.
+        self.assertEqual(http_get(addr, "/echo", {"x-tenant": big + "B"})[0], 200)
+        # Thousands of distinct big keys: all pass (new keys), memory stays
+        # bounded by max_keys.
+        rss0 = harness.rss_kb(gw.pid)
+        for i in range(0, 3000, 500):
+            statuses = burst(addr, 500, headers={"x-tenant": "%d-%s" % (i, big)}, workers=16)
+            self.assertEqual(statuses.count(200), 2)
+        statuses = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as ex:
+            statuses = list(ex.map(lambda i: http_get(addr, "/echo", {"x-tenant": "%d%s" % (i, big)})[0],
+                                   range(2000)))
+        self.assertEqual(statuses.count(200), 2000)
+        self.assertLess(harness.rss_kb(gw.pid) - rss0, 64 * 1024)
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestTiersAndAdmin(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.be = harness.HttpBackend().start()
+        cls.gw = harness.Portico(base_config(cls.be), workers=2).__enter__()
+        cls.addr = cls.gw.addr("main")
+        cls.admin = AdminClient(cls.gw.admin_addr)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.admin.close()
+        cls.gw.__exit__(None, None, None)
+        cls.be.stop()
+
+    def wait_status(self, path, want, headers=None, timeout=10):
+        got = []
+
+        def check():
+            got.append(http_get(self.addr, path, headers)[0])
+            return got[-1] == want
+
+        harness.wait_until(check, timeout=timeout, message="status %d (last %s)" % (want, got[-1:]))
+
+    def test_rules_from_the_admin_api_take_effect(self):
+        c = self.admin
+        r = c.call("CreateRateLimitRule", rule=rule("live", 1, route="other"))
+        self.wait_status("/status/200", 429)
+        c.call("UpdateRateLimitRule", rule_id="live",
+               rule=rule("live", 1000, route="other"), version=r.version)
+        self.wait_status("/status/200", 200)
+        status, h, _ = http_get(self.addr, "/status/200")
+        self.assertEqual(h["ratelimit-limit"], "1000")
+        c.call("DeleteRateLimitRule", name="live")
+        harness.wait_until(lambda: "ratelimit-limit" not in http_get(self.addr, "/status/200")[1],
+                           message="rule gone")
+
+    def test_tiers_from_api_keys(self):
+        c = self.admin
+        free = c.call("CreateApiKey", api_key={"name": "kfree", "client_id": "acme",
+                                               "rate_limit_tier": "free"}).key
+        prem = c.call("CreateApiKey", api_key={"name": "kprem", "client_id": "bigco",
+                                               "rate_limit_tier": "premium"}).key
+        c.call("CreateRateLimitRule", rule=rule("free", 2, key="client_id", tier="free",
+                                                           route="echo"))
+        c.call("CreateRateLimitRule", rule=rule("premium", 5, key="client_id",
+                                                           tier="premium", route="echo"))
+        self.addCleanup(lambda: [c.call(m, name=n) for m, n in (
+            ("DeleteRateLimitRule", "free"), ("DeleteRateLimitRule", "premium"),
+            ("DeleteApiKey", "kfree"), ("DeleteApiKey", "kprem"))])
+        # Wait for the snapshot with both rules: a free client is limited.
+        self.wait_status("/echo", 429, {"x-api-key": free})
+        status, h, _ = http_get(self.addr, "/echo", {"x-api-key": free})
+        self.assertEqual((status, h["ratelimit-limit"]), (429, "2"))
+        statuses = [http_get(self.addr, "/echo", {"x-api-key": prem})[0] for _ in range(6)]
+        self.assertEqual(statuses, [200] * 5 + [429])
+        # Without a key (or with an unknown one) no tier rule applies.
+        for hdrs in ({}, {"x-api-key": "not-a-key"}):
+            status, h, _ = http_get(self.addr, "/echo", hdrs)
+            self.assertEqual(status, 200)
+            self.assertNotIn("ratelimit-limit", h)
+
+    def test_stats_of_an_unknown_rule(self):
+        e = self.admin.error("GetRateLimitStats", rule="nope")
+        self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND)
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestGrpc(unittest.TestCase):
+    def test_resource_exhausted(self):
+        with contextlib.ExitStack() as stack:
+            be = stack.enter_context(harness.GrpcBackend())
+            cfg = harness.grpc_gateway_config([be.instance()])
+            cfg["rate_limit_rules"] = [rule("calls", 2, key="route")]
+            gw = stack.enter_context(harness.Portico(cfg))
+            ch = harness.grpc_channel(gw.addr("main"))
+            stack.callback(ch.close)
+            stub = protoload.Stub(ch, ECHO)
+            for i in range(2):
+                resp, call = stub.Echo.with_call(Req(tag="ok-%d" % i), timeout=30)
+                md = dict(call.initial_metadata())
+                self.assertEqual(md.get("ratelimit-limit"), "2")
+            with self.assertRaises(grpc.RpcError) as cm:
+                stub.Echo(Req(tag="limited"), timeout=30)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("rate limit exceeded", cm.exception.details())
+            md = dict(cm.exception.initial_metadata() or ()) 
+            md.update(dict(cm.exception.trailing_metadata() or ()))
+            self.assertIn("retry-after", md)
+
+    def test_queued_client_leaves(self):
+        # Each waiting call would wait ~4 s for q's next token; its client
+        # gives up after 0.3 s (RST_STREAM). The gateway cancels the wait
+        # (on_done frees the timer): the abandoned calls take no token, so
+        # a patient call gets the next one, about 4 s after the first call.
+        with contextlib.ExitStack() as stack:
+            be = stack.enter_context(harness.GrpcBackend())
+            cfg = harness.grpc_gateway_config([be.instance()])
+            cfg["rate_limit_rules"] = [rule("q", 1, window=4, action="queue", max_queue_ms=6000)]
+            gw = stack.enter_context(harness.Portico(cfg))
+            ch = harness.grpc_channel(gw.addr("main"))
+            stack.callback(ch.close)
+            stub = protoload.Stub(ch, ECHO)
+            t0 = time.monotonic()
+            stub.Echo(Req(tag="first"), timeout=30)
+            for i in range(3):
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.Echo(Req(tag="impatient-%d" % i), timeout=0.3)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+            stub.Echo(Req(tag="patient"), timeout=30)
+            self.assertLess(time.monotonic() - t0, 5.5)
+            admin = AdminClient(gw.admin_addr)
+            stack.callback(admin.close)
+            st = stats(admin, "q")
+            self.assertEqual((st.queued, st.allowed, st.rejected), (4, 2, 0))
+            self.assertTrue(gw.running())
+
+
+if __name__ == "__main__":
+    unittest.main()
