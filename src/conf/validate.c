@@ -828,6 +828,14 @@ static void check_rate_limit_enforcement(struct vctx *v, const Config *cfg,
         verr(v, r, "mode", path, "mode %s needs redis.address in the instance configuration",
              r->mode == PORTICO__CONFIG__V1__RATE_LIMIT_MODE__RATE_LIMIT_MODE_REDIS ? "redis"
                                                                                     : "hybrid");
+    /* The Redis script computes in Lua numbers (doubles): it is exact
+     * while every product stays below 2^52. */
+    if (redis && r->limit >= 1 && r->window_seconds >= 1 &&
+        (r->limit + r->burst) * (uint64_t)r->window_seconds > 4000000000ull)
+        verr(v, r, "mode", path,
+             "in redis and hybrid mode (limit + burst) x window_seconds is at most 4000000000 "
+             "(here %llu)",
+             (unsigned long long)((r->limit + r->burst) * (uint64_t)r->window_seconds));
     check_range_set(v, r, "redis_timeout_ms", path, r->redis_timeout_ms, 1, 10000);
     check_range_set(v, r, "max_keys", path, r->max_keys, 1, 10000000);
     if (r->lease_size && r->limit >= 1 && r->lease_size > r->limit)

@@ -15,6 +15,7 @@
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "ratelimit/redis.h"
 #include "upstream/pool.h"
 #include "websocket/tunnel.h"
 
@@ -282,6 +283,7 @@ void pt_proxy_worker_fini(struct pt_worker *w)
         return;
     free_acceptors(pw);
     pt_up_worker_fini(w);
+    pt_rl_worker_fini(w); /* its Redis connection, if rate limits used one */
     free(pw);
     w->proxy = NULL;
 }

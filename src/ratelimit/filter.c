@@ -14,6 +14,14 @@
  * rule that decided (fewest remaining), with Retry-After on a rejection.
  * on_done: a request still waiting (client gone) refunds and frees its
  * timer.
+ *
+ * Redis rules (mode redis): the decision is a script call on the worker's
+ * Redis connection (redis.h); the chain pauses until the answer, or until
+ * the rule's redis_timeout_ms budget runs out, whichever comes first. A
+ * failure (down, error, budget spent) lets the request through when the
+ * rule fails open (counted failed_open) or rejects it (failed_closed); a
+ * late answer to an abandoned call is ignored, or refunded when the
+ * request was rejected meanwhile.
  */
 #include <event2/event.h>
 #include <inttypes.h>
@@ -22,6 +30,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/worker.h"
 #include "core/time.h"
 #include "ratelimit/ratelimit_int.h"
 
@@ -29,7 +38,7 @@ struct charge {
     const struct pt_rl_rule *rule;
     char *key;
     uint16_t len;
-    uint64_t at_ns;
+    uint64_t at; /* local: ns of the monotonic clock; redis: us of Redis's clock */
 };
 
 struct rl_x {
@@ -41,9 +50,12 @@ struct rl_x {
     struct pt_rl_decision shown; /* for the response headers */
     bool have_shown;
     bool rejected;
-    struct event *timer;
+    struct event *timer;        /* queue wait, or a Redis call's budget */
     uint64_t queue_deadline_ns; /* 0: not queued yet */
     bool queued_counted;
+    struct pt_rl_redis_call *pending; /* the Redis call being waited for */
+    char *pending_key;                /* its key (arena) */
+    uint16_t pending_len;
 };
 
 static void *rl_create(const struct pt_filter_config *cfg, struct pt_diag *diag)
@@ -107,7 +119,12 @@ static void refund_all(struct rl_x *s)
 {
     for (unsigned i = 0; i < s->ncharges; i++) {
         const struct charge *c = &s->charges[i];
-        pt_rl_table_refund(c->rule->table, c->key, c->len, c->at_ns, 1);
+        if (c->rule->mode == PT_RL_LOCAL)
+            pt_rl_table_refund(c->rule->table, c->key, c->len, c->at, 1);
+        else /* fire and forget: a lost refund only costs the client one request */
+            pt_rl_redis_call_start(pt_worker_current(), &s->rr->plan->redis, c->rule->redis_tag,
+                                   c->key, c->len, &c->rule->params, PT_RL_OP_REFUND, 1, c->at,
+                                   NULL, NULL);
     }
     s->ncharges = 0;
 }
@@ -141,6 +158,85 @@ static enum pt_filter_status reject(struct rl_x *s, const struct pt_rl_rule *r)
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_redis(void *arg, const struct pt_rl_redis_result *res);
+
+enum step {
+    STEP_NEXT,  /* go on with the next rule */
+    STEP_WAIT,  /* paused (queue timer, Redis call) */
+    STEP_REPLY, /* rejected (replied) */
+};
+
+static bool arm(struct rl_x *s, uint64_t ns)
+{
+    if (!s->timer)
+        s->timer = evtimer_new(pt_exchange_event_base(s->x), on_timer, s);
+    if (!s->timer)
+        return false;
+    struct timeval tv = {(time_t)(ns / 1000000000ull),
+                         (suseconds_t)(ns % 1000000000ull / 1000 + 1)};
+    evtimer_add(s->timer, &tv);
+    return true;
+}
+
+/* A decision of rule r for key (at: when it was charged, in the rule's
+ * clock). */
+static enum step apply(struct rl_x *s, const struct pt_rl_rule *r, const struct pt_rl_decision *d,
+                       const char *key, size_t klen, uint64_t at)
+{
+    if (d->allowed) {
+        pt_rl_stats_count(r->stats, PT_RL_ALLOWED);
+        if (r->action != PT_RL_SHADOW)
+            show(s, d, false);
+        struct charge *c = &s->charges[s->ncharges];
+        c->key = pt_exchange_alloc(s->x, klen);
+        if (c->key) { /* without memory the charge simply stays */
+            memcpy(c->key, key, klen);
+            c->rule = r;
+            c->len = (uint16_t)klen;
+            c->at = at;
+            s->ncharges++;
+        }
+        return STEP_NEXT;
+    }
+    if (r->action == PT_RL_SHADOW) {
+        pt_rl_stats_count(r->stats, PT_RL_SHADOW_REJECTED);
+        shadow_log(r, s->x);
+        return STEP_NEXT;
+    }
+    if (r->action == PT_RL_QUEUE) {
+        uint64_t now = pt_time_mono_ns();
+        if (!s->queue_deadline_ns)
+            s->queue_deadline_ns = now + r->max_queue_ns;
+        if (d->retry_ns != UINT64_MAX && now + d->retry_ns <= s->queue_deadline_ns &&
+            arm(s, d->retry_ns)) {
+            if (!s->queued_counted)
+                pt_rl_stats_count(r->stats, PT_RL_QUEUED);
+            s->queued_counted = true;
+            return STEP_WAIT;
+        }
+    }
+    show(s, d, true);
+    (void)reject(s, r);
+    return STEP_REPLY;
+}
+
+/* The counter store failed for rule r. */
+static enum step failed(struct rl_x *s, const struct pt_rl_rule *r)
+{
+    if (r->fail_open || r->action == PT_RL_SHADOW) {
+        pt_rl_stats_count(r->stats, PT_RL_FAILED_OPEN);
+        return STEP_NEXT;
+    }
+    pt_rl_stats_count(r->stats, PT_RL_FAILED_CLOSED);
+    struct pt_rl_decision d = {.limit = r->params.limit, .retry_ns = 1000000000ull};
+    show(s, &d, true);
+    refund_all(s);
+    s->rejected = true;
+    char detail[160];
+    snprintf(detail, sizeof(detail), "rate limit unavailable (rule %s)", r->name);
+    pt_exchange_reply_error(s->x, PT_ERR_RATE_LIMITED, pt_str_from_cstr(detail));
+    return STEP_REPLY;
+}
 
 /* Decide from rule s->next on. */
 static enum pt_filter_status run(struct rl_x *s)
@@ -167,50 +263,60 @@ static enum pt_filter_status run(struct rl_x *s)
         size_t klen = pt_rl_key_build(&r->key, &in, key);
         if (!klen)
             continue;
-        uint64_t now = pt_time_mono_ns();
-        struct pt_rl_decision d;
-        pt_rl_table_decide(r->table, key, klen, now, 1, &d);
-        if (d.allowed) {
-            pt_rl_stats_count(r->stats, PT_RL_ALLOWED);
-            if (r->action != PT_RL_SHADOW)
-                show(s, &d, false);
-            struct charge *c = &s->charges[s->ncharges];
-            c->key = pt_exchange_alloc(x, klen);
-            if (c->key) { /* without memory the charge simply stays */
-                memcpy(c->key, key, klen);
-                c->rule = r;
-                c->len = (uint16_t)klen;
-                c->at_ns = now;
-                s->ncharges++;
+        enum step st;
+        if (r->mode == PT_RL_LOCAL) {
+            uint64_t now = pt_time_mono_ns();
+            struct pt_rl_decision d;
+            pt_rl_table_decide(r->table, key, klen, now, 1, &d);
+            st = apply(s, r, &d, key, klen, now);
+        } else {
+            s->pending_key = pt_exchange_alloc(x, klen);
+            s->pending = s->pending_key
+                             ? pt_rl_redis_call_start(pt_worker_current(), &rr->plan->redis,
+                                                      r->redis_tag, key, klen, &r->params,
+                                                      PT_RL_OP_DECIDE, 1, 0, on_redis, s)
+                             : NULL;
+            if (s->pending && arm(s, (uint64_t)r->redis_timeout_ms * 1000000ull)) {
+                memcpy(s->pending_key, key, klen);
+                s->pending_len = (uint16_t)klen;
+                return PT_FILTER_PAUSE;
             }
-            continue;
-        }
-        if (r->action == PT_RL_SHADOW) {
-            pt_rl_stats_count(r->stats, PT_RL_SHADOW_REJECTED);
-            shadow_log(r, x);
-            continue;
-        }
-        if (r->action == PT_RL_QUEUE) {
-            if (!s->queue_deadline_ns)
-                s->queue_deadline_ns = now + r->max_queue_ns;
-            if (d.retry_ns != UINT64_MAX && now + d.retry_ns <= s->queue_deadline_ns) {
-                if (!s->timer)
-                    s->timer = evtimer_new(pt_exchange_event_base(x), on_timer, s);
-                if (s->timer) {
-                    if (!s->queued_counted)
-                        pt_rl_stats_count(r->stats, PT_RL_QUEUED);
-                    s->queued_counted = true;
-                    struct timeval tv = {(time_t)(d.retry_ns / 1000000000ull),
-                                         (suseconds_t)(d.retry_ns % 1000000000ull / 1000 + 1)};
-                    evtimer_add(s->timer, &tv);
-                    return PT_FILTER_PAUSE;
-                }
+            if (s->pending) {
+                pt_rl_redis_call_abandon(s->pending, true);
+                s->pending = NULL;
             }
+            st = failed(s, r);
         }
-        show(s, &d, true);
-        return reject(s, r);
+        if (st == STEP_WAIT)
+            return PT_FILTER_PAUSE;
+        if (st == STEP_REPLY)
+            return PT_FILTER_REPLIED;
     }
     return PT_FILTER_CONTINUE;
+}
+
+/* Continue after a wait: resume the chain when every rule passed. */
+static void continue_after_wait(struct rl_x *s, enum step st)
+{
+    if (st == STEP_NEXT) {
+        s->next++;
+        st = run(s) == PT_FILTER_CONTINUE ? STEP_NEXT : STEP_WAIT;
+        if (st == STEP_NEXT)
+            pt_exchange_resume(s->x);
+    }
+    /* STEP_WAIT: waiting again; STEP_REPLY: the reply runs the response. */
+}
+
+static void on_redis(void *arg, const struct pt_rl_redis_result *res)
+{
+    struct rl_x *s = arg;
+    const struct pt_rl_rule *r = s->rr->rules[s->next];
+    s->pending = NULL;
+    if (s->timer)
+        evtimer_del(s->timer);
+    enum step st =
+        res->ok ? apply(s, r, &res->d, s->pending_key, s->pending_len, res->now_us) : failed(s, r);
+    continue_after_wait(s, st);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -218,10 +324,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct rl_x *s = arg;
-    enum pt_filter_status st = run(s);
-    if (st == PT_FILTER_CONTINUE)
+    if (s->pending) {
+        /* The rule's Redis budget is spent. */
+        const struct pt_rl_rule *r = s->rr->rules[s->next];
+        pt_rl_redis_call_abandon(s->pending, !r->fail_open);
+        s->pending = NULL;
+        continue_after_wait(s, failed(s, r));
+        return;
+    }
+    /* A queue wait is over: ask the same rule again. */
+    if (run(s) == PT_FILTER_CONTINUE)
         pt_exchange_resume(s->x);
-    /* PAUSE: the timer is armed again; REPLIED: the reply runs the response. */
 }
 
 static enum pt_filter_status rl_request_head(struct pt_exchange *x, void *instance)
@@ -281,12 +394,17 @@ static void rl_done(struct pt_exchange *x, void *instance)
     struct rl_x *s = pt_exchange_get_data(x, instance);
     if (!s)
         return;
+    bool waiting = s->pending || (s->timer && evtimer_pending(s->timer, NULL));
+    if (s->pending) {
+        pt_rl_redis_call_abandon(s->pending, true);
+        s->pending = NULL;
+    }
+    if (waiting) {
+        /* The client left while the request waited (queue, Redis): give
+         * back what it took from the rules before. */
+        refund_all(s);
+    }
     if (s->timer) {
-        if (evtimer_pending(s->timer, NULL)) {
-            /* Still waiting in a queue: the client left; give back what it
-             * took from the rules before. */
-            refund_all(s);
-        }
         event_free(s->timer);
         s->timer = NULL;
     }

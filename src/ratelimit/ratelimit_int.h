@@ -11,6 +11,7 @@
 #include "ratelimit/algo.h"
 #include "ratelimit/key.h"
 #include "ratelimit/ratelimit.h"
+#include "ratelimit/redis.h"
 #include "ratelimit/stats.h"
 #include "ratelimit/table.h"
 
@@ -44,6 +45,7 @@ struct pt_rl_rule {
     uint32_t redis_timeout_ms;
     uint32_t lease_size;
     char fingerprint[17];      /* hex; part of table and Redis keys */
+    char redis_tag[34];        /* hash of the name, fingerprint: the rule's Redis keys */
     struct pt_rl_table *table; /* shared, refcounted (registry in rules.c) */
     struct pt_rl_stats *stats;
     _Atomic uint64_t last_log_ns; /* throttles shadow log lines (the one mutable field) */
@@ -59,6 +61,7 @@ struct pt_rl_apikey {
 };
 
 struct pt_rl_plan {
+    struct pt_rl_redis_cfg redis; /* host NULL: no Redis configured */
     struct pt_rl_rule *rules;
     size_t nrules;
     struct pt_rl_apikey *keys; /* sorted by hash */

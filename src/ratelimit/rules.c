@@ -118,6 +118,9 @@ static int compile_rule(const RuleCfg *rc, size_t index, struct pt_rl_rule *r, s
     uint64_t lease = rc->lease_size ? rc->lease_size : rc->limit / 10;
     r->lease_size = (uint32_t)(lease < 1 ? 1 : lease > 1000 ? 1000 : lease);
     fingerprint(rc, r, r->fingerprint);
+    char hex[65];
+    pt_rl_sha256_hex(r->name, strlen(r->name), hex);
+    snprintf(r->redis_tag, sizeof(r->redis_tag), "%.16s:%s", hex, r->fingerprint);
     r->table = table_ref(r, rc->max_keys);
     r->stats = pt_rl_stats_ref(r->name);
     return 0;
@@ -196,6 +199,36 @@ const struct pt_rl_apikey *pt_rl_plan_find_key(const struct pt_rl_plan *plan,
     return k;
 }
 
+/* --- Redis ------------------------------------------------------------------- */
+
+static void compile_redis(struct pt_rl_plan *p, const Portico__Config__V1__Redis *rd)
+{
+    struct pt_rl_redis_cfg *c = &p->redis;
+    const char *colon = strrchr(rd->address, ':'); /* validated: host:port */
+    const char *h = rd->address;
+    size_t hlen = colon ? (size_t)(colon - h) : strlen(h);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    c->host = pt_xmalloc(hlen + 1);
+    memcpy(c->host, h, hlen);
+    c->host[hlen] = '\0';
+    c->port = colon ? atoi(colon + 1) : 6379;
+    const char *pw = rd->password_env && *rd->password_env ? getenv(rd->password_env) : NULL;
+    c->password = pw ? pt_xstrdup(pw) : NULL;
+    c->key_prefix = pt_xstrdup(rd->key_prefix && *rd->key_prefix ? rd->key_prefix : "portico:rl:");
+    c->connect_timeout_ms = rd->connect_timeout_ms ? rd->connect_timeout_ms : 1000;
+    c->max_backoff_ms = rd->max_backoff_ms ? rd->max_backoff_ms : 2000;
+    char id[600];
+    char pwhash[65] = "";
+    if (c->password)
+        pt_rl_sha256_hex(c->password, strlen(c->password), pwhash);
+    snprintf(id, sizeof(id), "%s|%d|%s|%u|%u", c->host, c->port, pwhash, c->connect_timeout_ms,
+             c->max_backoff_ms);
+    c->id = pt_xstrdup(id);
+}
+
 /* --- plan -------------------------------------------------------------------- */
 
 struct pt_rl_plan *pt_rl_plan_compile(const Portico__Config__V1__Config *cfg, struct pt_diag *diag)
@@ -216,6 +249,8 @@ struct pt_rl_plan *pt_rl_plan_compile(const Portico__Config__V1__Config *cfg, st
         p->nrules++;
     }
     compile_keys(p, cfg);
+    if (cfg->redis && cfg->redis->address && *cfg->redis->address)
+        compile_redis(p, cfg->redis);
     if (rc != 0) {
         pt_rl_plan_free(p);
         return NULL;
@@ -236,6 +271,10 @@ void pt_rl_plan_free(struct pt_rl_plan *p)
         free(p->keys[i].tier);
     }
     free(p->keys);
+    free(p->redis.host);
+    free(p->redis.password);
+    free(p->redis.key_prefix);
+    free(p->redis.id);
     free(p);
 }
 

@@ -356,5 +356,145 @@ class TestGrpc(unittest.TestCase):
             self.assertTrue(gw.running())
 
 
+def redis_time(redis):
+    sec, usec = redis.cli("TIME")
+    return int(sec) + int(usec) / 1e6
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestRedis(unittest.TestCase):
+    """Rules in redis mode against a real redis-server on a free port."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.be = harness.HttpBackend().start()
+        cls.redis = harness.RedisServer().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+        cls.redis.tmp.cleanup()
+        cls.be.stop()
+
+    def gateway(self, rules, workers=2, **top):
+        top.setdefault("redis", {"address": self.redis.address, "max_backoff_ms": 200})
+        return self.enterContext(harness.Portico(base_config(self.be, rules, **top), workers=workers))
+
+    def test_exact_across_three_instances(self):
+        # Sliding-window counter, 100 per 10 s, in Redis time: start the
+        # burst early in a window so it ends inside it; then exactly 100 of
+        # 1,000 concurrent requests spread over 3 instances (2 workers
+        # each) pass.
+        rules = [rule("shared", 100, window=10, mode="redis", algorithm="sliding_window",
+                      fail_open=False, redis_timeout_ms=2000)]
+        gws = [self.gateway(rules) for _ in range(3)]
+        addrs = [g.addr("main") for g in gws]
+        harness.wait_until(lambda: redis_time(self.redis) % 10 < 1.0, timeout=15,
+                           message="the start of a 10 s window")
+        t0 = redis_time(self.redis)
+        deadline = time.monotonic() + 60
+
+        def one(i):
+            if time.monotonic() > deadline:
+                return -1
+            try:
+                return http_get(addrs[i % 3], "/echo")[0]
+            except OSError:
+                return -2
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=60) as ex:
+            statuses = list(ex.map(one, range(1000)))
+        t1 = redis_time(self.redis)
+        self.assertEqual(int(t0) // 10, int(t1) // 10, "the burst left its window (%.1f s)" % (t1 - t0))
+        self.assertEqual(statuses.count(200), 100, statuses)
+        self.assertEqual(statuses.count(429), 900)
+        failed = 0
+        for g in gws:
+            with AdminClient(g.admin_addr) as a:
+                st = stats(a, "shared")
+                failed += st.failed_open + st.failed_closed
+        self.assertEqual(failed, 0)
+
+    def test_keys_are_bounded_and_cluster_ready(self):
+        gw = self.gateway([rule("hostile", 5, key="header:x-t+ip", mode="redis")])
+        for v in ("A" * 6000, "{x} FLUSHALL\t*", "plain"):
+            self.assertEqual(http_get(gw.addr("main"), "/echo", {"x-t": v})[0], 200)
+        keys = self.redis.cli("KEYS", "portico:rl:*")
+        self.assertGreaterEqual(len(keys), 3)
+        for k in keys:
+            self.assertRegex(k, r"^portico:rl:\{[0-9a-f]{16}:[0-9a-f]{16}:[!-~]+\}$")
+            self.assertNotIn("{", k[len("portico:rl:{"):])
+            self.assertLess(len(k), 200)
+        self.assertEqual(self.redis.cli("DBSIZE"), len(self.redis.cli("KEYS", "*")))
+
+    def test_flush_and_script_flush(self):
+        gw = self.gateway([rule("flushy", 2, key="header:x-f", mode="redis")])
+        addr, h = gw.addr("main"), {"x-f": "flush-test"}
+        self.assertEqual([http_get(addr, "/echo", h)[0] for _ in range(3)], [200, 200, 429])
+        self.redis.cli("FLUSHALL")
+        self.redis.cli("SCRIPT", "FLUSH")
+        # Counters are gone (a fresh quota); the script is sent again (EVAL
+        # after NOSCRIPT), and nothing failed.
+        self.assertEqual([http_get(addr, "/echo", h)[0] for _ in range(3)], [200, 200, 429])
+        with AdminClient(gw.admin_addr) as a:
+            st = stats(a, "flushy")
+        self.assertEqual((st.allowed, st.rejected, st.failed_open, st.failed_closed), (4, 2, 0, 0))
+        info = self.redis.cli("INFO", "commandstats")
+        self.assertRegex(info, r"cmdstat_eval:calls=[1-9]")
+
+    def test_redis_down_slow_and_back(self):
+        redis = self.enterContext(harness.RedisServer())
+        rules = [rule("open", 3, key="header:x-k", mode="redis", route="echo", redis_timeout_ms=300),
+                 rule("closed", 3, key="header:x-k", mode="redis", route="other",
+                      fail_open=False, redis_timeout_ms=300)]
+        gw = self.gateway(rules, redis={"address": redis.address, "max_backoff_ms": 200})
+        addr = gw.addr("main")
+        admin = self.enterContext(AdminClient(gw.admin_addr))
+        self.assertEqual([http_get(addr, "/echo", {"x-k": "a"})[0] for _ in range(4)],
+                         [200, 200, 200, 429])
+
+        def timed(path, key):
+            t = time.monotonic()
+            status = http_get(addr, path, {"x-k": key}, timeout=10)[0]
+            return status, time.monotonic() - t
+
+        # Slow: Redis stops answering; every request ends within its budget.
+        redis.pause()
+        try:
+            for _ in range(3):
+                st, took = timed("/echo", "a")
+                self.assertEqual(st, 200)
+                self.assertLess(took, 2.0)
+                st, took = timed("/status/200", "a")
+                self.assertEqual(st, 429)
+                self.assertLess(took, 2.0)
+        finally:
+            redis.resume()
+        # Down: connections refused; failing fast.
+        redis.stop()
+        for _ in range(5):
+            st, took = timed("/echo", "b")
+            self.assertEqual(st, 200)
+            self.assertLess(took, 2.0)
+            st, took = timed("/status/200", "b")
+            self.assertEqual(st, 429)
+            self.assertLess(took, 2.0)
+        self.assertGreaterEqual(stats(admin, "open").failed_open, 8)
+        self.assertGreaterEqual(stats(admin, "closed").failed_closed, 8)
+        self.assertIn("redis 127.0.0.1:%d unavailable" % redis.port, gw.stderr)
+        # Back (same port, empty): limiting resumes without a restart.
+        redis.start()
+
+        def limited():
+            return http_get(addr, "/status/200", {"x-k": "c%d" % time.monotonic_ns()})[0] == 200
+
+        harness.wait_until(limited, timeout=20, message="redis limiting back")
+        key = {"x-k": "after-restart"}
+        self.assertEqual([http_get(addr, "/echo", key)[0] for _ in range(4)], [200, 200, 200, 429])
+        self.assertEqual([http_get(addr, "/status/200", key)[0] for _ in range(4)],
+                         [200, 200, 200, 429])
+        self.assertTrue(gw.running())
+
+
 if __name__ == "__main__":
     unittest.main()
