@@ -121,6 +121,9 @@ static void refund_all(struct rl_x *s)
         const struct charge *c = &s->charges[i];
         if (c->rule->mode == PT_RL_LOCAL)
             pt_rl_table_refund(c->rule->table, c->key, c->len, c->at, 1);
+        else if (c->rule->mode == PT_RL_HYBRID) /* the token goes back to the lease */
+            pt_rl_table_lease_add(c->rule->table, c->key, c->len, pt_time_mono_ns(), 1,
+                                  c->rule->lease_ttl_ns);
         else /* fire and forget: a lost refund only costs the client one request */
             pt_rl_redis_call_start(pt_worker_current(), &s->rr->plan->redis, c->rule->redis_tag,
                                    c->key, c->len, &c->rule->params, PT_RL_OP_REFUND, 1, c->at,
@@ -264,17 +267,32 @@ static enum pt_filter_status run(struct rl_x *s)
         if (!klen)
             continue;
         enum step st;
+        uint64_t now = pt_time_mono_ns(), left = 0;
+        enum pt_rl_lease lease;
         if (r->mode == PT_RL_LOCAL) {
-            uint64_t now = pt_time_mono_ns();
             struct pt_rl_decision d;
             pt_rl_table_decide(r->table, key, klen, now, 1, &d);
             st = apply(s, r, &d, key, klen, now);
+        } else if (r->mode == PT_RL_HYBRID &&
+                   (lease = pt_rl_table_lease_take(r->table, key, klen, now, &left)) !=
+                       PT_RL_LEASE_MISS) {
+            /* Served from the instance's lease (or its note that Redis is
+             * empty for a while): no Redis call. */
+            bool tok = lease == PT_RL_LEASE_TOKEN;
+            struct pt_rl_decision d = {.allowed = tok,
+                                       .limit = r->params.limit,
+                                       .remaining = tok ? left : 0,
+                                       .reset_ns = r->params.window_ns,
+                                       .retry_ns = tok ? 0 : left};
+            st = apply(s, r, &d, key, klen, now);
         } else {
+            bool take = r->mode == PT_RL_HYBRID;
             s->pending_key = pt_exchange_alloc(x, klen);
             s->pending = s->pending_key
                              ? pt_rl_redis_call_start(pt_worker_current(), &rr->plan->redis,
                                                       r->redis_tag, key, klen, &r->params,
-                                                      PT_RL_OP_DECIDE, 1, 0, on_redis, s)
+                                                      take ? PT_RL_OP_TAKE : PT_RL_OP_DECIDE,
+                                                      take ? r->lease_size : 1, 0, on_redis, s)
                              : NULL;
             if (s->pending && arm(s, (uint64_t)r->redis_timeout_ms * 1000000ull)) {
                 memcpy(s->pending_key, key, klen);
@@ -314,8 +332,28 @@ static void on_redis(void *arg, const struct pt_rl_redis_result *res)
     s->pending = NULL;
     if (s->timer)
         evtimer_del(s->timer);
-    enum step st =
-        res->ok ? apply(s, r, &res->d, s->pending_key, s->pending_len, res->now_us) : failed(s, r);
+    enum step st;
+    if (!res->ok) {
+        st = failed(s, r);
+    } else if (r->mode == PT_RL_HYBRID) {
+        /* A lease of res->value tokens: this request spends one, the
+         * instance keeps the rest for lease_ttl. */
+        uint64_t now = pt_time_mono_ns();
+        struct pt_rl_decision d = res->d;
+        d.allowed = res->value > 0;
+        if (d.allowed) {
+            pt_rl_table_lease_add(r->table, s->pending_key, s->pending_len, now, res->value - 1,
+                                  r->lease_ttl_ns);
+            d.remaining += res->value - 1;
+            d.retry_ns = 0;
+        } else if (d.retry_ns != UINT64_MAX) {
+            pt_rl_table_lease_deny(r->table, s->pending_key, s->pending_len, now, d.retry_ns,
+                                   r->lease_ttl_ns);
+        }
+        st = apply(s, r, &d, s->pending_key, s->pending_len, now);
+    } else {
+        st = apply(s, r, &res->d, s->pending_key, s->pending_len, res->now_us);
+    }
     continue_after_wait(s, st);
 }
 

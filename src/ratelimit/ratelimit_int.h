@@ -31,6 +31,8 @@ enum pt_rl_mode {
 #define PT_RL_DEFAULT_IPV6_PREFIX 64u
 #define PT_RL_DEFAULT_IPV4_PREFIX 32u
 #define PT_RL_DEFAULT_REDIS_TIMEOUT_MS 50u
+/* Hybrid: unspent leased tokens expire after min(window, this). */
+#define PT_RL_LEASE_TTL_NS 1000000000ull
 
 struct pt_rl_rule {
     char *name;
@@ -44,6 +46,7 @@ struct pt_rl_rule {
     bool fail_open;
     uint32_t redis_timeout_ms;
     uint32_t lease_size;
+    uint64_t lease_ttl_ns;     /* hybrid: a lease's unspent tokens expire then */
     char fingerprint[17];      /* hex; part of table and Redis keys */
     char redis_tag[34];        /* hash of the name, fingerprint: the rule's Redis keys */
     struct pt_rl_table *table; /* shared, refcounted (registry in rules.c) */

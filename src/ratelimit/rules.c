@@ -117,6 +117,8 @@ static int compile_rule(const RuleCfg *rc, size_t index, struct pt_rl_rule *r, s
         rc->redis_timeout_ms ? rc->redis_timeout_ms : PT_RL_DEFAULT_REDIS_TIMEOUT_MS;
     uint64_t lease = rc->lease_size ? rc->lease_size : rc->limit / 10;
     r->lease_size = (uint32_t)(lease < 1 ? 1 : lease > 1000 ? 1000 : lease);
+    r->lease_ttl_ns =
+        r->params.window_ns < PT_RL_LEASE_TTL_NS ? r->params.window_ns : PT_RL_LEASE_TTL_NS;
     fingerprint(rc, r, r->fingerprint);
     char hex[65];
     pt_rl_sha256_hex(r->name, strlen(r->name), hex);

@@ -43,6 +43,9 @@ if algo == 'tb' then
   elseif op == 't' then
     ok = math.min(div(level, W), n)
     level = level - ok * W
+    if ok == 0 then
+      if W > full then retry = -1 else retry = cdiv(W - level, L) end
+    end
   else
     local need = n * W
     if level >= need then
@@ -82,9 +85,11 @@ else
     ok = math.min(avail, n)
     c = c + ok
     used = used + ok * W
-  else
-    local need = n * W
-    if used + need <= cap then
+  end
+  if op == 'd' or (op == 't' and ok == 0) then
+    local need = W
+    if op == 'd' then need = n * W end
+    if op == 'd' and used + need <= cap then
       ok = 1
       c = c + n
       used = used + need

@@ -217,37 +217,57 @@ static uint64_t idle_at(const struct pt_rl_params *p, const struct pt_rl_state *
     return now + d->reset_ns < now ? UINT64_MAX : now + d->reset_ns;
 }
 
+/* A new entry for key in s (locked), evicting the LRU one when full. */
+static struct entry *insert_locked(struct pt_rl_table *t, struct stripe *s, uint64_t h,
+                                   const void *key, size_t len, uint64_t now_ns)
+{
+    if (s->count >= t->max_per_stripe) {
+        struct entry *old = s->lru.prev;
+        if (old->idle_at_ns > now_ns)
+            atomic_fetch_add_explicit(&t->evictions_busy, 1, memory_order_relaxed);
+        remove_entry(s, old);
+    }
+    struct entry *e = pt_xcalloc(1, sizeof(*e) + len);
+    e->hash = h;
+    e->len = (uint16_t)len;
+    memcpy(e->key, key, len);
+    if (s->count + 1 > s->nbuckets && s->nbuckets < (1u << 20))
+        grow(s);
+    struct entry **b = &s->buckets[(h >> 6) & (s->nbuckets - 1)];
+    e->hnext = *b;
+    *b = e;
+    s->count++;
+    lru_push_front(s, e);
+    return e;
+}
+
+/* key's entry (created when absent, when create), moved to the front of
+ * its stripe's LRU list, with the stripe locked (the caller unlocks). */
+static struct entry *lookup_locked(struct pt_rl_table *t, const void *key, size_t len,
+                                   uint64_t now_ns, bool create, struct stripe **out)
+{
+    uint64_t h = pt_rl_siphash(t->sipkey, key, len);
+    struct stripe *s = stripe_of(t, h);
+    pthread_mutex_lock(&s->mu);
+    *out = s;
+    drop_idle(s, now_ns, 2);
+    struct entry *e = find(s, h, key, len);
+    if (e) {
+        lru_unlink(e);
+        lru_push_front(s, e);
+    } else if (create) {
+        e = insert_locked(t, s, h, key, len, now_ns);
+    }
+    return e;
+}
+
 void pt_rl_table_decide(struct pt_rl_table *t, const void *key, size_t len, uint64_t now_ns,
                         uint64_t n, struct pt_rl_decision *d)
 {
     if (len > UINT16_MAX)
         len = UINT16_MAX;
-    uint64_t h = pt_rl_siphash(t->sipkey, key, len);
-    struct stripe *s = stripe_of(t, h);
-    pthread_mutex_lock(&s->mu);
-    drop_idle(s, now_ns, 2);
-    struct entry *e = find(s, h, key, len);
-    if (e) {
-        lru_unlink(e);
-    } else {
-        if (s->count >= t->max_per_stripe) {
-            struct entry *old = s->lru.prev;
-            if (old->idle_at_ns > now_ns)
-                atomic_fetch_add_explicit(&t->evictions_busy, 1, memory_order_relaxed);
-            remove_entry(s, old);
-        }
-        e = pt_xcalloc(1, sizeof(*e) + len);
-        e->hash = h;
-        e->len = (uint16_t)len;
-        memcpy(e->key, key, len);
-        if (s->count + 1 > s->nbuckets && s->nbuckets < (1u << 20))
-            grow(s);
-        struct entry **b = &s->buckets[(h >> 6) & (s->nbuckets - 1)];
-        e->hnext = *b;
-        *b = e;
-        s->count++;
-    }
-    lru_push_front(s, e);
+    struct stripe *s;
+    struct entry *e = lookup_locked(t, key, len, now_ns, true, &s);
     pt_rl_decide(&t->p, &e->st, now_ns, n, d);
     e->idle_at_ns = idle_at(&t->p, &e->st, now_ns, d);
     pthread_mutex_unlock(&s->mu);
@@ -264,6 +284,59 @@ void pt_rl_table_refund(struct pt_rl_table *t, const void *key, size_t len, uint
     struct entry *e = find(s, h, key, len);
     if (e)
         pt_rl_refund(&t->p, &e->st, charged_ns, n);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* In lease mode the state holds: curr = tokens, stamp_ns = their expiry,
+ * prev = "Redis is empty" until then (ns). */
+enum pt_rl_lease pt_rl_table_lease_take(struct pt_rl_table *t, const void *key, size_t len,
+                                        uint64_t now_ns, uint64_t *left)
+{
+    if (len > UINT16_MAX)
+        len = UINT16_MAX;
+    struct stripe *s;
+    struct entry *e = lookup_locked(t, key, len, now_ns, false, &s);
+    enum pt_rl_lease r = PT_RL_LEASE_MISS;
+    if (e && e->st.curr > 0 && e->st.stamp_ns > now_ns) {
+        e->st.curr--;
+        *left = e->st.curr;
+        r = PT_RL_LEASE_TOKEN;
+    } else if (e && e->st.prev > now_ns) {
+        *left = e->st.prev - now_ns;
+        r = PT_RL_LEASE_DENIED;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+void pt_rl_table_lease_deny(struct pt_rl_table *t, const void *key, size_t len, uint64_t now_ns,
+                            uint64_t retry_ns, uint64_t ttl_ns)
+{
+    if (len > UINT16_MAX)
+        len = UINT16_MAX;
+    struct stripe *s;
+    struct entry *e = lookup_locked(t, key, len, now_ns, true, &s);
+    e->st.prev = now_ns + (retry_ns < ttl_ns ? retry_ns : ttl_ns);
+    if (e->idle_at_ns < e->st.prev)
+        e->idle_at_ns = e->st.prev;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void pt_rl_table_lease_add(struct pt_rl_table *t, const void *key, size_t len, uint64_t now_ns,
+                           uint64_t k, uint64_t ttl_ns)
+{
+    if (!k)
+        return;
+    if (len > UINT16_MAX)
+        len = UINT16_MAX;
+    struct stripe *s;
+    struct entry *e = lookup_locked(t, key, len, now_ns, true, &s);
+    if (e->st.stamp_ns <= now_ns)
+        e->st.curr = 0; /* expired tokens are gone */
+    e->st.curr += k;
+    e->st.stamp_ns = now_ns + ttl_ns;
+    e->st.prev = 0;
+    e->idle_at_ns = e->st.stamp_ns;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -22,6 +22,7 @@
 #ifndef PT_RATELIMIT_TABLE_H
 #define PT_RATELIMIT_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,27 @@ void pt_rl_table_decide(struct pt_rl_table *t, const void *key, size_t len, uint
 /* pt_rl_refund() on key's state (nothing when the key was evicted). */
 void pt_rl_table_refund(struct pt_rl_table *t, const void *key, size_t len, uint64_t charged_ns,
                         uint64_t n);
+
+/*
+ * Leases (hybrid mode): the same table holding, per key, tokens taken from
+ * Redis in a batch and not spent yet, valid until an expiry, or a note
+ * that Redis had none left. take: PT_RL_LEASE_TOKEN (one token fewer;
+ * *left = tokens that remain) when the key holds an unexpired token.
+ * add: k more tokens, all valid until now_ns + ttl_ns.
+ */
+enum pt_rl_lease {
+    PT_RL_LEASE_MISS = 0, /* no token held: ask Redis */
+    PT_RL_LEASE_TOKEN,    /* one token spent from the lease */
+    PT_RL_LEASE_DENIED,   /* Redis said "empty" until *left ns from now */
+};
+enum pt_rl_lease pt_rl_table_lease_take(struct pt_rl_table *t, const void *key, size_t len,
+                                        uint64_t now_ns, uint64_t *left);
+/* Remember that Redis had no token for key until now_ns + retry_ns (capped
+ * at ttl_ns): requests meanwhile are rejected without asking again. */
+void pt_rl_table_lease_deny(struct pt_rl_table *t, const void *key, size_t len, uint64_t now_ns,
+                            uint64_t retry_ns, uint64_t ttl_ns);
+void pt_rl_table_lease_add(struct pt_rl_table *t, const void *key, size_t len, uint64_t now_ns,
+                           uint64_t k, uint64_t ttl_ns);
 
 /* Keys held now, and keys evicted while not idle, since creation. */
 size_t pt_rl_table_count(struct pt_rl_table *t);

@@ -14,6 +14,7 @@ import http.client
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import unittest
@@ -415,6 +416,38 @@ class TestRedis(unittest.TestCase):
                 failed += st.failed_open + st.failed_closed
         self.assertEqual(failed, 0)
 
+    def test_hybrid_leases_stay_within_the_bound(self):
+        # Token bucket of 100 per hour (no refill during the burst), leases
+        # of 10: every allowed request spent a token Redis handed out, so at
+        # most 100 pass; tokens stranded in the leases of the 3 instances
+        # (at most one lease per worker each) are the only shortfall. Most
+        # requests make no Redis call.
+        rules = [rule("leased", 100, mode="hybrid", lease_size=10, fail_open=False,
+                      redis_timeout_ms=2000)]
+        gws = [self.gateway(rules) for _ in range(3)]
+        addrs = [g.addr("main") for g in gws]
+        before = self.script_calls()
+
+        def one(i):
+            try:
+                return http_get(addrs[i % 3], "/echo")[0]
+            except OSError:
+                return -2
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=60) as ex:
+            statuses = list(ex.map(one, range(1000)))
+        calls = self.script_calls() - before
+        allowed = statuses.count(200)
+        self.assertEqual(allowed + statuses.count(429), 1000)
+        self.assertLessEqual(allowed, 100)
+        self.assertGreaterEqual(allowed, 100 - 3 * 2 * 10)
+        self.assertLess(calls, 400, "Redis script calls for 1,000 requests")
+        sys.stderr.write("\nhybrid: %d of 1000 allowed with %d Redis calls\n" % (allowed, calls))
+
+    def script_calls(self):
+        info = self.redis.cli("INFO", "commandstats")
+        return sum(int(m) for m in re.findall(r"cmdstat_eval(?:sha)?:calls=(\d+)", info))
+
     def test_keys_are_bounded_and_cluster_ready(self):
         gw = self.gateway([rule("hostile", 5, key="header:x-t+ip", mode="redis")])
         for v in ("A" * 6000, "{x} FLUSHALL\t*", "plain"):
@@ -428,7 +461,8 @@ class TestRedis(unittest.TestCase):
         self.assertEqual(self.redis.cli("DBSIZE"), len(self.redis.cli("KEYS", "*")))
 
     def test_flush_and_script_flush(self):
-        gw = self.gateway([rule("flushy", 2, key="header:x-f", mode="redis")])
+        # One worker: its one connection loaded the script before the flush.
+        gw = self.gateway([rule("flushy", 2, key="header:x-f", mode="redis")], workers=1)
         addr, h = gw.addr("main"), {"x-f": "flush-test"}
         self.assertEqual([http_get(addr, "/echo", h)[0] for _ in range(3)], [200, 200, 429])
         self.redis.cli("FLUSHALL")
@@ -447,7 +481,8 @@ class TestRedis(unittest.TestCase):
         rules = [rule("open", 3, key="header:x-k", mode="redis", route="echo", redis_timeout_ms=300),
                  rule("closed", 3, key="header:x-k", mode="redis", route="other",
                       fail_open=False, redis_timeout_ms=300)]
-        gw = self.gateway(rules, redis={"address": redis.address, "max_backoff_ms": 200})
+        # One worker, so "its connection is back" is one observable fact.
+        gw = self.gateway(rules, workers=1, redis={"address": redis.address, "max_backoff_ms": 200})
         addr = gw.addr("main")
         admin = self.enterContext(AdminClient(gw.admin_addr))
         self.assertEqual([http_get(addr, "/echo", {"x-k": "a"})[0] for _ in range(4)],
