@@ -56,6 +56,7 @@ struct rl_x {
     struct pt_rl_redis_call *pending; /* the Redis call being waited for */
     char *pending_key;                /* its key (arena) */
     uint16_t pending_len;
+    bool pending_take; /* the call fetches a lease (hybrid) */
 };
 
 static void *rl_create(const struct pt_filter_config *cfg, struct pt_diag *diag)
@@ -268,14 +269,16 @@ static enum pt_filter_status run(struct rl_x *s)
             continue;
         enum step st;
         uint64_t now = pt_time_mono_ns(), left = 0;
-        enum pt_rl_lease lease;
+        enum pt_rl_lease lease = PT_RL_LEASE_MISS;
         if (r->mode == PT_RL_LOCAL) {
             struct pt_rl_decision d;
             pt_rl_table_decide(r->table, key, klen, now, 1, &d);
             st = apply(s, r, &d, key, klen, now);
         } else if (r->mode == PT_RL_HYBRID &&
-                   (lease = pt_rl_table_lease_take(r->table, key, klen, now, &left)) !=
-                       PT_RL_LEASE_MISS) {
+                   ((lease = pt_rl_table_lease_take(r->table, key, klen, now,
+                                                    (uint64_t)r->redis_timeout_ms * 1000000ull,
+                                                    &left)) == PT_RL_LEASE_TOKEN ||
+                    lease == PT_RL_LEASE_DENIED)) {
             /* Served from the instance's lease (or its note that Redis is
              * empty for a while): no Redis call. */
             bool tok = lease == PT_RL_LEASE_TOKEN;
@@ -286,7 +289,10 @@ static enum pt_filter_status run(struct rl_x *s)
                                        .retry_ns = tok ? 0 : left};
             st = apply(s, r, &d, key, klen, now);
         } else {
-            bool take = r->mode == PT_RL_HYBRID;
+            /* Hybrid: fetch a lease, unless another request is fetching
+             * one (then decide this request alone in Redis). */
+            bool take = r->mode == PT_RL_HYBRID && lease == PT_RL_LEASE_MISS;
+            s->pending_take = take;
             s->pending_key = pt_exchange_alloc(x, klen);
             s->pending = s->pending_key
                              ? pt_rl_redis_call_start(pt_worker_current(), &rr->plan->redis,
@@ -335,7 +341,7 @@ static void on_redis(void *arg, const struct pt_rl_redis_result *res)
     enum step st;
     if (!res->ok) {
         st = failed(s, r);
-    } else if (r->mode == PT_RL_HYBRID) {
+    } else if (s->pending_take) {
         /* A lease of res->value tokens: this request spends one, the
          * instance keeps the rest for lease_ttl. */
         uint64_t now = pt_time_mono_ns();

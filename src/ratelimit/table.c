@@ -288,22 +288,30 @@ void pt_rl_table_refund(struct pt_rl_table *t, const void *key, size_t len, uint
 }
 
 /* In lease mode the state holds: curr = tokens, stamp_ns = their expiry,
- * prev = "Redis is empty" until then (ns). */
+ * prev = "Redis is empty" until then (ns), level = a fetch is in flight
+ * until then (ns). */
 enum pt_rl_lease pt_rl_table_lease_take(struct pt_rl_table *t, const void *key, size_t len,
-                                        uint64_t now_ns, uint64_t *left)
+                                        uint64_t now_ns, uint64_t fetch_ns, uint64_t *left)
 {
     if (len > UINT16_MAX)
         len = UINT16_MAX;
     struct stripe *s;
-    struct entry *e = lookup_locked(t, key, len, now_ns, false, &s);
-    enum pt_rl_lease r = PT_RL_LEASE_MISS;
-    if (e && e->st.curr > 0 && e->st.stamp_ns > now_ns) {
+    struct entry *e = lookup_locked(t, key, len, now_ns, true, &s);
+    enum pt_rl_lease r;
+    if (e->st.curr > 0 && e->st.stamp_ns > now_ns) {
         e->st.curr--;
         *left = e->st.curr;
         r = PT_RL_LEASE_TOKEN;
-    } else if (e && e->st.prev > now_ns) {
+    } else if (e->st.prev > now_ns) {
         *left = e->st.prev - now_ns;
         r = PT_RL_LEASE_DENIED;
+    } else if (e->st.level > now_ns) {
+        r = PT_RL_LEASE_BUSY;
+    } else {
+        e->st.level = now_ns + fetch_ns;
+        if (e->idle_at_ns < now_ns + fetch_ns)
+            e->idle_at_ns = now_ns + fetch_ns;
+        r = PT_RL_LEASE_MISS;
     }
     pthread_mutex_unlock(&s->mu);
     return r;
@@ -317,6 +325,7 @@ void pt_rl_table_lease_deny(struct pt_rl_table *t, const void *key, size_t len, 
     struct stripe *s;
     struct entry *e = lookup_locked(t, key, len, now_ns, true, &s);
     e->st.prev = now_ns + (retry_ns < ttl_ns ? retry_ns : ttl_ns);
+    e->st.level = 0;
     if (e->idle_at_ns < e->st.prev)
         e->idle_at_ns = e->st.prev;
     pthread_mutex_unlock(&s->mu);
@@ -336,6 +345,7 @@ void pt_rl_table_lease_add(struct pt_rl_table *t, const void *key, size_t len, u
     e->st.curr += k;
     e->st.stamp_ns = now_ns + ttl_ns;
     e->st.prev = 0;
+    e->st.level = 0;
     e->idle_at_ns = e->st.stamp_ns;
     pthread_mutex_unlock(&s->mu);
 }

@@ -53,12 +53,15 @@ void pt_rl_table_refund(struct pt_rl_table *t, const void *key, size_t len, uint
  * add: k more tokens, all valid until now_ns + ttl_ns.
  */
 enum pt_rl_lease {
-    PT_RL_LEASE_MISS = 0, /* no token held: ask Redis */
+    PT_RL_LEASE_MISS = 0, /* no token: the caller fetches a lease (marked in flight) */
     PT_RL_LEASE_TOKEN,    /* one token spent from the lease */
     PT_RL_LEASE_DENIED,   /* Redis said "empty" until *left ns from now */
+    PT_RL_LEASE_BUSY,     /* no token, another request is fetching a lease */
 };
+/* On MISS the key is marked "fetching" until now_ns + fetch_ns (or until
+ * lease_add / lease_deny), so one lease at a time is in flight per key. */
 enum pt_rl_lease pt_rl_table_lease_take(struct pt_rl_table *t, const void *key, size_t len,
-                                        uint64_t now_ns, uint64_t *left);
+                                        uint64_t now_ns, uint64_t fetch_ns, uint64_t *left);
 /* Remember that Redis had no token for key until now_ns + retry_ns (capped
  * at ttl_ns): requests meanwhile are rejected without asking again. */
 void pt_rl_table_lease_deny(struct pt_rl_table *t, const void *key, size_t len, uint64_t now_ns,

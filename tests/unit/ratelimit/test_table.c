@@ -108,41 +108,50 @@ static void test_table__idle_drop_is_lossless(void **state)
     pt_rl_table_free(t);
 }
 
+#define FETCH (50 * 1000000ull)
+
+static enum pt_rl_lease take(struct pt_rl_table *t, uint64_t now, uint64_t *left)
+{
+    return pt_rl_table_lease_take(t, "k", 1, now, FETCH, left);
+}
+
 static void test_table__leases_spend_expire_and_deny(void **state)
 {
     (void)state;
     struct pt_rl_params p = tb(100, 10 * SEC);
     struct pt_rl_table *t = pt_rl_table_new(&p, 0);
     uint64_t now = 1000 * SEC, left = 99;
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now, &left), PT_RL_LEASE_MISS);
+    /* The first miss fetches; others wait for it (one fetch in flight). */
+    assert_int_equal(take(t, now, &left), PT_RL_LEASE_MISS);
+    assert_int_equal(take(t, now + 1, &left), PT_RL_LEASE_BUSY);
+    assert_int_equal(take(t, now + FETCH - 1, &left), PT_RL_LEASE_BUSY);
     pt_rl_table_lease_add(t, "k", 1, now, 3, SEC);
     for (uint64_t i = 3; i-- > 0;) {
-        assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now, &left), PT_RL_LEASE_TOKEN);
+        assert_int_equal(take(t, now, &left), PT_RL_LEASE_TOKEN);
         assert_int_equal(left, i);
     }
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now, &left), PT_RL_LEASE_MISS);
+    assert_int_equal(take(t, now, &left), PT_RL_LEASE_MISS);
+    /* A fetch that never completes stops blocking after FETCH. */
+    assert_int_equal(take(t, now + FETCH, &left), PT_RL_LEASE_MISS);
     /* Unspent tokens expire with their lease. */
     pt_rl_table_lease_add(t, "k", 1, now, 5, SEC);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + SEC, &left), PT_RL_LEASE_MISS);
+    assert_int_equal(take(t, now + SEC, &left), PT_RL_LEASE_MISS);
     /* Expired tokens are not revived by a new lease. */
     pt_rl_table_lease_add(t, "k", 1, now + 2 * SEC, 1, SEC);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + 2 * SEC, &left), PT_RL_LEASE_TOKEN);
+    assert_int_equal(take(t, now + 2 * SEC, &left), PT_RL_LEASE_TOKEN);
     assert_int_equal(left, 0);
     /* Denied: for the retry time, capped at the ttl. */
     pt_rl_table_lease_deny(t, "k", 1, now + 3 * SEC, 300 * 1000000ull, SEC);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + 3 * SEC + 100 * 1000000ull, &left),
-                     PT_RL_LEASE_DENIED);
+    assert_int_equal(take(t, now + 3 * SEC + 100 * 1000000ull, &left), PT_RL_LEASE_DENIED);
     assert_int_equal(left, 200 * 1000000ull);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + 3 * SEC + 300 * 1000000ull, &left),
-                     PT_RL_LEASE_MISS);
+    assert_int_equal(take(t, now + 3 * SEC + 300 * 1000000ull, &left), PT_RL_LEASE_MISS);
     pt_rl_table_lease_deny(t, "k", 1, now + 4 * SEC, 3600 * SEC, SEC);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + 5 * SEC - 1, &left),
-                     PT_RL_LEASE_DENIED);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + 5 * SEC, &left), PT_RL_LEASE_MISS);
+    assert_int_equal(take(t, now + 5 * SEC - 1, &left), PT_RL_LEASE_DENIED);
+    assert_int_equal(take(t, now + 5 * SEC, &left), PT_RL_LEASE_MISS);
     /* A new lease ends the denial. */
     pt_rl_table_lease_deny(t, "k", 1, now + 6 * SEC, SEC / 2, SEC);
     pt_rl_table_lease_add(t, "k", 1, now + 6 * SEC, 1, SEC);
-    assert_int_equal(pt_rl_table_lease_take(t, "k", 1, now + 6 * SEC, &left), PT_RL_LEASE_TOKEN);
+    assert_int_equal(take(t, now + 6 * SEC, &left), PT_RL_LEASE_TOKEN);
     pt_rl_table_free(t);
 }
 
