@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -363,6 +364,7 @@ def redis_time(redis):
 
 
 @unittest.skipIf(harness.DIRECT, "gateway-only")
+@unittest.skipUnless(shutil.which("redis-server"), "redis-server not installed (scripts/setup.sh --test)")
 class TestRedis(unittest.TestCase):
     """Rules in redis mode against a real redis-server on a free port."""
 
