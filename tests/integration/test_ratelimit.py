@@ -237,7 +237,8 @@ class TestLocal(unittest.TestCase):
             statuses = list(ex.map(lambda i: http_get(addr, "/echo", {"x-tenant": "%d%s" % (i, big)})[0],
                                    range(2000)))
         self.assertEqual(statuses.count(200), 2000)
-        self.assertLess(harness.rss_kb(gw.pid) - rss0, 64 * 1024)
+        if not harness.is_asan_binary():  # ASan's quarantine keeps freed memory
+            self.assertLess(harness.rss_kb(gw.pid) - rss0, 64 * 1024)
 
 
 @unittest.skipIf(harness.DIRECT, "gateway-only")
