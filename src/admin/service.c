@@ -639,8 +639,9 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
 /* ---- Apply ---- */
 
 /* Instance settings: not applied by Apply. */
-static const char *const instance_sections[] = {
-    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms"};
+static const char *const instance_sections[] = {"workers",          "listeners", "limits",
+                                                "access_log",       "filters",   "admin",
+                                                "drain_timeout_ms", "redis"};
 
 struct apply {
     const Portico__Admin__V1__ApplyRequest *req;
