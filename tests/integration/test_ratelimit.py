@@ -451,6 +451,61 @@ class TestRedis(unittest.TestCase):
         info = self.redis.cli("INFO", "commandstats")
         return sum(int(m) for m in re.findall(r"cmdstat_eval(?:sha)?:calls=(\d+)", info))
 
+    def test_redis_stopped_mid_load(self):
+        # 8 clients send requests back to back on two routes (fail open /
+        # fail closed) while Redis is stopped under them and started again:
+        # no request hangs past its budget, none fails otherwise, the
+        # gateway stays up, and limiting is back afterwards.
+        redis = self.enterContext(harness.RedisServer())
+        rules = [rule("open", 1000000, key="ip", mode="redis", route="echo", redis_timeout_ms=200),
+                 rule("closed", 1000000, key="ip", mode="redis", route="other", fail_open=False,
+                      redis_timeout_ms=200)]
+        gw = self.gateway(rules, redis={"address": redis.address, "max_backoff_ms": 200})
+        addr = gw.addr("main")
+        stop = threading.Event()
+        results = []
+        lock = threading.Lock()
+
+        def client(i):
+            path = "/echo" if i % 2 else "/status/200"
+            end = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < end:
+                t = time.monotonic()
+                try:
+                    st = http_get(addr, path, timeout=10)[0]
+                except OSError:
+                    st = -1
+                with lock:
+                    results.append((path, st, time.monotonic() - t))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            redis.stop()
+            time.sleep(2.0)
+            redis.start()
+            time.sleep(2.0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertGreater(len(results), 100)
+        for path, st, took in results:
+            self.assertLess(took, 2.0, (path, st))
+            if path == "/echo":
+                self.assertEqual(st, 200, "fail open")
+            else:
+                self.assertIn(st, (200, 429), "fail closed")
+        self.assertIn(429, [st for p, st, _ in results if p != "/echo"])
+        with AdminClient(gw.admin_addr) as a:
+            self.assertGreater(stats(a, "open").failed_open, 0)
+            self.assertGreater(stats(a, "closed").failed_closed, 0)
+        harness.wait_until(lambda: http_get(addr, "/status/200")[0] == 200, timeout=10,
+                           message="limiting back")
+        self.assertTrue(gw.running())
+
     def test_keys_are_bounded_and_cluster_ready(self):
         gw = self.gateway([rule("hostile", 5, key="header:x-t+ip", mode="redis")])
         for v in ("A" * 6000, "{x} FLUSHALL\t*", "plain"):
