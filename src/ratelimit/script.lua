@@ -4,15 +4,20 @@
 -- (limit + burst) x window), and divisions are corrected to exact floors.
 -- KEYS[1]  the counter (a hash), ARGV: op ("d" decide, "r" refund, "t" take),
 -- algorithm ("tb" token bucket / GCRA, "sw" sliding window), limit, burst,
--- window (us), n, charged (us, refund only).
+-- window (us), n, charged (us, refund only), and optionally now (us; tests).
 -- Returns {allowed (decide) or taken (take), remaining, reset us, retry us
 -- (-1: never), now us}.
 local op, algo = ARGV[1], ARGV[2]
 local L, B, W = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
 local key = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now
+if ARGV[8] and ARGV[8] ~= '' then
+  now = tonumber(ARGV[8]) -- a given clock: only the equivalence test passes one
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 
 local function div(a, b)
   local q = math.floor(a / b)
@@ -28,7 +33,15 @@ end
 local function s(v) return string.format('%.0f', v) end
 
 local ok, remaining, reset, retry = 0, 0, 0, 0
-if algo == 'tb' then
+if algo == 'tb' and op == 'r' then
+  -- Like pt_rl_refund: no refill, the stamp stays; a key never seen stays so.
+  local full = (L + B) * W
+  local level = tonumber(redis.call('HGET', key, 'l'))
+  if level ~= nil then
+    redis.call('HSET', key, 'l', s(math.min(full, level + n * W)))
+  end
+  return {0, 0, 0, 0, now}
+elseif algo == 'tb' then
   local full = (L + B) * W
   local st = redis.call('HMGET', key, 'l', 't')
   local level, stamp = tonumber(st[1]), tonumber(st[2])
@@ -38,9 +51,7 @@ if algo == 'tb' then
     if now - stamp >= cdiv(full - level, L) then level = full else level = level + (now - stamp) * L end
     stamp = now
   end
-  if op == 'r' then
-    level = math.min(full, level + n * W)
-  elseif op == 't' then
+  if op == 't' then
     ok = math.min(div(level, W), n)
     level = level - ok * W
     if ok == 0 then
@@ -61,6 +72,16 @@ if algo == 'tb' then
   reset = cdiv(full - level, L)
   redis.call('HSET', key, 'l', s(level), 't', s(stamp))
   redis.call('PEXPIRE', key, s(div(reset, 1000) + 1000))
+elseif algo == 'sw' and op == 'r' then
+  -- Like pt_rl_refund: no roll; only a charge of the window the state is
+  -- in is given back.
+  local st = redis.call('HMGET', key, 's', 'c')
+  local ws, c = tonumber(st[1]), tonumber(st[2])
+  local ch = tonumber(ARGV[7])
+  if ws ~= nil and c ~= nil and ch - (ch - div(ch, W) * W) == ws then
+    redis.call('HSET', key, 'c', s(math.max(0, c - n)))
+  end
+  return {0, 0, 0, 0, now}
 else
   local st = redis.call('HMGET', key, 's', 'p', 'c')
   local ws, p, c = tonumber(st[1]), tonumber(st[2]) or 0, tonumber(st[3]) or 0
@@ -75,11 +96,7 @@ else
   local elapsed = at - start
   local cap = L * W
   local used = p * (W - elapsed) + c * W
-  if op == 'r' then
-    local ch = tonumber(ARGV[7])
-    if ch - (ch - div(ch, W) * W) == start then c = math.max(0, c - n) end
-    used = p * (W - elapsed) + c * W
-  elseif op == 't' then
+  if op == 't' then
     local avail = 0
     if used < cap then avail = div(cap - used, W) end
     ok = math.min(avail, n)

@@ -12,9 +12,12 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
+import os
+import random
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -587,6 +590,61 @@ class TestRedis(unittest.TestCase):
         self.assertEqual([http_get(addr, "/status/200", key)[0] for _ in range(4)],
                          [200, 200, 200, 429])
         self.assertTrue(gw.running())
+
+
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(harness.portico_bin())), "rl_reference")
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "ratelimit",
+                      "script.lua")
+
+
+@unittest.skipUnless(shutil.which("redis-server"), "redis-server not installed (scripts/setup.sh --test)")
+@unittest.skipUnless(os.path.exists(REFERENCE), "rl_reference not built (PORTICO_TESTS=ON)")
+class TestScriptMirrorsAlgo(unittest.TestCase):
+    """The Redis script against algo.c (tests/unit/ratelimit/rl_reference)
+    on random traces with a given clock: the same decisions, remaining,
+    reset and retry (the script works in microseconds: the C times rounded
+    up), takes and refunds."""
+
+    def test_random_traces(self):
+        with harness.RedisServer() as redis, open(SCRIPT) as f:
+            sha = redis.cli("SCRIPT", "LOAD", f.read())
+            rnd = random.Random(6)
+            lines, calls = [], []
+            for trace in range(200):
+                algo = rnd.choice(["token_bucket", "gcra", "sliding_window"])
+                limit = rnd.choice([1, 2, 3, 5, 10, 37])
+                burst = rnd.choice([0, 0, 1, 4])
+                window = rnd.choice([1000, 7919, 100000, 1000000, 3000000])
+                now = 1700000000000000 + rnd.randrange(0, 10 ** 9)
+                charges = []
+                for i in range(40):
+                    now += rnd.choice([0, 0, 1, 17, window // limit, window // 3, window, 3 * window,
+                                       -rnd.randrange(1, 50)])
+                    key = "t%d" % trace
+                    r = rnd.random()
+                    if r < 0.12 and charges:
+                        op, n, charged = "r", 1, rnd.choice(charges)
+                    elif r < 0.25:
+                        op, n, charged = "t", rnd.randrange(1, 6), 0
+                    else:
+                        op, n, charged = "d", rnd.choice([1, 1, 1, 2]), 0
+                    lines.append("%s %s %s %d %d %d %d %d %d" % (key, op, algo, limit, burst, window,
+                                                                n, now, charged))
+                    calls.append((key, op, "sw" if algo == "sliding_window" else "tb", limit, burst,
+                                  window, n, charged, now))
+                    if op == "d":
+                        charges.append(now)
+            ref = subprocess.run([REFERENCE], input="\n".join(lines) + "\n", capture_output=True,
+                                 text=True, timeout=60, check=True).stdout.split("\n")
+            for i, (key, op, algo, limit, burst, window, n, charged, now) in enumerate(calls):
+                got = redis.cli("EVALSHA", sha, "1", "mirror:" + key, op, algo, limit, burst, window,
+                                n, charged, now)
+                want = ref[i].split()
+                where = "%s (%s)" % (lines[i], got)
+                if op == "d":
+                    self.assertEqual([str(v) for v in got[:4]], want, where)
+                elif op == "t":
+                    self.assertEqual(str(got[0]), want[0], where)
 
 
 if __name__ == "__main__":
