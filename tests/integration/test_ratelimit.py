@@ -287,10 +287,12 @@ class TestTiersAndAdmin(unittest.TestCase):
                                                "rate_limit_tier": "free"}).key
         prem = c.call("CreateApiKey", api_key={"name": "kprem", "client_id": "bigco",
                                                "rate_limit_tier": "premium"}).key
-        c.call("CreateRateLimitRule", rule=rule("free", 2, key="client_id", tier="free",
-                                                           route="echo"))
+        # "free" last: once it is enforced, so is "premium" (snapshots are
+        # published in order).
         c.call("CreateRateLimitRule", rule=rule("premium", 5, key="client_id",
                                                            tier="premium", route="echo"))
+        c.call("CreateRateLimitRule", rule=rule("free", 2, key="client_id", tier="free",
+                                                           route="echo"))
         self.addCleanup(lambda: [c.call(m, name=n) for m, n in (
             ("DeleteRateLimitRule", "free"), ("DeleteRateLimitRule", "premium"),
             ("DeleteApiKey", "kfree"), ("DeleteApiKey", "kprem"))])
