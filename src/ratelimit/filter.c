@@ -22,6 +22,11 @@
  * rule fails open (counted failed_open) or rejects it (failed_closed); a
  * late answer to an abandoned call is ignored, or refunded when the
  * request was rejected meanwhile.
+ *
+ * Hybrid rules (mode hybrid): a token from the instance's lease for the key
+ * decides at once; an empty lease fetches a new one (the same Redis wait),
+ * or, while another request is fetching it, this request is decided alone
+ * in Redis; a recent "Redis is empty" answer rejects at once.
  */
 #include <event2/event.h>
 #include <inttypes.h>
