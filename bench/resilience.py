@@ -16,6 +16,9 @@ Targets, each with its nearest settings (written into the run directory):
   portico      least_connections + outlier detection + a per-instance
                circuit breaker + one retry on 5xx on another instance;
   portico-ewma the same with peak_ewma balancing;
+  portico-hedge the first with a hedge: a second attempt on another
+               instance when no answer came within 50 ms (nginx has no
+               equivalent);
   nginx        least_conn, max_fails=5 fail_timeout=10s,
                proxy_next_upstream error timeout http_502 http_503 http_504,
                proxy_next_upstream_tries 2.
@@ -39,7 +42,7 @@ import bench  # noqa: E402  (Proc, wait_port, port_free, percentile, isolate)
 
 SECTION = "<!-- section: resilience (written by bench/resilience.py) -->"
 PHASES = [("healthy", "ok"), ("slow", "slow"), ("failing", "fail"), ("recovered", "ok")]
-TARGETS = ["portico", "nginx", "portico-ewma"]
+TARGETS = ["portico", "nginx", "portico-ewma", "portico-hedge"]
 
 
 def free_ports(n):
@@ -53,8 +56,9 @@ def free_ports(n):
     raise RuntimeError("no free port range found")
 
 
-def portico_conf(port, be_ports, lb):
+def portico_conf(port, be_ports, lb, hedge_ms=0):
     inst = "\n".join(f"      - {{host: 127.0.0.1, port: {p}}}" for p in be_ports)
+    hedge = f"    hedge: {{delay_ms: {hedge_ms}}}\n" if hedge_ms else ""
     return f"""# portico: {lb} + outlier detection + per-instance breaker + 1 retry on 5xx
 workers: 1
 listeners:
@@ -81,7 +85,7 @@ routes:
     service: be
     retry_count: 1
     retry_on: [5xx, connect-failure, reset]
-limits:
+{hedge}limits:
   idle_timeout_ms: 600000
 access_log:
   enabled: false
@@ -147,9 +151,10 @@ class Run:
                 proxy = bench.Proc("nginx", ["nginx", "-c", conf, "-p", self.dir], a.proxy_cpu, self.dir)
             else:
                 lb = "peak_ewma" if self.target == "portico-ewma" else "least_connections"
+                hedge = 50 if self.target == "portico-hedge" else 0
                 conf = os.path.join(self.dir, "portico.yaml")
                 with open(conf, "w") as f:
-                    f.write(portico_conf(proxy_port, be_ports, lb))
+                    f.write(portico_conf(proxy_port, be_ports, lb, hedge))
                 proxy = bench.Proc("portico", [a.portico, "--config", conf], a.proxy_cpu, self.dir)
             procs.append(proxy)
             bench.wait_port(proxy_port, proxy)
@@ -234,7 +239,8 @@ def write_section(a, results, out):
       f"{a.proxy_cpu} (1 worker), backends and h2load on CPU {a.client_cpu}. "
       f"{a.reps} repetition(s), medians. An error is any answer other than 200 (or none).")
     w("")
-    w("Settings: portico `least_connections` (or `peak_ewma`) + `outlier_detection` "
+    w("Settings: portico `least_connections` (or `peak_ewma`; `-hedge`: plus `hedge: {delay_ms: 50}`) "
+      "+ `outlier_detection` "
       "(5 consecutive failures, 10 s base ejection, at most 50%) + per-instance `circuit_breaker` "
       "(5 failures, 10 s) + `retry_count: 1` on 5xx/connect-failure/reset; nginx `least_conn`, "
       "`max_fails=5 fail_timeout=10s`, `proxy_next_upstream error timeout http_502 http_503 http_504`, "

@@ -8,9 +8,10 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libnghttp2-dev libssl-
   libgrpc-dev libpq-dev libhiredis-dev python3 python3-grpcio python3-protobuf curl openssl)
 # What the suite runs: cmocka, real clients (nghttp, curl, websockets) and
 # nginx as an h2c backend, PostgreSQL for the config store, promtool (from
-# prometheus) to check the metrics text, redis-server for distributed rate limits. bench/run.sh and fuzzing install their own extras.
+# prometheus) to check the metrics text, dnsmasq (service discovery) and redis-server
+# (distributed rate limits). bench/run.sh and fuzzing install their own extras.
 test_pkgs=(libcmocka-dev python3-websockets nghttp2-client nginx clang-format postgresql prometheus
-  redis-server)
+  dnsmasq-base redis-server)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "core/worker.h"
+#include "upstream/hcheck.h"
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
 #include "store/store.h"
@@ -385,6 +386,10 @@ int main(int argc, char **argv)
         pt_proxy_worker_init(&app.workers[i], app.access_log);
     }
     pt_control_attach(app.control, app.wptrs);
+    if (pt_hcheck_start() != 0) { /* health: the active-check thread */
+        pt_log_error("cannot start the health-check thread");
+        return 1;
+    }
     for (unsigned i = 0; i < app.nworkers; i++) {
         if (pt_worker_start(&app.workers[i]) != 0) {
             pt_log_error("worker %u: cannot start its thread", i);
@@ -397,6 +402,7 @@ int main(int argc, char **argv)
     struct event *sigs[3] = {NULL, NULL, NULL};
     if (start_admin(&app) != 0) {
         pt_log_error("refusing to start: the admin server could not start");
+        pt_control_set_draining(app.control); /* no more publishing (discovery) */
         pt_proxy_shutdown(app.wptrs, app.nworkers);
         pt_snap_unref(&snap->base);
         app.exit_code = 1;
@@ -421,6 +427,7 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < app.nworkers; i++)
         pt_worker_join(&app.workers[i]);
+    pt_hcheck_stop();                /* health */
     pt_admin_server_stop(app.admin); /* admin */
     for (unsigned i = 0; i < app.nworkers; i++) {
         pt_proxy_worker_fini(&app.workers[i]);

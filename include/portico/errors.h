@@ -45,7 +45,8 @@
     X(PT_ERR_EXISTS, -31, 409, 6, "already exists")                                \
     X(PT_ERR_STORE_UNAVAILABLE, -32, 503, 14, "configuration store unavailable")   \
     X(PT_ERR_INVALID, -33, 400, 3, "invalid argument")                             \
-    X(PT_ERR_CIRCUIT_OPEN, -34, 503, 14, "circuit breaker open")
+    X(PT_ERR_CIRCUIT_OPEN, -34, 503, 14, "circuit breaker open")                   \
+    X(PT_ERR_NO_HEALTHY, -35, 503, 14, "no healthy upstream")
 
 enum pt_err {
 #define PT_ERR_ENUM(name, value, http, grpc, text) name = value,
@@ -53,6 +54,6 @@ enum pt_err {
 #undef PT_ERR_ENUM
 };
 
-#define PT_ERR_MIN (-34)
+#define PT_ERR_MIN (-35)
 
 #endif

@@ -14,6 +14,7 @@
 #include "admin/control.h"
 #include "admin/server.h"
 #include "conf/conf.h"
+#include "discovery/discovery.h"
 #include "store/store.h"
 
 typedef Portico__Config__V1__Config Config;
@@ -37,6 +38,18 @@ struct pt_control {
     uint64_t generation;
     bool draining;
     struct timespec started;
+
+    /* Service discovery: the thread (started on attach) and the instances
+     * it found, by service, compiled into every snapshot. */
+    struct pt_discovery *disc;
+    struct pt_ctl_disc *dsets;
+    size_t ndsets;
+};
+
+struct pt_ctl_disc {
+    char *service;
+    struct pt_disc_instance *v;
+    size_t n;
 };
 
 /* ---- the managed kinds ---- */
@@ -151,5 +164,16 @@ struct pt_change {
 Config *pt_managed_apply(const Config *current, const Config *desired, bool keep_absent,
                          uint64_t next_version, struct pt_change **changes, size_t *nchanges);
 void pt_changes_free(struct pt_change *v, size_t n);
+
+/* ---- registration methods (registration.c) ---- */
+
+void pt_admin_register_instance(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                struct pt_admin_status *st);
+void pt_admin_heartbeat(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                        struct pt_admin_status *st);
+void pt_admin_deregister_instance(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                  struct pt_admin_status *st);
+void pt_admin_list_registrations(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                 struct pt_admin_status *st);
 
 #endif

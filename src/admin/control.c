@@ -13,6 +13,7 @@
 #include "core/arena.h"
 #include "core/diag.h"
 #include "core/log.h"
+#include "discovery/dns_msg.h"
 #include "portico/admin/v1/admin.pb-c.h"
 #include "portico/errors.h"
 #include "proxy/proxy.h"
@@ -20,6 +21,9 @@
 #define MAX_WORKERS 1024
 #define COMMIT_ATTEMPTS 4
 #define ERR_LEN 512
+
+static void on_discovered(void *arg, const char *service, const struct pt_disc_instance *v,
+                          size_t n);
 
 /* ---- applying a desired document (Apply, seeding) ---- */
 
@@ -148,7 +152,12 @@ static struct pt_snapshot *compile(struct pt_control *c, const Config *managed, 
     struct pt_conf *conf = pt_conf_from_message("admin", &merged->base);
     struct pt_diag diag;
     pt_diag_init(&diag);
-    struct pt_snapshot *s = pt_snapshot_compile(conf, nworkers, generation, &diag);
+    struct pt_disc_set *sets = pt_xcalloc(c->ndsets + 1, sizeof(*sets));
+    for (size_t i = 0; i < c->ndsets; i++)
+        sets[i] = (struct pt_disc_set){c->dsets[i].service, c->dsets[i].v, c->dsets[i].n};
+    struct pt_snapshot *s =
+        pt_snapshot_compile_with(conf, nworkers, generation, sets, c->ndsets, &diag);
+    free(sets);
     if (!s) {
         pt_conf_free(conf);
         diag_to_status(&diag, focus_path, focus, st);
@@ -175,6 +184,8 @@ static void publish(struct pt_control *c, struct pt_snapshot *s)
     if (c->snap)
         pt_snap_unref(&c->snap->base);
     c->snap = s;
+    if (c->disc)
+        pt_discovery_configure(c->disc, pt_conf_config(s->conf));
 }
 
 /* ---- store ---- */
@@ -655,7 +666,76 @@ void pt_control_attach(struct pt_control *c, struct pt_worker **wptrs)
     pt_control_lock(c);
     c->wptrs = wptrs;
     pt_proxy_publish(wptrs, c->nworkers, c->snap);
+    /* Discovery starts with the workers: a DNS server that is down delays
+     * nothing (discovered services answer 503 until they have instances). */
+    c->disc = pt_discovery_new(on_discovered, c);
+    if (pt_discovery_start(c->disc) != 0)
+        pt_log_error("discovery: not running; discovered services stay without instances");
+    pt_discovery_configure(c->disc, pt_conf_config(c->snap->conf));
     pt_control_unlock(c);
+}
+
+/* ---- discovered instances ---- */
+
+static const Portico__Config__V1__Service *managed_service(const struct pt_control *c,
+                                                           const char *name)
+{
+    ssize_t at = pt_kind_find(c->managed, PT_KIND_SERVICE, name);
+    return at < 0 ? NULL : c->managed->services[at];
+}
+
+/* The discovery thread (or a registration call) found a new instance set:
+ * recompile with it and publish. Neither the managed version nor the store
+ * changes: discovered instances are runtime state, not configuration. */
+static void on_discovered(void *arg, const char *service, const struct pt_disc_instance *v,
+                          size_t n)
+{
+    struct pt_control *c = arg;
+    pt_control_lock(c);
+    const Portico__Config__V1__Service *svc = managed_service(c, service);
+    struct pt_ctl_disc *set = NULL;
+    for (size_t i = 0; i < c->ndsets && !set; i++)
+        if (strcmp(c->dsets[i].service, service) == 0)
+            set = &c->dsets[i];
+    /* No set compiles like an empty one: nothing to do for an empty set
+     * either. */
+    if (c->draining || (!set && (!svc || n == 0)) ||
+        (set && pt_disc_instances_equal(set->v, set->n, v, n))) {
+        pt_control_unlock(c);
+        return;
+    }
+    if (!set) {
+        c->dsets = pt_xrealloc(c->dsets, (c->ndsets + 1) * sizeof(*c->dsets));
+        set = &c->dsets[c->ndsets++];
+        set->service = pt_xstrdup(service);
+        set->v = NULL;
+        set->n = 0;
+    }
+    struct pt_disc_instance *old = set->v;
+    size_t old_n = set->n;
+    set->v = pt_xcalloc(n + 1, sizeof(*v));
+    memcpy(set->v, v, n * sizeof(*v));
+    set->n = n;
+    if (!svc || !svc->discovery) {
+        free(old); /* kept for when the service comes (back); nothing to compile */
+        pt_control_unlock(c);
+        return;
+    }
+    char why[300];
+    snprintf(why, sizeof(why), "discovery: service %s now has %zu instance(s)", service, n);
+    if (recompile(c, why) != 0) {
+        free(set->v);
+        set->v = old;
+        set->n = old_n;
+    } else {
+        free(old);
+    }
+    pt_control_unlock(c);
+}
+
+struct pt_discovery *pt_control_discovery(struct pt_control *c)
+{
+    return c->disc;
 }
 
 void pt_control_set_draining(struct pt_control *c)
@@ -689,6 +769,13 @@ void pt_control_close(struct pt_control *c)
 {
     if (!c)
         return;
+    pt_discovery_free(c->disc); /* its thread may be waiting for the lock */
+    c->disc = NULL;
+    for (size_t i = 0; i < c->ndsets; i++) {
+        free(c->dsets[i].service);
+        free(c->dsets[i].v);
+    }
+    free(c->dsets);
     if (c->snap)
         pt_snap_unref(&c->snap->base);
     pt_store_close(c->store);

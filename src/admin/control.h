@@ -76,6 +76,9 @@ void pt_control_on_store_change(void *arg);
  * server's health to NOT_SERVING). */
 void pt_control_set_draining(struct pt_control *c);
 
+/* The discovery object (registrations), or NULL before attach. */
+struct pt_discovery *pt_control_discovery(struct pt_control *c);
+
 /* The admin service's settings from the instance file. */
 const Portico__Config__V1__Admin *pt_control_admin_conf(const struct pt_control *c);
 const char *pt_control_config_path(const struct pt_control *c);

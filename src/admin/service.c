@@ -24,9 +24,13 @@
 #include "admin/admin_int.h"
 #include "core/arena.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "observe/metrics.h"
 #include "proxy/proxy.h"
 #include "ratelimit/stats.h"
+#include "upstream/breaker.h"
+#include "upstream/health.h"
+#include "upstream/service.h"
 #include "portico/admin/v1/admin.pb-c.h"
 #include "portico/errors.h"
 
@@ -641,7 +645,7 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
 /* Instance settings: not applied by Apply. */
 static const char *const instance_sections[] = {"workers",          "listeners", "limits",
                                                 "access_log",       "filters",   "admin",
-                                                "drain_timeout_ms", "redis"};
+                                                "drain_timeout_ms", "dns",       "redis"};
 
 struct apply {
     const Portico__Admin__V1__ApplyRequest *req;
@@ -800,6 +804,10 @@ static Portico__Admin__V1__RouteStats *route_stats(const char *name,
     r->latency_ms_p99 = pt_metrics_quantile_ms(sum, 0.99);
     r->latency_ms_mean = pt_metrics_mean_ms(sum);
     r->in_flight = sum->in_flight;
+    r->retries = sum->retries;
+    r->retry_budget_exhausted = sum->retry_budget_denied;
+    r->per_try_timeouts = sum->per_try_timeouts;
+    r->hedges = sum->hedges;
     return r;
 }
 
@@ -814,6 +822,74 @@ static void get_route_stats(void *ctx, const ProtobufCMessage *rq, ProtobufCMess
         return;
     }
     *rs = &route_stats(name, &sum)->base;
+}
+
+/* ---- upstream instances: health and circuit breakers ---- */
+
+struct upstream_row {
+    struct pt_metrics_instance m;
+    bool active_check;
+    bool down; /* actively unhealthy */
+    enum pt_health_last last;
+    uint32_t ejections;
+};
+
+/* Pointer: a row per service breaker (instance "") and per instance of the
+ * snapshot being served, names borrowed from *snap (unref it after use). */
+static struct upstream_row *upstream_rows(struct pt_control *c, size_t *n,
+                                          struct pt_snapshot **snap)
+{
+    *snap = pt_control_snapshot_ref(c);
+    const struct pt_snapshot *s = *snap;
+    size_t cap = 0;
+    for (size_t i = 0; s && i < s->nservices; i++)
+        cap += s->services[i].nendpoints + 1;
+    struct upstream_row *rows = pt_xcalloc(cap ? cap : 1, sizeof(*rows));
+    uint64_t now = pt_time_mono_ns();
+    *n = 0;
+    for (size_t i = 0; s && i < s->nservices; i++) {
+        const struct pt_service *svc = &s->services[i];
+        if (svc->breaker) {
+            struct upstream_row *r = &rows[(*n)++];
+            struct pt_breaker_info bi;
+            pt_breaker_read(svc->breaker, &bi);
+            r->m.service = svc->name;
+            r->m.instance = "";
+            r->m.healthy = true;
+            r->m.has_breaker = true;
+            r->m.circuit_state = (unsigned)bi.state;
+            memcpy(r->m.circuit_transitions, bi.transitions, sizeof(bi.transitions));
+        }
+        for (uint32_t e = 0; e < svc->nendpoints; e++) {
+            const struct pt_endpoint *ep = &svc->endpoints[e];
+            struct upstream_row *r = &rows[(*n)++];
+            r->m.service = svc->name;
+            r->m.instance = ep->key;
+            r->m.healthy = pt_health_usable(ep->health, now);
+            r->active_check = svc->has_check;
+            if (ep->health) {
+                struct pt_health_info hi;
+                pt_health_read(ep->health, now, &hi);
+                r->m.ejected = hi.ejected;
+                r->m.ejections_total = hi.ejections_total;
+                r->m.to_healthy_total = hi.to_healthy_total;
+                r->m.to_unhealthy_total = hi.to_unhealthy_total;
+                r->m.checks_total = hi.checks_total;
+                r->m.check_failures_total = hi.check_failures_total;
+                r->down = !hi.healthy;
+                r->last = hi.last;
+                r->ejections = hi.ejections;
+            }
+            if (ep->breaker) {
+                struct pt_breaker_info bi;
+                pt_breaker_read(ep->breaker, &bi);
+                r->m.has_breaker = true;
+                r->m.circuit_state = (unsigned)bi.state;
+                memcpy(r->m.circuit_transitions, bi.transitions, sizeof(bi.transitions));
+            }
+        }
+    }
+    return rows;
 }
 
 static void process_values(struct pt_control *c, struct pt_metrics_process *p)
@@ -840,9 +916,21 @@ static void get_metrics(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage 
     struct pt_control *c = ctx;
     struct pt_metrics_process p;
     process_values(c, &p);
+    size_t nrows = 0;
+    struct pt_snapshot *snap;
+    struct upstream_row *rows = upstream_rows(c, &nrows, &snap);
+    struct pt_metrics_instance *inst = pt_xcalloc(nrows ? nrows : 1, sizeof(*inst));
+    for (size_t i = 0; i < nrows; i++)
+        inst[i] = rows[i].m;
+    p.instances = inst;
+    p.ninstances = nrows;
     Portico__Admin__V1__Metrics *m = pt_xcalloc(1, sizeof(*m));
     portico__admin__v1__metrics__init(m);
     m->prometheus_text = pt_metrics_prometheus(&p, NULL);
+    free(inst);
+    free(rows);
+    if (snap)
+        pt_snap_unref(&snap->base);
     m->config_version = p.config_version;
     m->snapshot_generation = p.snapshot_generation;
     m->connections = p.connections;
@@ -912,6 +1000,31 @@ static void get_health(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage *
     h->workers = c->nworkers;
     pt_control_unlock(c);
     h->version = pt_xstrdup(PORTICO_VERSION);
+    size_t nrows = 0;
+    struct pt_snapshot *snap;
+    struct upstream_row *rows = upstream_rows(c, &nrows, &snap);
+    h->upstreams = pt_xcalloc(nrows ? nrows : 1, sizeof(*h->upstreams));
+    for (size_t i = 0; i < nrows; i++) {
+        const struct upstream_row *r = &rows[i];
+        if (!r->m.instance[0])
+            continue; /* a service's own breaker: not an instance */
+        Portico__Admin__V1__UpstreamHealth *u = pt_xcalloc(1, sizeof(*u));
+        portico__admin__v1__upstream_health__init(u);
+        u->service = pt_xstrdup(r->m.service);
+        u->instance = pt_xstrdup(r->m.instance);
+        u->state = pt_xstrdup(r->down ? "unhealthy" : r->m.ejected ? "ejected" : "healthy");
+        u->active_check = r->active_check;
+        u->last_check = pt_xstrdup(pt_health_last_name(r->last));
+        u->ejections = r->ejections;
+        u->ejections_total = r->m.ejections_total;
+        u->circuit = pt_xstrdup(
+            r->m.has_breaker ? pt_breaker_state_name((enum pt_breaker_state)r->m.circuit_state)
+                             : "");
+        h->upstreams[h->n_upstreams++] = u;
+    }
+    free(rows);
+    if (snap)
+        pt_snap_unref(&snap->base);
     *rs = &h->base;
 }
 
@@ -954,6 +1067,10 @@ static const struct pt_admin_method methods[] = {
     M("GetHealth", get_health_request, get_health),
     M("GetRouteStats", get_route_stats_request, get_route_stats),
     M("GetMetrics", get_metrics_request, get_metrics),
+    M("RegisterInstance", register_instance_request, pt_admin_register_instance),
+    M("Heartbeat", heartbeat_request, pt_admin_heartbeat),
+    M("DeregisterInstance", deregister_instance_request, pt_admin_deregister_instance),
+    M("ListRegistrations", list_registrations_request, pt_admin_list_registrations),
     M("GetRateLimitStats", get_rate_limit_stats_request, get_rate_limit_stats),
 };
 

@@ -1,6 +1,7 @@
 #include "conf/snapshot.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "upstream/breaker.h"
+#include "upstream/health.h"
+#include "upstream/retry.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Route Route;
@@ -34,6 +37,8 @@ static void chain_fini(struct pt_chain *c)
     c->n = 0;
 }
 
+static void select_fini(struct pt_route_select *o);
+
 static void snapshot_destroy(struct pt_snap_base *b)
 {
     struct pt_snapshot *s = (struct pt_snapshot *)b;
@@ -45,14 +50,17 @@ static void snapshot_destroy(struct pt_snap_base *b)
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].name);
         chain_fini(&s->routes[i].chain);
+        select_fini(&s->routes[i].select);
         pt_metrics_route_unref(s->routes[i].stats);
     }
     free(s->routes);
     pt_metrics_route_unref(s->no_route_stats);
     chain_fini(&s->global_chain);
     pt_router_free(s->router);
-    for (size_t i = 0; i < s->nservices; i++)
+    for (size_t i = 0; i < s->nservices; i++) {
+        pt_retry_budget_unref(s->services[i].retry_budget);
         pt_service_fini(&s->services[i]);
+    }
     free(s->services);
     for (size_t i = 0; i < s->nlisteners; i++) {
         struct pt_listener_rt *l = &s->listeners[i];
@@ -172,6 +180,84 @@ static void compile_breakers(const Portico__Config__V1__CircuitBreaker *cb, stru
     }
 }
 
+/* Health: the check and outlier configuration go into the service; the
+ * state lives in the health registry under "service/host:port", so a
+ * reload keeps it (and the health thread keeps its timers). */
+static void compile_health(const Service *sc, struct pt_service *out)
+{
+    const Portico__Config__V1__HealthCheck *hc = sc->health_check;
+    const Portico__Config__V1__OutlierDetection *od = sc->outlier_detection;
+    out->panic_mode = sc->panic_mode;
+    if (hc) {
+        struct pt_health_check_conf *c = &out->check;
+        pt_health_check_conf_defaults(c);
+        out->has_check = true;
+        c->kind = hc->type == PORTICO__CONFIG__V1__HEALTH_CHECK_TYPE__HEALTH_CHECK_TYPE_GRPC
+                      ? PT_HEALTH_GRPC
+                      : PT_HEALTH_HTTP;
+        c->path = pt_xstrdup(hc->path && *hc->path ? hc->path : "/health");
+        c->host = hc->host && *hc->host ? pt_xstrdup(hc->host) : NULL;
+        c->grpc_service = pt_xstrdup(hc->grpc_service ? hc->grpc_service : "");
+        c->interval_ms = or_default(hc->interval_ms, c->interval_ms);
+        c->timeout_ms = or_default(hc->timeout_ms, c->timeout_ms);
+        c->jitter_ms = hc->jitter_ms;
+        c->healthy_threshold = or_default(hc->healthy_threshold, c->healthy_threshold);
+        c->unhealthy_threshold = or_default(hc->unhealthy_threshold, c->unhealthy_threshold);
+        for (size_t i = 0; i < hc->n_expected_statuses; i++)
+            (void)pt_health_status_add(c, hc->expected_statuses[i]); /* validated */
+    }
+    if (od) {
+        pt_outlier_conf_defaults(&out->outlier);
+        out->outlier.consecutive = or_default(od->consecutive_failures, out->outlier.consecutive);
+        out->outlier.base_ms = or_default(od->base_ejection_time_ms, out->outlier.base_ms);
+        out->outlier.max_ms = or_default(od->max_ejection_time_ms, out->outlier.max_ms);
+        out->outlier.max_percent = or_default(od->max_ejection_percent, out->outlier.max_percent);
+    }
+    if (!hc && !od)
+        return;
+    out->health_any = true;
+    out->healths = pt_xcalloc(out->nendpoints ? out->nendpoints : 1, sizeof(*out->healths));
+    for (uint32_t i = 0; i < out->nendpoints; i++) {
+        size_t klen = strlen(out->name) + strlen(out->endpoints[i].key) + 2;
+        char *key = pt_xmalloc(klen);
+        snprintf(key, klen, "%s/%s", out->name, out->endpoints[i].key);
+        out->endpoints[i].health = pt_health_ref(key);
+        out->healths[i] = out->endpoints[i].health;
+        free(key);
+    }
+}
+
+/* Endpoints of a discovered service: the set the control plane handed in
+ * (IP literals), or none yet. Status: 0, or -1 on an address that does not
+ * parse (a bug upstream of here: discovery hands IP literals). */
+static int compile_discovered(struct pt_snapshot *s, const Service *sc, struct pt_service *out)
+{
+    const struct pt_disc_set *set = NULL;
+    for (size_t i = 0; i < s->ndisc && !set; i++)
+        if (strcmp(s->disc[i].service, sc->name) == 0)
+            set = &s->disc[i];
+    size_t n = set ? set->n : 0;
+    out->endpoints = pt_xcalloc(n ? n : 1, sizeof(*out->endpoints));
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_disc_instance *in = &set->v[i];
+        struct pt_endpoint *ep = &out->endpoints[out->nendpoints];
+        if (resolve(in->host, in->port, &ep->addr, &ep->addr_len, err, sizeof(err)) != 0) {
+            pt_log_warn("service %s: discovered instance %s skipped: %s", sc->name, in->host, err);
+            continue;
+        }
+        ep->host = pt_xstrdup(in->host);
+        ep->port = in->port;
+        ep->weight = in->weight ? in->weight : 1;
+        size_t klen = strlen(in->host) + 16;
+        ep->key = pt_xmalloc(klen);
+        snprintf(ep->key, klen, strchr(in->host, ':') ? "[%s]:%u" : "%s:%u", in->host,
+                 (unsigned)in->port);
+        out->nendpoints++;
+    }
+    return 0;
+}
+
 static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_service *out,
                            struct pt_diag *diag)
 {
@@ -220,8 +306,13 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
              tls && sc->tls && sc->tls->cert_file ? sc->tls->cert_file : "");
     out->pool_prefix = pt_xstrdup(prefix);
 
-    out->endpoints = pt_xcalloc(sc->n_instances ? sc->n_instances : 1, sizeof(*out->endpoints));
-    for (size_t i = 0; i < sc->n_instances; i++) {
+    if (sc->discovery) {
+        if (compile_discovered(s, sc, out) != 0)
+            return -1;
+    } else {
+        out->endpoints = pt_xcalloc(sc->n_instances ? sc->n_instances : 1, sizeof(*out->endpoints));
+    }
+    for (size_t i = 0; i < (sc->discovery ? 0 : sc->n_instances); i++) {
         const Portico__Config__V1__Instance *ic = sc->instances[i];
         struct pt_endpoint *ep = &out->endpoints[out->nendpoints];
         if (resolve(ic->host, (uint16_t)ic->port, &ep->addr, &ep->addr_len, err, sizeof(err)) !=
@@ -246,6 +337,10 @@ static int compile_service(struct pt_snapshot *s, const Service *sc, struct pt_s
     pt_service_alloc_caches(out, s->nworkers);
     if (sc->circuit_breaker && s->nworkers)
         compile_breakers(sc->circuit_breaker, out);
+    if (s->nworkers) {
+        compile_health(sc, out);
+        out->retry_budget = pt_retry_budget_ref(out->name);
+    }
     return 0;
 }
 
@@ -371,6 +466,8 @@ static unsigned parse_retry_on(const Route *r)
         {"5xx", PT_RETRY_5XX},
         {"gateway-error", PT_RETRY_GATEWAY_ERROR},
         {"retriable-status-codes", PT_RETRY_GRPC_UNAVAILABLE},
+        {"per-try-timeout", PT_RETRY_PER_TRY_TIMEOUT},
+        {"timeout", PT_RETRY_PER_TRY_TIMEOUT},
     };
     unsigned mask = 0;
     for (size_t i = 0; i < r->n_retry_on; i++)
@@ -380,6 +477,112 @@ static unsigned parse_retry_on(const Route *r)
     if (!mask && r->retry_count)
         mask = PT_RETRY_CONNECT_FAILURE | PT_RETRY_REFUSED_STREAM;
     return mask;
+}
+
+/* --- traffic splits and API versions --------------------------------------- */
+
+static struct pt_str owned_lower(const char *src, size_t len)
+{
+    char *p = pt_xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)tolower((unsigned char)src[i]);
+    p[len] = '\0';
+    return (struct pt_str){p, len};
+}
+
+static struct pt_str owned(const char *src)
+{
+    return pt_str_from_cstr(pt_xstrdup(src ? src : ""));
+}
+
+/* Leading literal segments of a path template or prefix: what precedes
+ * the version segment of a request. */
+static uint32_t literal_segments(const char *tmpl)
+{
+    uint32_t n = 0;
+    const char *p = tmpl;
+    while (*p == '/') {
+        const char *seg = p + 1, *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0 || memchr(seg, '{', len) || memchr(seg, '*', len))
+            break;
+        n++;
+        if (!end)
+            break;
+        p = end;
+    }
+    return n;
+}
+
+static void compile_select(const struct pt_snapshot *s, const Route *r, struct pt_route_select *o)
+{
+    o->default_version = -1;
+    if (r->n_splits) {
+        o->sides = pt_xcalloc(r->n_splits, sizeof(*o->sides));
+        for (size_t i = 0; i < r->n_splits; i++) {
+            o->sides[i].service = find_service(s, r->splits[i]->service);
+            o->sides[i].weight = r->splits[i]->weight;
+            o->total_weight += r->splits[i]->weight;
+        }
+        o->nsides = (uint32_t)r->n_splits;
+        struct pt_str name;
+        if (r->split_key && *r->split_key && strcmp(r->split_key, "request") != 0 &&
+            pt_lb_hash_on_parse(r->split_key, &o->key_kind, &name) == 0 && name.len)
+            o->key_name = (char *)owned_lower(name.ptr, name.len).ptr;
+    }
+    if (r->n_split_overrides) {
+        o->overrides = pt_xcalloc(r->n_split_overrides, sizeof(*o->overrides));
+        for (size_t i = 0; i < r->n_split_overrides; i++) {
+            const Portico__Config__V1__SplitOverride *so = r->split_overrides[i];
+            o->overrides[i].header = owned_lower(so->header, strlen(so->header));
+            o->overrides[i].value = owned(so->value);
+            o->overrides[i].service = find_service(s, so->service);
+        }
+        o->noverrides = (uint32_t)r->n_split_overrides;
+    }
+    const Portico__Config__V1__Versioning *vs = r->versions;
+    if (vs && vs->n_versions) {
+        o->versions = pt_xcalloc(vs->n_versions, sizeof(*o->versions));
+        for (size_t i = 0; i < vs->n_versions; i++) {
+            o->versions[i].version = owned(vs->versions[i]->version);
+            o->versions[i].service = find_service(s, vs->versions[i]->service);
+            if (vs->default_version && strcmp(vs->default_version, vs->versions[i]->version) == 0)
+                o->default_version = (int32_t)i;
+        }
+        o->nversions = (uint32_t)vs->n_versions;
+        const char *from = vs->from ? vs->from : "";
+        if (strncmp(from, "header:", 7) == 0) {
+            o->version_from = PT_VERSION_FROM_HEADER;
+            o->version_name = owned_lower(from + 7, strlen(from + 7));
+        } else if (strncmp(from, "query:", 6) == 0) {
+            o->version_from = PT_VERSION_FROM_QUERY;
+            o->version_name = owned(from + 6);
+        } else if (strcmp(from, "accept") == 0) {
+            o->version_from = PT_VERSION_FROM_ACCEPT;
+        } else {
+            o->version_from = PT_VERSION_FROM_PATH;
+            o->version_strip = vs->strip;
+            o->version_segment =
+                r->strip_prefix ? 0
+                                : literal_segments(r->path && *r->path ? r->path : r->path_prefix);
+        }
+    }
+}
+
+static void select_fini(struct pt_route_select *o)
+{
+    free(o->sides);
+    free(o->key_name);
+    for (uint32_t i = 0; i < o->noverrides; i++) {
+        free((char *)o->overrides[i].header.ptr);
+        free((char *)o->overrides[i].value.ptr);
+    }
+    free(o->overrides);
+    for (uint32_t i = 0; i < o->nversions; i++)
+        free((char *)o->versions[i].version.ptr);
+    free(o->versions);
+    free((char *)o->version_name.ptr);
+    memset(o, 0, sizeof(*o));
 }
 
 static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap,
@@ -400,13 +603,34 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         rc_->name_str = pt_str_from_cstr(rc_->name);
         where[i] = pt_xmalloc(WHERE_LEN);
         pt_conf_where(s->conf, r, NULL, where[i], WHERE_LEN);
-        rc_->service = find_service(s, r->service);
+        rc_->service = r->service && *r->service ? find_service(s, r->service) : NULL;
+        compile_select(s, r, &rc_->select);
         rc_->timeout_ms = r->timeout_ms;
         rc_->timeout_set = r->timeout_ms != 0;
         rc_->max_body_bytes = r->max_body_bytes ? r->max_body_bytes->value : s->max_body_bytes;
         rc_->websocket = r->websocket;
         rc_->retry_count = r->retry_count;
         rc_->retry_on = parse_retry_on(r);
+        rc_->retry_unsafe = r->retry_unsafe;
+        rc_->per_try_timeout_ms = r->per_try_timeout_ms;
+        rc_->retry_backoff_base_ms =
+            or_default(r->retry_backoff_base_ms, PT_DEFAULT_RETRY_BACKOFF_BASE_MS);
+        /* An unset cap never sits below a configured base. */
+        rc_->retry_backoff_max_ms = or_default(
+            r->retry_backoff_max_ms, rc_->retry_backoff_base_ms > PT_DEFAULT_RETRY_BACKOFF_MAX_MS
+                                         ? rc_->retry_backoff_base_ms
+                                         : PT_DEFAULT_RETRY_BACKOFF_MAX_MS);
+        const Portico__Config__V1__RetryBudget *rb = r->retry_budget;
+        rc_->retry_budget_percent =
+            rb && rb->budget_percent ? rb->budget_percent->value : PT_DEFAULT_RETRY_BUDGET_PERCENT;
+        rc_->retry_min_concurrency = rb && rb->min_retry_concurrency
+                                         ? rb->min_retry_concurrency->value
+                                         : PT_DEFAULT_RETRY_MIN_CONCURRENCY;
+        if (r->hedge) {
+            rc_->hedge_delay_ms = r->hedge->delay_ms;
+            rc_->hedge_max_attempts =
+                or_default(r->hedge->max_attempts, PT_DEFAULT_HEDGE_MAX_ATTEMPTS);
+        }
         rc_->stats = pt_metrics_route_ref(rc_->name, s->nworkers);
 
         struct pt_chain *ch = &rc_->chain;
@@ -562,6 +786,13 @@ static bool lists_filter(FilterCfg *const *filters, size_t n, const char *name)
 struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
                                         uint64_t generation, struct pt_diag *diag)
 {
+    return pt_snapshot_compile_with(conf, nworkers, generation, NULL, 0, diag);
+}
+
+struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nworkers,
+                                             uint64_t generation, const struct pt_disc_set *sets,
+                                             size_t nsets, struct pt_diag *diag)
+{
     if (pt_conf_validate(conf, diag) != 0)
         return NULL;
     const Config *cfg = pt_conf_config(conf);
@@ -569,6 +800,8 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
     pt_snap_init(&s->base, generation, snapshot_destroy);
     s->conf = conf;
     s->nworkers = nworkers;
+    s->disc = sets;
+    s->ndisc = nsets;
     resolve_limits(s, cfg);
     size_t icap = 0;
     int rc = 0;
@@ -636,6 +869,8 @@ struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
         s->no_route_stats = pt_metrics_route_ref(PT_METRICS_NO_ROUTE, nworkers);
     if (rc == 0 && compile_listeners(s, cfg, diag) != 0)
         rc = -1;
+    s->disc = NULL;
+    s->ndisc = 0;
     if (rc != 0) {
         s->conf = NULL; /* the caller keeps it */
         snapshot_destroy(&s->base);

@@ -27,6 +27,7 @@
 #include "portico/filter.h"
 #include "ratelimit/ratelimit.h"
 #include "route/router.h"
+#include "upstream/lb.h"
 #include "upstream/service.h"
 
 /* Defaults (the proto comments document them for operators). */
@@ -53,7 +54,16 @@ enum pt_retry_on {
     PT_RETRY_5XX = 1u << 3,
     PT_RETRY_GATEWAY_ERROR = 1u << 4,
     PT_RETRY_GRPC_UNAVAILABLE = 1u << 5,
+    PT_RETRY_PER_TRY_TIMEOUT = 1u << 6,
 };
+
+/* Retry defaults (the proto comments document them for operators). */
+#define PT_DEFAULT_RETRY_BACKOFF_BASE_MS 25u
+#define PT_DEFAULT_RETRY_BACKOFF_MAX_MS 250u
+#define PT_DEFAULT_RETRY_BUDGET_PERCENT 20u
+#define PT_DEFAULT_RETRY_MIN_CONCURRENCY 3u
+#define PT_DEFAULT_HEDGE_MAX_ATTEMPTS 2u
+#define PT_HEDGE_MAX_ATTEMPTS 4u
 
 struct pt_filter_inst {
     const struct pt_filter_type *type;
@@ -68,17 +78,70 @@ struct pt_chain {
     bool response_body_hooks;
 };
 
+/* Choosing the service per request (proxy/select.h): a traffic split, its
+ * overrides, or API versions. Strings are owned (names lower case). */
+struct pt_split_side {
+    const struct pt_service *service;
+    uint32_t weight;
+};
+
+struct pt_split_override {
+    struct pt_str header; /* lower case */
+    struct pt_str value;
+    const struct pt_service *service;
+};
+
+enum pt_version_from {
+    PT_VERSION_FROM_PATH = 0,
+    PT_VERSION_FROM_HEADER,
+    PT_VERSION_FROM_ACCEPT,
+    PT_VERSION_FROM_QUERY,
+};
+
+struct pt_version_entry {
+    struct pt_str version;
+    const struct pt_service *service;
+};
+
+struct pt_route_select {
+    struct pt_split_side *sides; /* nsides > 0: a split */
+    uint32_t nsides;
+    uint64_t total_weight;
+    enum pt_lb_key key_kind; /* PT_LB_KEY_NONE: each request at random */
+    char *key_name;
+    struct pt_split_override *overrides;
+    uint32_t noverrides;
+    struct pt_version_entry *versions; /* nversions > 0: versioned */
+    uint32_t nversions;
+    enum pt_version_from version_from;
+    struct pt_str version_name; /* header (lower case) or query parameter */
+    int32_t default_version;    /* index in versions, or -1 */
+    bool version_strip;
+    /* from path: segments of the forwarded path before "v<version>" (the
+     * route's leading literal segments, 0 when strip_prefix removed them) */
+    uint32_t version_segment;
+};
+
 struct pt_route_conf {
     char *name;
     struct pt_str name_str;
-    const struct pt_service *service;
+    const struct pt_service *service; /* NULL with a split or versions */
+    struct pt_route_select select;
     struct pt_chain chain;
     uint32_t timeout_ms; /* 0: none */
     bool timeout_set;    /* configured on the route (else the default applies to non-gRPC) */
     uint64_t max_body_bytes;
     bool websocket;
     uint32_t retry_count;
-    unsigned retry_on; /* enum pt_retry_on */
+    unsigned retry_on;           /* enum pt_retry_on */
+    bool retry_unsafe;           /* also repeat non-idempotent requests the server saw */
+    uint32_t per_try_timeout_ms; /* 0: none */
+    uint32_t retry_backoff_base_ms;
+    uint32_t retry_backoff_max_ms;
+    uint32_t retry_budget_percent;
+    uint32_t retry_min_concurrency;
+    uint32_t hedge_delay_ms;     /* 0: no hedging */
+    uint32_t hedge_max_attempts; /* the first attempt included */
     /* Counters of this route name (observe/metrics.h), shared with every
      * snapshot that has the route; one reference held by this snapshot.
      * NULL when compiled without workers. */
@@ -127,6 +190,27 @@ struct pt_snapshot {
     uint32_t drain_timeout_ms;
     bool access_log_enabled;
     char *access_log_path;
+    /* Discovered instances handed to compilation (compile time only). */
+    const struct pt_disc_set *disc;
+    size_t ndisc;
+};
+
+/*
+ * The instances of a discovered service (Service.discovery), found at run
+ * time by src/discovery and handed to compilation by the control plane.
+ * host is an IP literal. A discovered service without a set compiles with
+ * no endpoints: its requests get 503 until instances appear.
+ */
+struct pt_disc_instance {
+    char host[48];
+    uint16_t port;
+    uint32_t weight;
+};
+
+struct pt_disc_set {
+    const char *service;
+    const struct pt_disc_instance *v;
+    size_t n;
 };
 
 /*
@@ -137,6 +221,12 @@ struct pt_snapshot {
  */
 struct pt_snapshot *pt_snapshot_compile(struct pt_conf *conf, unsigned nworkers,
                                         uint64_t generation, struct pt_diag *diag);
+
+/* pt_snapshot_compile with the instances of discovered services (borrowed
+ * for the call). */
+struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nworkers,
+                                             uint64_t generation, const struct pt_disc_set *sets,
+                                             size_t nsets, struct pt_diag *diag);
 
 static inline const struct pt_snapshot *pt_snapshot_of(const struct pt_snap_base *b)
 {

@@ -6,6 +6,7 @@
  * still validates in a blink.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "portico/errors.h"
 #include "upstream/lb.h"
 #include "upstream/breaker.h"
+#include "upstream/health.h"
 
 typedef Portico__Config__V1__Config Config;
 typedef Portico__Config__V1__Listener Listener;
@@ -35,6 +37,7 @@ typedef Portico__Config__V1__Limits Limits;
 #define MAX_TIMEOUT_MS 86400000u     /* a day */
 #define MAX_LONG_TIMEOUT_MS 3600000u /* an hour */
 #define MAX_BODY_BYTES (1ull << 40)
+#define MAX_SPLIT_WEIGHT 1000000u
 
 struct vctx {
     const struct pt_conf *c;
@@ -459,6 +462,175 @@ static void check_circuit_breaker(struct vctx *v, const Service *s, const char *
     check_listed_once(v, cb, p, "failure_on", cb->failure_on, cb->n_failure_on);
 }
 
+/* ---- health: active checks, outlier detection ---- */
+
+static void check_health_check(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__HealthCheck *hc = s->health_check;
+    if (!hc)
+        return;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.health_check", path);
+    int t = (int)hc->type;
+    bool grpc = t == PORTICO__CONFIG__V1__HEALTH_CHECK_TYPE__HEALTH_CHECK_TYPE_GRPC;
+    if (t < 0 || t > PORTICO__CONFIG__V1__HEALTH_CHECK_TYPE__HEALTH_CHECK_TYPE_GRPC)
+        verr(v, hc, "type", p, "unknown health check type %d (http or grpc)", t);
+    check_range_set(v, hc, "interval_ms", p, hc->interval_ms, PT_HEALTH_MIN_INTERVAL_MS,
+                    PT_HEALTH_MAX_INTERVAL_MS);
+    check_range_set(v, hc, "timeout_ms", p, hc->timeout_ms, 1, PT_HEALTH_MAX_INTERVAL_MS);
+    check_max(v, hc, "jitter_ms", p, hc->jitter_ms, PT_HEALTH_MAX_INTERVAL_MS);
+    check_max(v, hc, "healthy_threshold", p, hc->healthy_threshold, PT_HEALTH_MAX_THRESHOLD);
+    check_max(v, hc, "unhealthy_threshold", p, hc->unhealthy_threshold, PT_HEALTH_MAX_THRESHOLD);
+    if (set(hc->path) && (hc->path[0] != '/' || strpbrk(hc->path, " \t\r\n")))
+        verr(v, hc, "path", p, "\"%s\": a health check path starts with '/' and has no spaces",
+             hc->path);
+    if (grpc && set(hc->path))
+        verr(v, hc, "path", p, "path has no effect with type grpc");
+    if (grpc && hc->n_expected_statuses)
+        verr(v, hc, "expected_statuses", p, "expected_statuses has no effect with type grpc");
+    if (!grpc && set(hc->grpc_service))
+        verr(v, hc, "grpc_service", p, "grpc_service needs type grpc");
+    if (grpc && s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2 &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_H2C)
+        verr(v, hc, "type", p,
+             "gRPC health checks need an HTTP/2 service (protocol grpc, h2 or h2c)");
+    if (set(hc->host) && strpbrk(hc->host, " \t\r\n/"))
+        verr(v, hc, "host", p, "\"%s\" is not a host", hc->host);
+    struct pt_health_check_conf c;
+    pt_health_check_conf_defaults(&c);
+    for (size_t i = 0; i < hc->n_expected_statuses; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "expected_statuses[%zu]", i);
+        if (i >= PT_HEALTH_MAX_STATUS_RANGES) {
+            verr(v, hc, field, p, "at most %d expected_statuses entries",
+                 PT_HEALTH_MAX_STATUS_RANGES);
+            break;
+        }
+        if (pt_health_status_add(&c, hc->expected_statuses[i]) != 0)
+            verr(v, hc, field, p,
+                 "\"%s\": a status (100..599) or a range of them such as \"200-299\"",
+                 hc->expected_statuses[i]);
+    }
+}
+
+static void check_outlier(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__OutlierDetection *od = s->outlier_detection;
+    if (!od)
+        return;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.outlier_detection", path);
+    check_max(v, od, "consecutive_failures", p, od->consecutive_failures, PT_HEALTH_MAX_THRESHOLD);
+    check_max(v, od, "base_ejection_time_ms", p, od->base_ejection_time_ms,
+              PT_HEALTH_MAX_INTERVAL_MS);
+    check_max(v, od, "max_ejection_time_ms", p, od->max_ejection_time_ms,
+              PT_HEALTH_MAX_INTERVAL_MS);
+    check_range_set(v, od, "max_ejection_percent", p, od->max_ejection_percent, 1, 100);
+    uint32_t base =
+        od->base_ejection_time_ms ? od->base_ejection_time_ms : PT_OUTLIER_DEFAULT_BASE_MS;
+    uint32_t max = od->max_ejection_time_ms ? od->max_ejection_time_ms : PT_OUTLIER_DEFAULT_MAX_MS;
+    if (max < base)
+        verr(v, od, "max_ejection_time_ms", p,
+             "max_ejection_time_ms (%u) is shorter than base_ejection_time_ms (%u)", max, base);
+}
+
+/* ---- service discovery (Service.discovery, Config.dns) ---- */
+
+/* A DNS name: labels of letters, digits, '-' and '_' (SRV owner names),
+ * 1..63 bytes each, at most 253 in all; one trailing dot allowed. */
+static bool dns_name_valid(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+    if (len == 0 || len > 254 || (len == 254 && s[253] != '.') || s[0] == '.')
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return true;
+}
+
+static void check_discovery(struct vctx *v, const Service *s, const char *path)
+{
+    const Portico__Config__V1__Discovery *d = s->discovery;
+    char p[256];
+    snprintf(p, sizeof(p), "%s.discovery", path);
+    if (s->n_instances)
+        verr(v, s, "instances", path,
+             "a service takes its instances either from `instances` or from `discovery`, not "
+             "both");
+    bool dns = d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_DNS ||
+               d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_DNS_SRV;
+    bool reg = d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_REGISTRATION;
+    if (!dns && !reg) {
+        verr(v, d, "kind", p, "kind is required: dns, dns_srv or registration");
+        return;
+    }
+    if (dns) {
+        if (!set(d->dns_name))
+            verr(v, d, "dns_name", p, "dns_name is required for DNS discovery");
+        else if (!dns_name_valid(d->dns_name))
+            verr(v, d, "dns_name", p, "\"%s\" is not a DNS name", d->dns_name);
+        if (d->kind == PORTICO__CONFIG__V1__DISCOVERY_KIND__DISCOVERY_KIND_DNS) {
+            if (d->port == 0)
+                verr(v, d, "port", p, "port is required for kind dns (1..65535)");
+            else if (d->port > 65535)
+                verr(v, d, "port", p, "port %u is out of range (1..65535)", d->port);
+        } else if (d->port) {
+            verr(v, d, "port", p, "kind dns_srv takes the ports from the SRV records");
+        }
+        if (set(d->family) && strcmp(d->family, "any") != 0 && strcmp(d->family, "ipv4") != 0 &&
+            strcmp(d->family, "ipv6") != 0)
+            verr(v, d, "family", p, "\"%s\": family is \"any\", \"ipv4\" or \"ipv6\"", d->family);
+        check_range_set(v, d, "min_ttl_ms", p, d->min_ttl_ms, 100, 86400000);
+        check_range_set(v, d, "max_ttl_ms", p, d->max_ttl_ms, 100, 86400000);
+        if (d->min_ttl_ms && d->max_ttl_ms && d->min_ttl_ms > d->max_ttl_ms)
+            verr(v, d, "max_ttl_ms", p, "max_ttl_ms (%u) is below min_ttl_ms (%u)", d->max_ttl_ms,
+                 d->min_ttl_ms);
+        if (d->max_registrations)
+            verr(v, d, "max_registrations", p, "max_registrations applies to kind registration");
+    } else {
+        if (set(d->dns_name) || d->port || set(d->family) || d->min_ttl_ms || d->max_ttl_ms)
+            verr(v, d, NULL, p,
+                 "kind registration takes no dns_name, port, family or TTLs: instances register "
+                 "through the admin API");
+        check_range_set(v, d, "max_registrations", p, d->max_registrations, 1, 100000);
+    }
+}
+
+static void check_dns(struct vctx *v, const Portico__Config__V1__Dns *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_nameservers; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "nameservers[%zu]", i);
+        const char *ns = d->nameservers[i];
+        unsigned char ip[16];
+        struct pt_conf_address a;
+        const char *why = NULL;
+        if (inet_pton(AF_INET, ns, ip) == 1 || inet_pton(AF_INET6, ns, ip) == 1)
+            continue;
+        if (pt_conf_address_parse(ns, &a, &why) != 0 || !a.host[0] ||
+            strcmp(a.host, "localhost") == 0)
+            verr(v, d, field, "dns",
+                 "\"%s\": a nameserver is an IP address, \"ip:port\" or \"[ipv6]:port\"", ns);
+    }
+    check_listed_once(v, d, "dns", "nameservers", d->nameservers, d->n_nameservers);
+    check_range_set(v, d, "timeout_ms", "dns", d->timeout_ms, 10, 60000);
+    check_range_set(v, d, "attempts", "dns", d->attempts, 1, 10);
+}
+
 static void check_service(struct vctx *v, const Service *s, const char *path)
 {
     if (!set(s->name))
@@ -469,12 +641,13 @@ static void check_service(struct vctx *v, const Service *s, const char *path)
     if ((int)s->protocol < 0 ||
         (int)s->protocol > PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
         verr(v, s, "protocol", path, "unknown protocol %d", s->protocol);
-    check_instances(v, s, path);
+    if (s->discovery)
+        check_discovery(v, s, path);
+    else
+        check_instances(v, s, path);
     check_lb(v, s, path);
-    /* Reserved fields: silently ignoring them would promise protection
-     * that is not there. */
-    if (s->health_check)
-        verr(v, s, "health_check", path, "health_check is not supported yet");
+    check_health_check(v, s, path);
+    check_outlier(v, s, path);
     check_circuit_breaker(v, s, path);
     check_max(v, s, "connect_timeout_ms", path, s->connect_timeout_ms, MAX_LONG_TIMEOUT_MS);
     check_max(v, s, "idle_timeout_ms", path, s->idle_timeout_ms, MAX_LONG_TIMEOUT_MS);
@@ -550,9 +723,9 @@ static void check_methods(struct vctx *v, const Route *r, const char *path)
 
 static void check_retries(struct vctx *v, const Route *r, const char *path)
 {
-    static const char *const conditions[] = {"connect-failure", "refused-stream",
-                                             "reset",           "5xx",
-                                             "gateway-error",   "retriable-status-codes"};
+    static const char *const conditions[] = {
+        "connect-failure", "refused-stream",         "reset",           "5xx",
+        "gateway-error",   "retriable-status-codes", "per-try-timeout", "timeout"};
     size_t nconds = sizeof(conditions) / sizeof(conditions[0]);
     check_max(v, r, "retry_count", path, r->retry_count, 10);
     if (r->n_retry_on && r->retry_count == 0)
@@ -567,12 +740,49 @@ static void check_retries(struct vctx *v, const Route *r, const char *path)
             const char *hint = closest(r->retry_on[i], conditions, nconds);
             verr(v, r, field, path,
                  "unknown retry condition \"%s\"%s%s%s (one of: connect-failure, refused-stream, "
-                 "reset, 5xx, gateway-error, retriable-status-codes)",
+                 "reset, 5xx, gateway-error, retriable-status-codes, per-try-timeout, timeout)",
                  r->retry_on[i], hint ? "; did you mean \"" : "", hint ? hint : "",
                  hint ? "\"?" : "");
         }
     }
     check_listed_once(v, r, path, "retry_on", r->retry_on, r->n_retry_on);
+    /* retry: per-try timeout, backoff, budget, unsafe methods */
+    check_max(v, r, "per_try_timeout_ms", path, r->per_try_timeout_ms, MAX_LONG_TIMEOUT_MS);
+    check_max(v, r, "retry_backoff_base_ms", path, r->retry_backoff_base_ms, 60000);
+    check_max(v, r, "retry_backoff_max_ms", path, r->retry_backoff_max_ms, 60000);
+    if (r->retry_backoff_base_ms && r->retry_backoff_max_ms &&
+        r->retry_backoff_base_ms > r->retry_backoff_max_ms)
+        verr(v, r, "retry_backoff_max_ms", path,
+             "retry_backoff_max_ms (%u) is below retry_backoff_base_ms (%u)",
+             r->retry_backoff_max_ms, r->retry_backoff_base_ms);
+    if (r->retry_count == 0) {
+        const char *unused = r->retry_unsafe            ? "retry_unsafe"
+                             : r->retry_backoff_base_ms ? "retry_backoff_base_ms"
+                             : r->retry_backoff_max_ms  ? "retry_backoff_max_ms"
+                             : r->retry_budget          ? "retry_budget"
+                                                        : NULL;
+        if (unused)
+            verr(v, r, unused, path, "%s has no effect while retry_count is 0", unused);
+    }
+    if (r->hedge) {
+        char p[256];
+        snprintf(p, sizeof(p), "%s.hedge", path);
+        if (r->hedge->delay_ms == 0)
+            verr(v, r->hedge, "delay_ms", p, "a hedge needs delay_ms (1..60000)");
+        check_max(v, r->hedge, "delay_ms", p, r->hedge->delay_ms, 60000);
+        if (r->hedge->max_attempts == 1)
+            verr(v, r->hedge, "max_attempts", p, "max_attempts 1 never hedges (2..%u)", 4u);
+        check_max(v, r->hedge, "max_attempts", p, r->hedge->max_attempts, 4u);
+    }
+    if (r->retry_budget) {
+        const Portico__Config__V1__RetryBudget *b = r->retry_budget;
+        char p[256];
+        snprintf(p, sizeof(p), "%s.retry_budget", path);
+        if (b->budget_percent)
+            check_max(v, b, "budget_percent", p, b->budget_percent->value, 100);
+        if (b->min_retry_concurrency)
+            check_max(v, b, "min_retry_concurrency", p, b->min_retry_concurrency->value, 100000);
+    }
 }
 
 static void check_matchers(struct vctx *v, const Route *r, const char *path)
@@ -599,6 +809,155 @@ static void check_matchers(struct vctx *v, const Route *r, const char *path)
     }
 }
 
+/* A reference to a service: set and existing (with a "did you mean"). */
+static const Service *service_ref(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                                  const void *msg, const char *field, const char *path,
+                                  const char *name)
+{
+    if (!set(name)) {
+        verr(v, msg, field, path, "service is required");
+        return NULL;
+    }
+    const Service *s = service_find(cfg, ix, name);
+    if (!s) {
+        const char **names = pt_xmalloc((ix->n ? ix->n : 1) * sizeof(*names));
+        for (size_t i = 0; i < ix->n; i++)
+            names[i] = ix->byname[i].name;
+        const char *hint = closest(name, names, ix->n);
+        verr(v, msg, field, path, "no service named \"%s\"%s%s%s", name,
+             hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
+        free(names);
+    }
+    return s;
+}
+
+static void check_websocket_service(struct vctx *v, const Route *r, const char *path,
+                                    const Service *s)
+{
+    if (s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_UNSPECIFIED &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_HTTP1)
+        verr(v, r, "websocket", path,
+             "websocket needs a service with protocol http1 (service \"%s\" is not; websocket "
+             "over an HTTP/2 upstream is not supported)",
+             s->name);
+}
+
+/* An API version: what a path segment "v<version>", a header or a query
+ * parameter can carry unambiguously. */
+static bool version_valid(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
+static void check_splits(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                         const Route *r, const char *path)
+{
+    uint64_t total = 0;
+    char **names = pt_xmalloc((r->n_splits ? r->n_splits : 1) * sizeof(*names));
+    for (size_t i = 0; i < r->n_splits; i++) {
+        const Portico__Config__V1__WeightedService *w = r->splits[i];
+        char p[96];
+        snprintf(p, sizeof(p), "%s.splits[%zu]", path, i);
+        service_ref(v, cfg, ix, w, "service", p, w->service);
+        check_max(v, w, "weight", p, w->weight, MAX_SPLIT_WEIGHT);
+        total += w->weight;
+        names[i] = w->service ? w->service : "";
+    }
+    if (r->n_splits && total == 0)
+        verr(v, r, "splits", path, "the weights of a split add up to 0: give one a weight");
+    check_listed_once(v, r, path, "splits", names, r->n_splits);
+    free(names);
+
+    if (set(r->split_key) && strcmp(r->split_key, "request") != 0) {
+        enum pt_lb_key kind;
+        struct pt_str name;
+        if (pt_lb_hash_on_parse(r->split_key, &kind, &name) != 0)
+            verr(v, r, "split_key", path,
+                 "\"%s\" is not a split key (one of: request, ip, header:<name>, "
+                 "cookie:<name>)",
+                 r->split_key);
+    }
+    if (set(r->split_key) && !r->n_splits)
+        verr(v, r, "split_key", path, "split_key has no effect without splits");
+    if (r->n_split_overrides && !r->n_splits)
+        verr(v, r, "split_overrides", path, "split_overrides need splits");
+    for (size_t i = 0; i < r->n_split_overrides; i++) {
+        const Portico__Config__V1__SplitOverride *o = r->split_overrides[i];
+        char p[128];
+        snprintf(p, sizeof(p), "%s.split_overrides[%zu]", path, i);
+        if (!set(o->header))
+            verr(v, o, "header", p, "an override needs a header name");
+        else if (!pt_conf_is_token(o->header))
+            verr(v, o, "header", p, "\"%s\" is not a valid header name", o->header);
+        service_ref(v, cfg, ix, o, "service", p, o->service);
+    }
+}
+
+static void check_versions(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                           const Route *r, const char *path)
+{
+    const Portico__Config__V1__Versioning *vs = r->versions;
+    char p[96];
+    snprintf(p, sizeof(p), "%s.versions", path);
+    const char *from = set(vs->from) ? vs->from : "path";
+    bool by_path = strcmp(from, "path") == 0;
+    bool named = strncmp(from, "header:", 7) == 0 || strncmp(from, "query:", 6) == 0;
+    const char *name = strchr(from, ':') ? strchr(from, ':') + 1 : "";
+    if (!by_path && strcmp(from, "accept") != 0 && !named)
+        verr(v, vs, "from", p,
+             "\"%s\" is not a version source (one of: path, header:<name>, accept, "
+             "query:<name>)",
+             from);
+    else if (named && (!*name || strlen(name) > 256 || !pt_conf_is_token(name)))
+        verr(v, vs, "from", p, "\"%s\": a name must follow \"%.*s\"", from, (int)(name - from),
+             from);
+    if (vs->strip && !by_path)
+        verr(v, vs, "strip", p, "strip applies to versions from \"path\" only");
+    if (!vs->n_versions)
+        verr(v, vs, "versions", p, "list at least one version");
+    char **names = pt_xmalloc((vs->n_versions ? vs->n_versions : 1) * sizeof(*names));
+    bool has_default = false;
+    for (size_t i = 0; i < vs->n_versions; i++) {
+        const Portico__Config__V1__VersionedService *e = vs->versions[i];
+        char q[160];
+        snprintf(q, sizeof(q), "%s.versions[%zu]", p, i);
+        names[i] = e->version ? e->version : "";
+        if (!set(e->version))
+            verr(v, e, "version", q, "a version needs a name (e.g. \"2\")");
+        else if (!version_valid(e->version))
+            verr(v, e, "version", q,
+                 "\"%s\": a version uses only letters, digits, '.', '-' and '_' (at most 64)",
+                 e->version);
+        else if (by_path && !isdigit((unsigned char)e->version[0]))
+            verr(v, e, "version", q,
+                 "\"%s\": a version read from the path (\"v<version>\") starts with a digit",
+                 e->version);
+        service_ref(v, cfg, ix, e, "service", q, e->service);
+        has_default = has_default || (set(vs->default_version) && set(e->version) &&
+                                      strcmp(vs->default_version, e->version) == 0);
+    }
+    check_listed_once(v, vs, p, "versions", names, vs->n_versions);
+    free(names);
+    if (set(vs->default_version) && !has_default)
+        verr(v, vs, "default_version", p, "\"%s\" is not one of the versions listed",
+             vs->default_version);
+}
+
+/* Traffic splits and API versions (the service itself is checked by the
+ * caller). */
+static void check_selection(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                            const Route *r, const char *path)
+{
+    check_splits(v, cfg, ix, r, path);
+    if (r->versions)
+        check_versions(v, cfg, ix, r, path);
+}
+
 static void check_route(struct vctx *v, const Config *cfg, const struct service_index *ix,
                         const Route *r, const char *path)
 {
@@ -608,17 +967,14 @@ static void check_route(struct vctx *v, const Config *cfg, const struct service_
         verr(v, r, NULL, path, "a route needs path or path_prefix");
 
     const Service *s = NULL;
-    if (!set(r->service)) {
-        verr(v, r, "service", path, "service is required");
-    } else if (!(s = service_find(cfg, ix, r->service))) {
-        const char **names = pt_xmalloc((ix->n ? ix->n : 1) * sizeof(*names));
-        for (size_t i = 0; i < ix->n; i++)
-            names[i] = ix->byname[i].name;
-        const char *hint = closest(r->service, names, ix->n);
-        verr(v, r, "service", path, "no service named \"%s\"%s%s%s", r->service,
-             hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
-        free(names);
-    }
+    int targets = set(r->service) + (r->n_splits > 0) + (r->versions != NULL);
+    if (targets == 0)
+        verr(v, r, "service", path, "service is required (or splits or versions)");
+    else if (targets > 1)
+        verr(v, r, NULL, path, "set exactly one of service, splits and versions");
+    if (set(r->service))
+        s = service_ref(v, cfg, ix, r, "service", path, r->service);
+    check_selection(v, cfg, ix, r, path);
 
     check_methods(v, r, path);
     if (r->priority < -1000000 || r->priority > 1000000)
@@ -630,13 +986,14 @@ static void check_route(struct vctx *v, const Config *cfg, const struct service_
     check_matchers(v, r, path);
     check_filters(v, r->filters, r->n_filters, path);
 
-    if (r->websocket && s &&
-        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_UNSPECIFIED &&
-        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_HTTP1)
-        verr(v, r, "websocket", path,
-             "websocket needs a service with protocol http1 (service \"%s\" is not; websocket "
-             "over an HTTP/2 upstream is not supported)",
-             s->name);
+    if (r->websocket && s)
+        check_websocket_service(v, r, path, s);
+    for (size_t i = 0; r->websocket && i < r->n_splits; i++)
+        if ((s = service_find(cfg, ix, r->splits[i]->service)))
+            check_websocket_service(v, r, path, s);
+    for (size_t i = 0; r->websocket && r->versions && i < r->versions->n_versions; i++)
+        if ((s = service_find(cfg, ix, r->versions->versions[i]->service)))
+            check_websocket_service(v, r, path, s);
 }
 
 static void check_routes(struct vctx *v, const Config *cfg)
@@ -1128,5 +1485,6 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
     name_set_fini(&routes);
     check_api_keys(&v, cfg);
     check_admin(&v, cfg->admin);
+    check_dns(&v, cfg->dns);
     return v.errors ? PT_ERR_CONFIG : 0;
 }

@@ -58,9 +58,16 @@ static const struct {
     const char *name;
     enum pt_ctl_cmd cmd;
 } commands[] = {
-    {"get", PT_CTL_CMD_GET},       {"list", PT_CTL_CMD_LIST},         {"delete", PT_CTL_CMD_DELETE},
-    {"create", PT_CTL_CMD_CREATE}, {"apply", PT_CTL_CMD_APPLY},       {"export", PT_CTL_CMD_EXPORT},
-    {"health", PT_CTL_CMD_HEALTH}, {"validate", PT_CTL_CMD_VALIDATE},
+    {"get", PT_CTL_CMD_GET},
+    {"list", PT_CTL_CMD_LIST},
+    {"delete", PT_CTL_CMD_DELETE},
+    {"create", PT_CTL_CMD_CREATE},
+    {"apply", PT_CTL_CMD_APPLY},
+    {"export", PT_CTL_CMD_EXPORT},
+    {"health", PT_CTL_CMD_HEALTH},
+    {"validate", PT_CTL_CMD_VALIDATE},
+    {"registrations", PT_CTL_CMD_REGISTRATIONS},
+    {"deregister", PT_CTL_CMD_DEREGISTER},
 };
 
 static int fail(char *err, size_t n, const char *fmt, const char *arg)
@@ -183,6 +190,14 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
     case PT_CTL_CMD_EXPORT:
         file_optional = true;
         break;
+    case PT_CTL_CMD_REGISTRATIONS:
+        want = npos > 0 ? 1 : 0;
+        break;
+    case PT_CTL_CMD_DEREGISTER:
+        if (npos == 0)
+            return fail(err, n, "missing the lease id", NULL);
+        want = 1;
+        break;
     default:
         break;
     }
@@ -202,6 +217,8 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
                         pos[0]);
         if (want == 2)
             a->name = pos[1];
+    } else if (want == 1) {
+        a->name = pos[0]; /* a service or a lease id */
     }
     if (file && !a->file)
         return fail(err, n, "-f FILE is required", NULL);
@@ -245,6 +262,13 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
     case PT_CTL_CMD_VALIDATE:
         return "usage: porticoctl [options] validate -f FILE\n"
                "Ask the gateway whether FILE (a whole configuration) is valid.\n";
+    case PT_CTL_CMD_REGISTRATIONS:
+        return "usage: porticoctl [options] registrations [SERVICE]\n"
+               "Print the live registrations (leases) of SERVICE, or of every service, on this\n"
+               "gateway instance (registrations are not shared between instances).\n";
+    case PT_CTL_CMD_DEREGISTER:
+        return "usage: porticoctl [options] deregister LEASE_ID\n"
+               "Remove a registered instance now.\n";
     default:
         return "usage: porticoctl [options] <command> [args]\n"
                "\n"
@@ -252,6 +276,7 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
                "  get <kind> <name>       list <kind>        delete <kind> <name>\n"
                "  create <kind> -f FILE   apply -f FILE [--dry-run] [--keep-absent] [-y]\n"
                "  export [-f FILE]        health             validate -f FILE\n"
+               "  registrations [SERVICE] deregister LEASE_ID\n"
                "kinds: route, service, rate-limit, plugin, api-key (plurals accepted)\n"
                "\n"
                "options:\n"

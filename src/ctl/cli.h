@@ -39,6 +39,8 @@ enum pt_ctl_cmd {
     PT_CTL_CMD_EXPORT,
     PT_CTL_CMD_HEALTH,
     PT_CTL_CMD_VALIDATE,
+    PT_CTL_CMD_REGISTRATIONS, /* registrations [SERVICE] */
+    PT_CTL_CMD_DEREGISTER,    /* deregister LEASE_ID */
 };
 
 /* One managed kind and the Admin methods that serve it. Requests are built

@@ -404,6 +404,38 @@ static int cmd_health(struct conn *c, const struct pt_ctl_args *a)
     return serving ? 0 : PT_CTL_EXIT_REFUSED;
 }
 
+static int cmd_registrations(struct conn *c, const struct pt_ctl_args *a)
+{
+    ProtobufCMessage *req =
+        new_message(&portico__admin__v1__list_registrations_request__descriptor);
+    if (a->name)
+        pt_ctl_msg_set_string(req, "service", a->name);
+    Portico__Admin__V1__ListRegistrationsResponse *r;
+    int rc = simple(c, "/" ADMIN_SERVICE "/ListRegistrations", req,
+                    &portico__admin__v1__list_registrations_response__descriptor,
+                    (ProtobufCMessage **)&r);
+    if (rc)
+        return rc;
+    print_yaml(&r->base);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return 0;
+}
+
+static int cmd_deregister(struct conn *c, const struct pt_ctl_args *a)
+{
+    ProtobufCMessage *req =
+        new_message(&portico__admin__v1__deregister_instance_request__descriptor);
+    pt_ctl_msg_set_string(req, "lease_id", a->name);
+    Google__Protobuf__Empty *e;
+    int rc = simple(c, "/" ADMIN_SERVICE "/DeregisterInstance", req,
+                    &google__protobuf__empty__descriptor, (ProtobufCMessage **)&e);
+    if (rc)
+        return rc;
+    protobuf_c_message_free_unpacked(&e->base, NULL);
+    printf("deregistered %s\n", a->name);
+    return 0;
+}
+
 static int cmd_validate(struct conn *c, const struct pt_ctl_args *a)
 {
     struct pt_conf *conf = load_file(&portico__config__v1__config__descriptor, a->file);
@@ -475,6 +507,12 @@ int main(int argc, char **argv)
             break;
         case PT_CTL_CMD_VALIDATE:
             rc = cmd_validate(&c, &a);
+            break;
+        case PT_CTL_CMD_REGISTRATIONS:
+            rc = cmd_registrations(&c, &a);
+            break;
+        case PT_CTL_CMD_DEREGISTER:
+            rc = cmd_deregister(&c, &a);
             break;
         default:
             rc = PT_CTL_EXIT_USAGE;

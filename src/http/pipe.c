@@ -1,6 +1,7 @@
 #include "http/pipe.h"
 
 #include <event2/buffer.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
@@ -17,6 +18,9 @@ void pt_pipe_fini(struct pt_pipe *p)
     if (p->buf)
         evbuffer_free(p->buf);
     p->buf = NULL;
+    if (p->replay)
+        evbuffer_free(p->replay);
+    p->replay = NULL;
     p->on_data = NULL;
     p->on_drain = NULL;
 }
@@ -144,16 +148,82 @@ void pt_pipe_end(struct pt_pipe *p, struct pt_headers *trailers)
         p->on_data(p, p->consumer);
 }
 
+void pt_pipe_keep_replay(struct pt_pipe *p, uint64_t cap)
+{
+    if (p->replay || p->out)
+        return;
+    p->replay = evbuffer_new();
+    if (!p->replay)
+        abort(); /* a real allocation failure aborts */
+    p->replay_cap = cap;
+    p->replay_lost = false;
+}
+
+bool pt_pipe_can_rewind(const struct pt_pipe *p)
+{
+    return p->out == 0 || (p->replay && !p->replay_lost);
+}
+
+int pt_pipe_rewind(struct pt_pipe *p)
+{
+    if (p->out == 0)
+        return 0;
+    if (!p->replay || p->replay_lost)
+        return -1;
+    size_t n = evbuffer_get_length(p->replay);
+    if (!p->buf)
+        return -1; /* cannot happen: taken bytes were written first */
+    evbuffer_prepend_buffer(p->buf, p->replay);
+    p->out -= n;
+    return 0;
+}
+
+/* The consumer is taking the next n bytes: copy them for a replay. */
+static void keep(struct pt_pipe *p, size_t n)
+{
+    if (!p->replay || p->replay_lost)
+        return;
+    if (evbuffer_get_length(p->replay) + n > p->replay_cap) {
+        p->replay_lost = true;
+        evbuffer_drain(p->replay, evbuffer_get_length(p->replay));
+        return;
+    }
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(p->buf, &pos, 0, EVBUFFER_PTR_SET);
+    unsigned char tmp[4096];
+    size_t off = 0;
+    while (off < n) {
+        size_t k = n - off < sizeof(tmp) ? n - off : sizeof(tmp);
+        ev_ssize_t r = evbuffer_copyout_from(p->buf, &pos, tmp, k);
+        if (r <= 0)
+            break;
+        evbuffer_add(p->replay, tmp, (size_t)r);
+        evbuffer_ptr_set(p->buf, &pos, (size_t)r, EVBUFFER_PTR_ADD);
+        off += (size_t)r;
+    }
+}
+
+/* Tell the producer about bytes taken for the first time. */
+static void drained(struct pt_pipe *p)
+{
+    if (p->out <= p->out_max)
+        return;
+    size_t fresh = (size_t)(p->out - p->out_max);
+    p->out_max = p->out;
+    if (p->on_drain)
+        p->on_drain(p, fresh, p->producer);
+}
+
 size_t pt_pipe_read_into(struct pt_pipe *p, struct evbuffer *dst, size_t max)
 {
     size_t avail = pt_pipe_len(p);
     size_t n = avail < max ? avail : max;
     if (!n)
         return 0;
+    keep(p, n);
     evbuffer_remove_buffer(p->buf, dst, n);
     p->out += n;
-    if (p->on_drain)
-        p->on_drain(p, n, p->producer);
+    drained(p);
     return n;
 }
 
@@ -173,8 +243,8 @@ void pt_pipe_drain(struct pt_pipe *p, size_t n)
         n = avail;
     if (!n)
         return;
+    keep(p, n);
     evbuffer_drain(p->buf, n);
     p->out += n;
-    if (p->on_drain)
-        p->on_drain(p, n, p->producer);
+    drained(p);
 }

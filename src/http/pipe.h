@@ -59,6 +59,13 @@ struct pt_pipe {
     void *consumer;
     pt_pipe_drain_fn *on_drain;
     void *producer;
+
+    /* Replay (pt_pipe_keep_replay): a copy of the bytes consumed so far,
+     * kept so a retry can send them again, up to replay_cap bytes. */
+    struct evbuffer *replay;
+    uint64_t replay_cap;
+    bool replay_lost; /* more than replay_cap bytes were consumed */
+    uint64_t out_max; /* highest `out` reached: on_drain reports each byte once */
 };
 
 void pt_pipe_init(struct pt_pipe *p, uint32_t hiwat);
@@ -93,6 +100,18 @@ static inline bool pt_pipe_below_lowat(const struct pt_pipe *p)
 {
     return pt_pipe_len(p) <= p->hiwat / 2;
 }
+
+/* Keep a copy of every byte the consumer takes, up to cap bytes, so that
+ * pt_pipe_rewind() can offer them again (retries). Call before the
+ * consumer takes anything. */
+void pt_pipe_keep_replay(struct pt_pipe *p, uint64_t cap);
+/* True when every byte taken so far can be offered again: nothing was
+ * taken, or all of it was kept. */
+bool pt_pipe_can_rewind(const struct pt_pipe *p);
+/* Status: 0 after putting every taken byte back in front of the pipe (the
+ * next consumer reads the body from its start; the producer is not told
+ * about bytes it already got credit for), or -1 when they were not kept. */
+int pt_pipe_rewind(struct pt_pipe *p);
 
 /* Consumer: move up to max bytes into dst; returns bytes moved. */
 size_t pt_pipe_read_into(struct pt_pipe *p, struct evbuffer *dst, size_t max);

@@ -34,7 +34,7 @@
 #define STRING_CAPS_TOTAL                                                     \
     (PT_ACCESS_CAP_REQUEST_ID + PT_ACCESS_CAP_METHOD + PT_ACCESS_CAP_PATH +   \
      PT_ACCESS_CAP_AUTHORITY + PT_ACCESS_CAP_UPSTREAM + PT_ACCESS_CAP_ROUTE + \
-     PT_ACCESS_CAP_CLIENT + PT_ACCESS_CAP_ERROR)
+     PT_ACCESS_CAP_SERVICE + PT_ACCESS_CAP_CLIENT + PT_ACCESS_CAP_ERROR)
 _Static_assert(STRING_CAPS_TOTAL + 1024 <= PT_ACCESS_LINE_MAX, "string caps exceed the line cap");
 _Static_assert(PT_ACCESS_CAP_METHOD > MARKER_LEN && PT_ACCESS_CAP_CLIENT > MARKER_LEN,
                "every cap must leave room for the truncation marker");
@@ -274,10 +274,16 @@ size_t pt_access_entry_format(const struct pt_access_entry *e, char *buf)
     p = put_string_or_null(p, e->upstream, PT_ACCESS_CAP_UPSTREAM);
     p = PUT_LIT(p, ",\"route\":");
     p = put_string_or_null(p, e->route, PT_ACCESS_CAP_ROUTE);
+    p = PUT_LIT(p, ",\"service\":");
+    p = put_string_or_null(p, e->service, PT_ACCESS_CAP_SERVICE);
     p = PUT_LIT(p, ",\"client\":");
     p = put_string(p, e->client, PT_ACCESS_CAP_CLIENT);
     p = PUT_LIT(p, ",\"worker\":");
     p = put_u64(p, e->worker);
+    if (e->attempts > 1) {
+        p = PUT_LIT(p, ",\"attempts\":");
+        p = put_u64(p, e->attempts);
+    }
     if (e->error.ptr && e->error.len) {
         p = PUT_LIT(p, ",\"error\":");
         p = put_string(p, e->error, PT_ACCESS_CAP_ERROR);

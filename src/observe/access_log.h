@@ -30,19 +30,19 @@
  *   {"time":"2024-02-29T23:59:59.123Z","request_id":"...","method":"GET",
  *    "path":"/a","authority":"example.com","protocol":"HTTP/2","status":200,
  *    "grpc_status":0,"duration_ms":1.235,"bytes_in":0,"bytes_out":17,
- *    "upstream":"10.0.0.1:8080","route":"users","client":"192.0.2.7",
- *    "worker":1,"error":"upstream reset the stream"}
- * "grpc_status" and "error" are omitted when absent; "upstream" and "route"
- * are null when absent; "worker" is the index (0..N-1) of the worker thread
- * that served the stream (SO_REUSEPORT spreads connections over workers;
- * this tells which one a connection landed on). Strings are escaped so the
- * line is valid JSON and valid UTF-8: '"' and '\\' get a backslash, control
- * bytes and DEL become \u00XX, valid UTF-8 sequences are kept, and every
- * other byte >= 0x80 becomes \u00XX of that byte. A string field whose
- * escaped form exceeds its cap (PT_ACCESS_CAP_*, counted in escaped bytes and
- * including the marker) is cut at a character boundary and ends with
- * PT_ACCESS_TRUNCATED_MARKER, so a line never exceeds PT_ACCESS_LINE_MAX
- * bytes.
+ *    "upstream":"10.0.0.1:8080","route":"users","service":"users-v2",
+ *    "client":"192.0.2.7","worker":1,"attempts":2,"error":"upstream reset the stream"}
+ * "grpc_status" and "error" are omitted when absent, "attempts" (upstream
+ * attempts: the first, retries and hedges) when below 2; "upstream", "route"
+ * and "service" are null when absent ("service" is the one the request was
+ * forwarded to: the route's, its split's side or its API version's); "worker" is the index (0..N-1)
+ * of the worker thread that served the stream (SO_REUSEPORT spreads connections over workers; this
+ * tells which one a connection landed on). Strings are escaped so the line is valid JSON and valid
+ * UTF-8: '"' and '\\' get a backslash, control bytes and DEL become \u00XX, valid UTF-8 sequences
+ * are kept, and every other byte >= 0x80 becomes \u00XX of that byte. A string field whose escaped
+ * form exceeds its cap (PT_ACCESS_CAP_*, counted in escaped bytes and including the marker) is cut
+ * at a character boundary and ends with PT_ACCESS_TRUNCATED_MARKER, so a line never exceeds
+ * PT_ACCESS_LINE_MAX bytes.
  */
 #ifndef PT_OBSERVE_ACCESS_LOG_H
 #define PT_OBSERVE_ACCESS_LOG_H
@@ -69,6 +69,7 @@ struct pt_diag;
 #define PT_ACCESS_CAP_AUTHORITY 1024u
 #define PT_ACCESS_CAP_UPSTREAM 512u
 #define PT_ACCESS_CAP_ROUTE 512u
+#define PT_ACCESS_CAP_SERVICE 512u
 #define PT_ACCESS_CAP_CLIENT 128u
 #define PT_ACCESS_CAP_ERROR 1024u
 
@@ -84,7 +85,7 @@ enum pt_access_protocol {
 /*
  * What one line says about one stream. All strings are borrowed for the
  * duration of the call that takes the entry and may hold any bytes. A
- * zero-initialized entry is valid: empty strings, null upstream and route,
+ * zero-initialized entry is valid: empty strings, null upstream, route and service,
  * no grpc_status, no error.
  */
 struct pt_access_entry {
@@ -102,9 +103,11 @@ struct pt_access_entry {
     uint64_t bytes_out;     /* response body bytes sent to the client */
     struct pt_str upstream; /* "host:port"; empty: null */
     struct pt_str route;    /* route name; empty: null */
+    struct pt_str service;  /* service forwarded to (a split's side, a version's); empty: null */
     struct pt_str client;   /* client IP address as text */
     unsigned worker;        /* index of the worker that served the stream */
     struct pt_str error;    /* why the stream failed; empty: omitted */
+    uint32_t attempts;      /* upstream attempts, retries and hedges included; < 2: omitted */
 };
 
 /* The writer: owns the rings, the destination and the writer thread. */

@@ -33,6 +33,10 @@ struct slot {
     _Atomic uint64_t requests;
     _Atomic uint64_t responses[PT_METRICS_NCLASSES];
     _Atomic uint64_t upstream_errors;
+    _Atomic uint64_t retries;
+    _Atomic uint64_t retry_budget_denied;
+    _Atomic uint64_t per_try_timeouts;
+    _Atomic uint64_t hedges;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t latency_sum_ns;
@@ -223,6 +227,14 @@ void pt_metrics_stats_end(struct pt_route_stats *st, unsigned worker, bool start
         add_u64(&sl->responses[cls - 1], 1);
     if (s->upstream_error)
         add_u64(&sl->upstream_errors, 1);
+    if (s->retries)
+        add_u64(&sl->retries, s->retries);
+    if (s->retry_budget_denied)
+        add_u64(&sl->retry_budget_denied, 1);
+    if (s->per_try_timeouts)
+        add_u64(&sl->per_try_timeouts, s->per_try_timeouts);
+    if (s->hedges)
+        add_u64(&sl->hedges, s->hedges);
     add_u64(&sl->bytes_in, s->bytes_in);
     add_u64(&sl->bytes_out, s->bytes_out);
     add_u64(&sl->latency_sum_ns, s->duration_ns);
@@ -248,6 +260,10 @@ static void sum_locked(struct pt_route_stats *st, struct pt_route_stats_sum *out
         for (unsigned c = 0; c < PT_METRICS_NCLASSES; c++)
             out->responses[c] += ld(&sl->responses[c]);
         out->upstream_errors += ld(&sl->upstream_errors);
+        out->retries += ld(&sl->retries);
+        out->retry_budget_denied += ld(&sl->retry_budget_denied);
+        out->per_try_timeouts += ld(&sl->per_try_timeouts);
+        out->hedges += ld(&sl->hedges);
         out->bytes_in += ld(&sl->bytes_in);
         out->bytes_out += ld(&sl->bytes_out);
         out->latency_sum_ns += ld(&sl->latency_sum_ns);
@@ -414,6 +430,82 @@ static void rate_limit_families(struct buf *b)
     pt_rl_stats_list_free(list, n);
 }
 
+/* Health and circuit breakers of the upstream instances. */
+static void upstream_families(struct buf *b, const struct pt_metrics_process *p)
+{
+    static const char *const states[3] = {"closed", "open", "half_open"};
+    size_t n = p->ninstances;
+    char **lab = pt_xcalloc(n ? n : 1, sizeof(*lab));
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_metrics_instance *m = &p->instances[i];
+        char *svc = pt_xmalloc(2 * strlen(m->service) + 1);
+        char *ins = pt_xmalloc(2 * strlen(m->instance) + 1);
+        pt_metrics_escape_label(m->service, svc);
+        pt_metrics_escape_label(m->instance, ins);
+        size_t len = strlen(svc) + strlen(ins) + 32;
+        lab[i] = pt_xmalloc(len);
+        snprintf(lab[i], len, "service=\"%s\",instance=\"%s\"", svc, ins);
+        free(svc);
+        free(ins);
+    }
+    family(b, "portico_upstream_healthy", "gauge",
+           "1 when the instance may get traffic by its health (active check passing or none, "
+           "not ejected), else 0.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].instance[0])
+            buf_printf(b, "portico_upstream_healthy{%s} %d\n", lab[i],
+                       p->instances[i].healthy ? 1 : 0);
+    family(b, "portico_upstream_ejected", "gauge",
+           "1 while outlier detection has the instance ejected, else 0.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].instance[0])
+            buf_printf(b, "portico_upstream_ejected{%s} %d\n", lab[i],
+                       p->instances[i].ejected ? 1 : 0);
+    family(b, "portico_upstream_ejections_total", "counter",
+           "Times outlier detection ejected the instance.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].instance[0])
+            buf_printf(b, "portico_upstream_ejections_total{%s} %llu\n", lab[i],
+                       (unsigned long long)p->instances[i].ejections_total);
+    family(b, "portico_upstream_health_transitions_total", "counter",
+           "Active health check transitions of the instance, by the state entered.");
+    for (size_t i = 0; i < n; i++) {
+        if (!p->instances[i].instance[0])
+            continue;
+        buf_printf(b, "portico_upstream_health_transitions_total{%s,to=\"healthy\"} %llu\n", lab[i],
+                   (unsigned long long)p->instances[i].to_healthy_total);
+        buf_printf(b, "portico_upstream_health_transitions_total{%s,to=\"unhealthy\"} %llu\n",
+                   lab[i], (unsigned long long)p->instances[i].to_unhealthy_total);
+    }
+    family(b, "portico_upstream_health_checks_total", "counter",
+           "Active health checks of the instance, by result.");
+    for (size_t i = 0; i < n; i++) {
+        if (!p->instances[i].instance[0])
+            continue;
+        const struct pt_metrics_instance *m = &p->instances[i];
+        buf_printf(b, "portico_upstream_health_checks_total{%s,result=\"ok\"} %llu\n", lab[i],
+                   (unsigned long long)(m->checks_total - m->check_failures_total));
+        buf_printf(b, "portico_upstream_health_checks_total{%s,result=\"failed\"} %llu\n", lab[i],
+                   (unsigned long long)m->check_failures_total);
+    }
+    family(b, "portico_circuit_state", "gauge",
+           "Circuit breaker state: 0 closed, 1 open, 2 half-open (instance=\"\": the "
+           "service's breaker).");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].has_breaker)
+            buf_printf(b, "portico_circuit_state{%s} %u\n", lab[i], p->instances[i].circuit_state);
+    family(b, "portico_circuit_transitions_total", "counter",
+           "Circuit breaker transitions, by the state entered.");
+    for (size_t i = 0; i < n; i++)
+        if (p->instances[i].has_breaker)
+            for (unsigned s = 0; s < 3; s++)
+                buf_printf(b, "portico_circuit_transitions_total{%s,to=\"%s\"} %llu\n", lab[i],
+                           states[s], (unsigned long long)p->instances[i].circuit_transitions[s]);
+    for (size_t i = 0; i < n; i++)
+        free(lab[i]);
+    free(lab);
+}
+
 char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
 {
     size_t n = 0;
@@ -441,6 +533,27 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
     for (size_t i = 0; i < n; i++)
         buf_printf(&b, "portico_upstream_errors_total{route=\"%s\"} %llu\n", label[i],
                    (unsigned long long)list[i].sum.upstream_errors);
+
+    family(&b, "portico_route_retries_total", "counter",
+           "Upstream attempts that were retries of an earlier attempt of the same request.");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_retries_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.retries);
+    family(&b, "portico_route_retry_budget_exhausted_total", "counter",
+           "Requests whose retry the service's retry budget refused.");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_retry_budget_exhausted_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.retry_budget_denied);
+    family(&b, "portico_route_per_try_timeouts_total", "counter",
+           "Upstream attempts cancelled by the route's per_try_timeout_ms.");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_per_try_timeouts_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.per_try_timeouts);
+    family(&b, "portico_route_hedges_total", "counter",
+           "Hedged attempts started (route hedge.delay_ms passed without a response head).");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "portico_route_hedges_total{route=\"%s\"} %llu\n", label[i],
+                   (unsigned long long)list[i].sum.hedges);
 
     family(&b, "portico_request_duration_seconds", "histogram",
            "Time from the first request byte to the last response byte.");
@@ -485,6 +598,7 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
     family(&b, "portico_uptime_seconds", "gauge", "Seconds since the process started.");
     buf_printf(&b, "portico_uptime_seconds %.3f\n", p->uptime_seconds);
 
+    upstream_families(&b, p);
     rate_limit_families(&b);
 
     for (size_t i = 0; i < n; i++)

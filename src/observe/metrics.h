@@ -27,6 +27,10 @@
  *                   no status and no error has no class)
  *   upstream_errors exchanges that ended with an upstream failure (see
  *                   pt_metrics_is_upstream_error)
+ *   retries         upstream attempts that repeated an earlier one
+ *   retry_budget_denied  exchanges whose retry the retry budget refused
+ *   per_try_timeouts attempts cancelled by the route's per-try timeout
+ *   hedges          hedged attempts started
  *   in_flight       exchanges started on the route and not ended yet
  *   bytes_in/out    request/response body bytes
  *   latency         from the first request byte to the last response byte,
@@ -68,6 +72,10 @@ struct pt_route_stats_sum {
     uint64_t requests;
     uint64_t responses[PT_METRICS_NCLASSES]; /* [0] = 1xx ... [4] = 5xx */
     uint64_t upstream_errors;
+    uint64_t retries;
+    uint64_t retry_budget_denied;
+    uint64_t per_try_timeouts;
+    uint64_t hedges;
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t in_flight;
@@ -79,6 +87,10 @@ struct pt_route_stats_sum {
 struct pt_metrics_sample {
     int status;          /* HTTP status sent downstream (0: none) */
     bool upstream_error; /* pt_metrics_is_upstream_error(the exchange's error) */
+    uint32_t retries;    /* attempts after the first */
+    bool retry_budget_denied;
+    uint32_t per_try_timeouts;
+    uint32_t hedges; /* hedged attempts started */
     uint64_t duration_ns;
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -145,11 +157,31 @@ double pt_metrics_quantile_ms(const struct pt_route_stats_sum *s, double q);
 double pt_metrics_mean_ms(const struct pt_route_stats_sum *s);
 
 /* Process-level values the caller (the admin service) knows and feeds in. */
+/* One upstream instance (or, with instance "", a service's own circuit
+ * breaker) as read by the caller: health and circuit breaker state. */
+struct pt_metrics_instance {
+    const char *service;
+    const char *instance; /* "host:port"; "" = the service's breaker only */
+    bool healthy;         /* usable by health now (active check, ejection) */
+    bool ejected;
+    uint64_t ejections_total;
+    uint64_t to_healthy_total; /* active-check transitions */
+    uint64_t to_unhealthy_total;
+    uint64_t checks_total;
+    uint64_t check_failures_total;
+    bool has_breaker;
+    unsigned circuit_state;          /* 0 closed, 1 open, 2 half-open */
+    uint64_t circuit_transitions[3]; /* by state entered, same order */
+};
+
 struct pt_metrics_process {
     uint64_t connections;         /* open downstream connections, all workers */
     uint64_t config_version;      /* version of the stored configuration */
     uint64_t snapshot_generation; /* generation of the snapshot being served */
     double uptime_seconds;
+    /* Upstream instances of the snapshot being served (may be NULL/0). */
+    const struct pt_metrics_instance *instances;
+    size_t ninstances;
 };
 
 /*
@@ -158,6 +190,8 @@ struct pt_metrics_process {
  * length (without the NUL) in *len; free() it. Never NULL.
  * Families: portico_requests_total{route,code_class} (counter),
  * portico_upstream_errors_total{route} (counter),
+ * portico_route_retries_total{route}, portico_route_retry_budget_exhausted_total{route},
+ * portico_route_per_try_timeouts_total{route}, portico_route_hedges_total{route} (counters),
  * portico_request_duration_seconds{route} (histogram),
  * portico_requests_in_flight{route} (gauge),
  * portico_bytes_received_total{route}, portico_bytes_sent_total{route}

@@ -18,6 +18,7 @@
 #include "proxy/chain.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "proxy/select.h"
 #include "upstream/pool.h"
 #include "websocket/tunnel.h"
 
@@ -34,11 +35,20 @@ static const struct pt_snapshot *snap_of(const struct pt_exchange *x)
 
 /* --- local replies ------------------------------------------------------- */
 
-static void cancel_upstream(struct pt_exchange *x)
+/* Cancel the exchange's own attempt, or the retry waiting to start. */
+static void cancel_primary(struct pt_exchange *x)
 {
+    pt_proxy_retry_cancel(x);
     if (x->up)
         x->up->cancel(x->up);
     x->up = NULL;
+}
+
+/* Cancel every attempt: the exchange's own and its hedges. */
+static void cancel_upstream(struct pt_exchange *x)
+{
+    cancel_primary(x);
+    pt_proxy_hedge_cancel(x);
 }
 
 static void stop_timer(struct pt_exchange *x)
@@ -52,7 +62,7 @@ static void reset_pipe(struct pt_pipe *p)
 {
     if (p->buf)
         evbuffer_drain(p->buf, evbuffer_get_length(p->buf));
-    p->in = p->out = 0;
+    p->in = p->out = p->out_max = 0;
     p->eof = false;
     p->trailers = NULL;
     p->on_drain = NULL;
@@ -220,9 +230,20 @@ static void abort_response(struct pt_exchange *x, int err, unsigned flags)
 
 /* --- forwarding ---------------------------------------------------------- */
 
-static bool body_intact(const struct pt_exchange *x)
+/* The request body can be sent again: none of it went upstream, or all
+ * that went is kept for replay (pt_proxy_retry_first). */
+static bool body_replayable(const struct pt_exchange *x)
 {
-    return !x->req.has_body || x->req_body.out == 0;
+    return !x->req.has_body || pt_pipe_can_rewind(x->req_up);
+}
+
+static bool method_idempotent(struct pt_str m)
+{
+    static const char *const safe[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+        if (pt_str_eq(m, pt_str_from_cstr(safe[i])))
+            return true;
+    return false;
 }
 
 static bool deadline_passed(const struct pt_exchange *x)
@@ -233,7 +254,7 @@ static bool deadline_passed(const struct pt_exchange *x)
 static bool can_retry(const struct pt_exchange *x, int err, unsigned flags, int status, int grpc)
 {
     const struct pt_route_conf *rc = x->route;
-    if (x->resp_started || x->finished || x->upgrade || !body_intact(x) || deadline_passed(x))
+    if (x->resp_started || x->finished || x->upgrade || !body_replayable(x) || deadline_passed(x))
         return false;
     /* Attempts the server cannot have seen are always safe to repeat.
      * Refused streams (REFUSED_STREAM, above a GOAWAY's last stream id) say
@@ -248,22 +269,64 @@ static bool can_retry(const struct pt_exchange *x, int err, unsigned flags, int 
     if (x->attempts > rc->retry_count)
         return false;
     unsigned m = rc->retry_on;
+    /* The server saw this request: repeat it only if doing so is safe. A
+     * gRPC UNAVAILABLE is the server saying it did not process the call,
+     * which gRPC's own retry policy treats as retriable for any method. */
+    bool safe = rc->retry_unsafe || method_idempotent(x->req.method);
+    if (grpc == 14 && (m & PT_RETRY_GRPC_UNAVAILABLE))
+        return true;
+    if (!safe)
+        return false;
+    if (err == PT_ERR_TIMEOUT && (m & PT_RETRY_PER_TRY_TIMEOUT))
+        return true;
     if (err == PT_ERR_UPSTREAM_RESET && (m & PT_RETRY_RESET))
         return true;
     if (status >= 500 && (m & PT_RETRY_5XX))
         return true;
     if ((status == 502 || status == 503 || status == 504) && (m & PT_RETRY_GATEWAY_ERROR))
         return true;
-    if (grpc == 14 && (m & PT_RETRY_GRPC_UNAVAILABLE))
-        return true;
     return false;
 }
 
 static void upstream_failed(struct pt_exchange *x, int err, unsigned flags);
+static void attempt(struct pt_exchange *x);
+static const struct pt_proxy_hedge_ops hedge_ops;
+
+/* The per-try timeout fired: the attempt gave no response head in time. */
+static void try_timed_out(struct pt_exchange *x)
+{
+    pt_proxy_retry_count_timeout(x);
+    cancel_primary(x); /* hedges, if any, go on */
+    upstream_failed(x, PT_ERR_TIMEOUT, 0);
+}
+
+/* A retry can_retry allowed: ask the budget and the deadline
+ * (pt_proxy_retry_admit), then go now or after the backoff. Returns false
+ * when it may not go; the caller then ends with the outcome it has. */
+static bool retry(struct pt_exchange *x, unsigned flags, bool cancel_current)
+{
+    int64_t wait_ms = pt_proxy_retry_admit(x, (flags & PT_UP_RETRYABLE) != 0);
+    if (wait_ms < 0)
+        return false;
+    if (cancel_current)
+        cancel_upstream(x);
+    /* The next attempt reads the body from its start (can_retry checked
+     * that every byte sent is kept). */
+    if (x->req.has_body)
+        (void)pt_pipe_rewind(x->req_up);
+    reset_response(x, 0);
+    if (wait_ms == 0)
+        attempt(x);
+    else
+        pt_proxy_retry_wait(x, (uint64_t)wait_ms, attempt);
+    return true;
+}
 
 static void attempt(struct pt_exchange *x)
 {
     const struct pt_service *svc = x->service;
+    if (x->attempts == 0)
+        pt_proxy_retry_first(x);
     x->attempts++;
     pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: a 5xx being retried */
     int open = pt_proxy_circuit_admit(x);
@@ -275,8 +338,17 @@ static void attempt(struct pt_exchange *x)
     int rc = x->upgrade ? pt_up_forward_upgrade(x->worker, svc, x, &up_events, &chosen)
                         : pt_up_forward(x->worker, svc, x, &up_events, x->endpoint, &chosen);
     x->endpoint = chosen;
-    if (rc == 0)
+    if (rc == 0) {
         pt_proxy_circuit_chosen(x, chosen);
+        pt_proxy_retry_attempt_started(x, try_timed_out);
+        if (x->attempts == 1)
+            pt_proxy_hedge_start(x, &hedge_ops);
+    }
+    if (rc == PT_ERR_NO_HEALTHY) { /* health: no usable instance; retrying cannot help */
+        pt_proxy_circuit_abandon(x);
+        px_reply_error(x, rc, PT_STR_NULL);
+        return;
+    }
     if (rc < 0)
         upstream_failed(x, rc, PT_UP_RETRYABLE);
 }
@@ -287,11 +359,12 @@ static void upstream_failed(struct pt_exchange *x, int err, unsigned flags)
     if (x->finished)
         return;
     pt_proxy_circuit_done(x, err, 0, -1);
-    if (can_retry(x, err, flags, 0, -1)) {
+    pt_proxy_retry_attempt_over(x);
+    if (pt_proxy_hedge_hold(x, err, flags))
+        return; /* hedged attempts still running may answer */
+    if (can_retry(x, err, flags, 0, -1) && retry(x, flags, false)) {
         pt_log_debug("retrying %.*s after %s (attempt %u)", (int)x->req.path.len, x->req.path.ptr,
                      pt_err_name(err), x->attempts);
-        reset_response(x, 0);
-        attempt(x);
         return;
     }
     if (!x->resp_started) {
@@ -455,8 +528,14 @@ static void terminal(struct pt_exchange *x)
         return;
     }
     const struct pt_route_conf *rc = x->route;
-    if (!x->service)
-        x->service = rc->service;
+    if (!x->service) {
+        struct pt_str why = PT_STR_NULL;
+        int err = pt_proxy_select(x, &why);
+        if (err) {
+            px_reply_error(x, err == PT_ERR_LIMIT ? PT_ERR_HEADERS_TOO_LARGE : err, why);
+            return;
+        }
+    }
     const struct pt_service *svc = x->service;
     if (svc->grpc && !x->req.is_grpc) {
         px_reply_error(x, PT_ERR_UNSUPPORTED_MEDIA,
@@ -542,6 +621,8 @@ static void websocket_takeover(struct pt_exchange *x)
 
 static void on_response_head(struct pt_exchange *x)
 {
+    pt_proxy_retry_attempt_over(x);
+    pt_proxy_hedge_primary_answered(x);
     if (x->upgrade && x->resp.status == 101) {
         pt_proxy_circuit_done(x, 0, 101, -1);
         websocket_takeover(x);
@@ -555,12 +636,8 @@ static void on_response_head(struct pt_exchange *x)
     if (!x->req.is_grpc || grpc >= 0 || x->resp.status != 200)
         pt_proxy_circuit_done(x, 0, x->resp.status, grpc);
     if (x->resp.status >= 500 || grpc == 14) {
-        if (can_retry(x, 0, 0, x->resp.status, grpc)) {
-            cancel_upstream(x);
-            reset_response(x, 0);
-            attempt(x);
+        if (can_retry(x, 0, 0, x->resp.status, grpc) && retry(x, 0, true))
             return;
-        }
     }
     pt_headers_strip_hop_by_hop(&x->resp.headers, false);
     pt_chain_run_response(x);
@@ -587,6 +664,41 @@ static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 static const struct pt_upstream_events up_events = {
     .on_response_head = on_response_head,
     .on_closed = on_closed,
+};
+
+/* --- hedging (hedge.c) --------------------------------------------------- */
+
+/* A hedged attempt's head came first: it becomes x's response. */
+static void hedge_won(struct pt_exchange *x, struct pt_exchange *sx, int endpoint)
+{
+    pt_proxy_retry_attempt_over(x);
+    pt_proxy_circuit_abandon(x);
+    cancel_primary(x);
+    pt_up_attempt_end(x, PT_LB_ABANDONED);
+    reset_response(x, 0);
+    x->resp.status = sx->resp.status;
+    x->resp.content_length = sx->resp.content_length;
+    x->resp.has_body = sx->resp.has_body;
+    /* The values stay in the winner's arena, which lives until x ends. */
+    pt_headers_copy_ref(&x->resp.headers, &sx->resp.headers);
+    x->endpoint = endpoint;
+    x->upstream_addr = sx->upstream_addr;
+}
+
+static void hedge_run_response(struct pt_exchange *x)
+{
+    int grpc = x->req.is_grpc ? header_grpc_status(&x->resp.headers) : -1;
+    if (grpc >= 0)
+        x->grpc_status = grpc;
+    pt_headers_strip_hop_by_hop(&x->resp.headers, false);
+    pt_chain_run_response(x);
+}
+
+static const struct pt_proxy_hedge_ops hedge_ops = {
+    .won = hedge_won,
+    .run_response = hedge_run_response,
+    .closed = on_closed,
+    .failed = upstream_failed,
 };
 
 /* --- handler entry points ------------------------------------------------ */
@@ -692,12 +804,14 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
     }
     pt_proxy_circuit_abandon(x);
     cancel_upstream(x);
+    pt_proxy_retry_fini(x);
     pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: before the snapshot pin goes */
     if (err && !x->error)
         x->error = err;
     pt_chain_done(x);
     pt_proxy_body_fini(x);
     pt_proxy_log_exchange(x);
+    pt_proxy_hedge_fini(x);
     pt_snap_pin_release(x->pin);
     x->pin = NULL;
     pt_exchange_free(x);

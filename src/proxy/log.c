@@ -9,6 +9,7 @@
 #include "observe/access_log.h"
 #include "observe/metrics.h"
 #include "proxy/proxy_int.h"
+#include "upstream/service.h"
 
 /* An exchange that ended before routing (bad target, codec error) counts
  * under the no-route pseudo-route of the snapshot it pinned, if any. */
@@ -22,10 +23,12 @@ static void count_exchange(struct pt_exchange *x, int status, uint64_t duration_
     struct pt_metrics_sample s = {
         .status = status,
         .upstream_error = pt_metrics_is_upstream_error(x->error),
+        .retries = x->attempts > 1 ? x->attempts - 1 : 0,
         .duration_ns = duration_ns,
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
     };
+    pt_proxy_retry_stats(x, &s.retry_budget_denied, &s.per_try_timeouts, &s.hedges);
     pt_metrics_stats_end(st, x->worker->id, x->stats != NULL, &s);
 }
 
@@ -54,8 +57,14 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
     e.bytes_out = x->bytes_out;
     e.upstream = x->up || x->attempts ? x->upstream_addr : PT_STR_NULL;
     e.route = pt_exchange_route_name(x);
+    if (x->service)
+        e.service = pt_str_from_cstr(x->service->name);
     e.client = pt_str_from_cstr(x->conn->peer_ip);
     e.worker = x->worker->id;
     e.error = x->error ? pt_str_from_cstr(pt_err_name(x->error)) : PT_STR_NULL;
+    bool denied;
+    uint32_t timeouts, hedges;
+    pt_proxy_retry_stats(x, &denied, &timeouts, &hedges);
+    e.attempts = x->attempts + hedges;
     pt_access_log_append(ring, &e);
 }

@@ -28,6 +28,7 @@ struct pt_proxy_worker {
     struct sniff *sniffs; /* connections whose protocol is not known yet */
     atomic_uint nconns;   /* codec connections, sniffing connections and tunnels */
     uint64_t next_conn_id;
+    uint64_t rng; /* traffic splits drawn at random (select.c) */
     bool draining;
 };
 
@@ -49,6 +50,54 @@ int pt_proxy_circuit_admit(struct pt_exchange *x);
 void pt_proxy_circuit_chosen(struct pt_exchange *x, int endpoint);
 void pt_proxy_circuit_done(struct pt_exchange *x, int err, int status, int grpc);
 void pt_proxy_circuit_abandon(struct pt_exchange *x);
+/* retry.c: the retry budget, backoff and per-try timer of an exchange.
+ * first: the first attempt of the exchange is about to start (counts it on
+ * its service's budget; keeps the request body for replay when the route
+ * retries). admit: a retry was judged allowed (can_retry); returns the
+ * backoff in ms (0 = go now), or -1 when the budget or the deadline refuse
+ * it (unseen: the server never saw the attempt - no budget, no wait).
+ * wait: run go after ms (cancelled by cancel). attempt_started/over: arm
+ * and stop the per-try timer around one attempt (over also ends the
+ * attempt's hold on the budget). cancel: stop any pending timer. fini:
+ * everything, when the exchange ends. */
+#define PT_RETRY_REPLAY_MAX_BYTES (64u * 1024u)
+typedef void pt_proxy_retry_fn(struct pt_exchange *x);
+void pt_proxy_retry_first(struct pt_exchange *x);
+int64_t pt_proxy_retry_admit(struct pt_exchange *x, bool unseen);
+void pt_proxy_retry_wait(struct pt_exchange *x, uint64_t ms, pt_proxy_retry_fn *go);
+void pt_proxy_retry_attempt_started(struct pt_exchange *x, pt_proxy_retry_fn *on_timeout);
+void pt_proxy_retry_attempt_over(struct pt_exchange *x);
+void pt_proxy_retry_count_timeout(struct pt_exchange *x);
+void pt_proxy_retry_cancel(struct pt_exchange *x);
+void pt_proxy_retry_fini(struct pt_exchange *x);
+void pt_proxy_retry_stats(const struct pt_exchange *x, bool *denied, uint32_t *per_try_timeouts,
+                          uint32_t *hedges);
+/* hedge.c: hedged attempts (shadow exchanges) of an exchange. start: after
+ * the first attempt started, arm the hedge delay when the route hedges and
+ * the request is eligible. hold: the primary attempt failed; true when
+ * hedges still run (their last failure calls ops->failed with err/flags).
+ * primary_answered: the primary's head came first, hedges are cancelled.
+ * cancel: stop every hedge, the winner included. */
+struct pt_proxy_hedge_ops {
+    /* A hedge's head came first: cancel the primary, copy sx's head into
+     * x (x's response pipe reset). */
+    void (*won)(struct pt_exchange *x, struct pt_exchange *sx, int endpoint);
+    /* Run the response phase on the head won() copied. */
+    void (*run_response)(struct pt_exchange *x);
+    /* The winner's attempt is over (as up_events.on_closed). */
+    void (*closed)(struct pt_exchange *x, int err, unsigned flags);
+    /* Every attempt failed: handle the primary's failure. */
+    void (*failed)(struct pt_exchange *x, int err, unsigned flags);
+};
+bool pt_proxy_hedge_eligible(const struct pt_exchange *x);
+void pt_proxy_hedge_start(struct pt_exchange *x, const struct pt_proxy_hedge_ops *ops);
+bool pt_proxy_hedge_hold(struct pt_exchange *x, int err, unsigned flags);
+void pt_proxy_hedge_primary_answered(struct pt_exchange *x);
+void pt_proxy_hedge_cancel(struct pt_exchange *x);
+/* Free what cancel kept (the winner, referenced by x's response): last
+ * thing before x itself is freed. */
+void pt_proxy_hedge_fini(struct pt_exchange *x);
+void pt_proxy_hedge_count(struct pt_exchange *x);
 /* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "filters/builtin.h"
 #include "http1/server.h"
 #include "http2/server.h"
@@ -16,6 +17,7 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "ratelimit/redis.h"
+#include "upstream/hcheck.h"
 #include "upstream/pool.h"
 #include "websocket/tunnel.h"
 
@@ -191,6 +193,8 @@ static void apply_listeners(struct pt_worker *w, void *arg)
     const struct pt_snapshot *snap = w->pin ? (const struct pt_snapshot *)w->pin->snap : NULL;
     if (!snap || pw->draining)
         return;
+    /* Connections to instances the snapshot no longer has close once idle. */
+    pt_up_worker_sweep(w, snap->services, snap->nservices);
     /* Drop acceptors whose socket the new snapshot no longer has. */
     for (struct px_acceptor **pp = &pw->acceptors; *pp;) {
         struct px_acceptor *a = *pp;
@@ -271,6 +275,9 @@ void pt_proxy_worker_init(struct pt_worker *w, struct pt_access_log *access_log)
 {
     struct pt_proxy_worker *pw = pt_xcalloc(1, sizeof(*pw));
     pw->w = w;
+    /* Distinct per worker and per process start: random splits need no
+     * reproducibility, only independence. */
+    pw->rng = pt_time_mono_ns() ^ ((uint64_t)w->id << 56) ^ (uint64_t)(uintptr_t)pw;
     w->proxy = pw;
     w->access_ring = access_log ? pt_access_log_ring_get(access_log, w->id) : NULL;
     pt_up_worker_init(w);
@@ -293,6 +300,7 @@ void pt_proxy_publish(struct pt_worker *const *workers, unsigned n, struct pt_sn
     pt_snap_publish(workers, n, &snap->base);
     for (unsigned i = 0; i < n; i++)
         pt_worker_post(workers[i], apply_listeners, NULL);
+    pt_hcheck_update(snap->services, snap->nservices); /* health: what to check */
 }
 
 void pt_proxy_drain(struct pt_worker *const *workers, unsigned n)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/named.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strutil.h"
@@ -24,18 +25,12 @@ struct pt_breaker {
     uint32_t successes;   /* HALF_OPEN: successful probes */
     uint64_t transitions[PT_BREAKER_NSTATES];
     uint64_t rejected;
-    /* Registry (under reg.mu). */
-    unsigned refs;
-    bool registered;
-    struct pt_breaker *next;
-    char *key;
-    uint8_t *ring; /* conf.window outcomes, 1 = failure */
+    struct pt_named named; /* its name and references (core/named.h) */
+    uint8_t *ring;         /* conf.window outcomes, 1 = failure */
 };
 
-static struct {
-    pthread_mutex_t mu;
-    struct pt_breaker *head; /* touched only when snapshots are built or freed */
-} reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+/* Touched only when snapshots are built or freed. */
+static struct pt_named_table reg = PT_NAMED_TABLE_INIT;
 
 static uint32_t or_default(uint32_t v, uint32_t d)
 {
@@ -152,7 +147,7 @@ static void transition(struct pt_breaker *b, enum pt_breaker_state to, uint64_t 
         b->opened_ns = now;
     /* Rare (at most a few per timeout_ms): logging under the lock keeps
      * the lines in transition order. */
-    pt_log_info("circuit %s: %s -> %s (%s)", b->key, pt_breaker_state_name(from),
+    pt_log_info("circuit %s: %s -> %s (%s)", b->named.key, pt_breaker_state_name(from),
                 pt_breaker_state_name(to), why);
 }
 
@@ -271,20 +266,25 @@ const struct pt_breaker_conf *pt_breaker_conf_of(const struct pt_breaker *b)
 
 /* --- objects and the registry -------------------------------------------- */
 
+/* Zeros would make a breaker that never closes or never opens. */
+static void conf_normalize(struct pt_breaker_conf *c)
+{
+    c->failure_threshold = or_default(c->failure_threshold, 1);
+    c->success_threshold = or_default(c->success_threshold, 1);
+    c->half_open_max_calls = or_default(c->half_open_max_calls, 1);
+    c->window = or_default(c->window, 1);
+    c->failure_rate = or_default(c->failure_rate, 100);
+}
+
 struct pt_breaker *pt_breaker_new(const char *key, const struct pt_breaker_conf *c)
 {
     struct pt_breaker *b = pt_xcalloc(1, sizeof(*b));
     pthread_mutex_init(&b->mu, NULL);
     b->conf = *c;
-    /* Zeros would make a breaker that never closes or never opens. */
-    b->conf.failure_threshold = or_default(c->failure_threshold, 1);
-    b->conf.success_threshold = or_default(c->success_threshold, 1);
-    b->conf.half_open_max_calls = or_default(c->half_open_max_calls, 1);
-    b->conf.window = or_default(c->window, 1);
-    b->conf.failure_rate = or_default(c->failure_rate, 100);
+    conf_normalize(&b->conf);
     b->ring = pt_xcalloc(b->conf.window, 1);
-    b->key = pt_xstrdup(key);
-    b->refs = 1;
+    b->named.key = pt_xstrdup(key);
+    b->named.refs = 1;
     return b;
 }
 
@@ -297,71 +297,48 @@ static bool conf_equal(const struct pt_breaker_conf *a, const struct pt_breaker_
            a->grpc_codes == b->grpc_codes && a->per_instance == b->per_instance;
 }
 
-static void breaker_free(struct pt_breaker *b)
+static void breaker_destroy(struct pt_named *n)
 {
+    struct pt_breaker *b = PT_NAMED_OF(n, struct pt_breaker, named);
     pthread_mutex_destroy(&b->mu);
     free(b->ring);
-    free(b->key);
+    free(b->named.key);
     free(b);
 }
 
+static struct pt_named *breaker_make(const char *key, const void *arg)
+{
+    return &pt_breaker_new(key, arg)->named;
+}
+
+static bool breaker_same(const struct pt_named *n, const void *arg)
+{
+    const struct pt_breaker *b = PT_NAMED_OF(n, const struct pt_breaker, named);
+    struct pt_breaker_conf fresh = *(const struct pt_breaker_conf *)arg;
+    conf_normalize(&fresh);
+    return conf_equal(&b->conf, &fresh);
+}
+
+static const struct pt_named_ops breaker_ops = {breaker_make, breaker_same, breaker_destroy};
+
 struct pt_breaker *pt_breaker_ref(const char *key, const struct pt_breaker_conf *c)
 {
-    struct pt_breaker *fresh = pt_breaker_new(key, c);
-    pthread_mutex_lock(&reg.mu);
-    for (struct pt_breaker **pp = &reg.head; *pp; pp = &(*pp)->next) {
-        struct pt_breaker *b = *pp;
-        if (strcmp(b->key, key) != 0)
-            continue;
-        if (conf_equal(&b->conf, &fresh->conf)) {
-            b->refs++;
-            pthread_mutex_unlock(&reg.mu);
-            breaker_free(fresh);
-            return b;
-        }
-        /* Changed configuration: the old breaker lives on with the old
-         * snapshots that hold it, out of the registry. */
-        *pp = b->next;
-        b->registered = false;
-        break;
-    }
-    fresh->registered = true;
-    fresh->next = reg.head;
-    reg.head = fresh;
-    pthread_mutex_unlock(&reg.mu);
-    return fresh;
+    return PT_NAMED_OF(pt_named_ref(&reg, key, &breaker_ops, c), struct pt_breaker, named);
 }
 
 void pt_breaker_unref(struct pt_breaker *b)
 {
-    if (!b)
-        return;
-    pthread_mutex_lock(&reg.mu);
-    if (--b->refs > 0) {
-        pthread_mutex_unlock(&reg.mu);
-        return;
-    }
-    if (b->registered) {
-        struct pt_breaker **pp = &reg.head;
-        while (*pp != b)
-            pp = &(*pp)->next;
-        *pp = b->next;
-    }
-    pthread_mutex_unlock(&reg.mu);
-    breaker_free(b);
+    if (b)
+        pt_named_unref(&reg, &b->named, &breaker_ops);
+}
+
+static void read_named(struct pt_named *n, void *out)
+{
+    pt_breaker_read(PT_NAMED_OF(n, struct pt_breaker, named), out);
 }
 
 bool pt_breaker_lookup(const char *key, struct pt_breaker_info *out)
 {
     memset(out, 0, sizeof(*out));
-    bool found = false;
-    pthread_mutex_lock(&reg.mu);
-    for (struct pt_breaker *b = reg.head; b; b = b->next)
-        if (strcmp(b->key, key) == 0) {
-            pt_breaker_read(b, out);
-            found = true;
-            break;
-        }
-    pthread_mutex_unlock(&reg.mu);
-    return found;
+    return pt_named_visit(&reg, key, read_named, out);
 }

@@ -54,12 +54,58 @@ static bool skip(const struct pt_lb *lb, uint32_t i, int avoid)
     return lb->n > 1 && (int)i == avoid;
 }
 
+/* Whether endpoint i is a candidate: not avoided and not down. */
+static bool cand(const struct pt_lb *lb, uint32_t i, int avoid, const bool *down)
+{
+    return !skip(lb, i, avoid) && !(down && down[i]);
+}
+
+/* Candidates (not avoided, not down). */
+static uint32_t ncand(const struct pt_lb *lb, int avoid, const bool *down)
+{
+    uint32_t c = lb->n;
+    if (lb->n > 1 && avoid >= 0 && (uint32_t)avoid < lb->n)
+        c--;
+    if (down)
+        for (uint32_t i = 0; i < lb->n; i++)
+            if (down[i] && !skip(lb, i, avoid))
+                c--;
+    return c;
+}
+
+/* Index of the r-th candidate (r < ncand). O(1) without a down mask. */
+static uint32_t nth_cand(const struct pt_lb *lb, uint32_t r, int avoid, const bool *down)
+{
+    if (!down) {
+        if (lb->n > 1 && avoid >= 0 && (uint32_t)avoid < lb->n && r >= (uint32_t)avoid)
+            r++;
+        return r;
+    }
+    for (uint32_t i = 0; i < lb->n; i++)
+        if (cand(lb, i, avoid, down) && r-- == 0)
+            return i;
+    return 0; /* not reached */
+}
+
 static uint32_t rr_pick(const struct pt_lb *lb, struct pt_lb_local *loc, int avoid)
 {
     uint32_t i = loc->rr++ % lb->n;
     if (skip(lb, i, avoid))
         i = (i + 1) % lb->n;
     return i;
+}
+
+/* Round robin over the candidates only: with instances down, each of the
+ * others takes an equal share (not the down one's neighbour all of it). */
+static uint32_t rr_pick_masked(const struct pt_lb *lb, struct pt_lb_local *loc, int avoid,
+                               const bool *down)
+{
+    if (!down)
+        return rr_pick(lb, loc, avoid);
+    uint32_t c = ncand(lb, avoid, down);
+    if (c == 0)
+        return rr_pick(lb, loc, avoid);
+    return nth_cand(lb, loc->rr++ % c, avoid, down);
 }
 
 static int init_none(struct pt_lb *lb, const char *const *keys)
@@ -72,11 +118,11 @@ static int init_none(struct pt_lb *lb, const char *const *keys)
 /* --- round robin ---------------------------------------------------------- */
 
 static uint32_t rr_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                          int avoid, uint64_t now_ns)
+                          int avoid, uint64_t now_ns, const bool *down)
 {
     (void)key;
     (void)now_ns;
-    return rr_pick(lb, loc, avoid);
+    return rr_pick_masked(lb, loc, avoid, down);
 }
 
 /* --- smooth weighted round robin ------------------------------------------ */
@@ -85,30 +131,39 @@ static uint32_t rr_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struc
  * largest wins and drops by the total. Over a cycle of sum(weights) picks
  * each endpoint gets exactly its weight, interleaved. */
 static uint32_t wrr_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                           int avoid, uint64_t now_ns)
+                           int avoid, uint64_t now_ns, const bool *down)
 {
     (void)key;
     (void)now_ns;
     if (!loc->current)
-        return rr_pick(lb, loc, avoid);
+        return rr_pick_masked(lb, loc, avoid, down);
+    /* Down instances take no turn: the others share their weight in
+     * proportion to their own, still interleaved. */
     int64_t total = 0;
     uint32_t best = UINT32_MAX;
     for (uint32_t i = 0; i < lb->n; i++) {
-        if (skip(lb, i, avoid))
+        if (!cand(lb, i, avoid, down))
             continue;
         loc->current[i] += lb->weights[i];
         total += lb->weights[i];
         if (best == UINT32_MAX || loc->current[i] > loc->current[best])
             best = i;
     }
+    if (best == UINT32_MAX)
+        return rr_pick(lb, loc, avoid);
     loc->current[best] -= total;
     return best;
 }
 
 /* --- least connections ---------------------------------------------------- */
 
+/* The fewest in-flight requests relative to weight, among candidates. One
+ * pass finds the least load and how many share it. Equally loaded
+ * candidates are settled by power of two choices: two of them drawn at
+ * random (not one random draw per tie), the fewer in flight when read
+ * again wins (another worker may have moved the counts meanwhile). */
 static uint32_t lc_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                          int avoid, uint64_t now_ns)
+                          int avoid, uint64_t now_ns, const bool *down)
 {
     (void)key;
     (void)now_ns;
@@ -117,7 +172,7 @@ static uint32_t lc_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struc
     uint32_t bweight = 1;
     uint32_t ties = 0;
     for (uint32_t i = 0; i < lb->n; i++) {
-        if (skip(lb, i, avoid))
+        if (!cand(lb, i, avoid, down))
             continue;
         uint64_t load = atomic_load_explicit(&lb->shared[i].inflight, memory_order_relaxed);
         uint32_t w = lb->weights[i];
@@ -128,14 +183,35 @@ static uint32_t lc_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struc
             bweight = w;
             ties = 1;
         } else if (load * bweight == bload * w) {
-            /* Equally loaded: each tie wins with probability 1/ties, so
-             * the pick is uniform among them, not always the first. */
             ties++;
-            if (rng_below(loc, ties) == 0)
-                best = i;
         }
     }
-    return best;
+    if (best == UINT32_MAX)
+        return rr_pick(lb, loc, avoid);
+    if (ties <= 1)
+        return best;
+    uint32_t ra = rng_below(loc, ties);
+    uint32_t rb = rng_below(loc, ties - 1);
+    if (rb >= ra)
+        rb++;
+    /* The ra-th and rb-th tied candidates (all at or after best). Counts
+     * moved by other workers since the first pass may drop a tie: a rank
+     * not found then stays best. */
+    uint32_t a = best, b = best, r = 0;
+    for (uint32_t i = best; i < lb->n; i++) {
+        if (!cand(lb, i, avoid, down) ||
+            atomic_load_explicit(&lb->shared[i].inflight, memory_order_relaxed) * bweight !=
+                bload * lb->weights[i])
+            continue;
+        if (r == ra)
+            a = i;
+        if (r == rb)
+            b = i;
+        r++;
+    }
+    uint64_t la = atomic_load_explicit(&lb->shared[a].inflight, memory_order_relaxed);
+    uint64_t lbb = atomic_load_explicit(&lb->shared[b].inflight, memory_order_relaxed);
+    return lbb * lb->weights[a] < la * lb->weights[b] ? b : a;
 }
 
 /* --- Maglev consistent hashing -------------------------------------------- */
@@ -194,35 +270,43 @@ static int maglev_init(struct pt_lb *lb, const char *const *keys)
 }
 
 static uint32_t hash_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                            int avoid, uint64_t now_ns)
+                            int avoid, uint64_t now_ns, const bool *down)
 {
     (void)now_ns;
     if (!key.ptr || !lb->table)
-        return rr_pick(lb, loc, avoid);
+        return rr_pick_masked(lb, loc, avoid, down);
     uint64_t c = hash_bytes(key.ptr, key.len, 0x6b6579ull) % lb->table_size;
     uint32_t i = lb->table[c];
-    /* A retry moves to the next slot that names another endpoint: the same
-     * key still lands on the same second choice. Bounded by the table. */
-    for (uint32_t k = 1; skip(lb, i, avoid) && k < lb->table_size; k++)
+    /* A retry, or a down instance, moves to the next slot that names a
+     * candidate: the same key still lands on the same second choice, and
+     * the keys of a down instance spread over the others in proportion to
+     * their slots (and come back when it recovers). Bounded by the table. */
+    for (uint32_t k = 1; !cand(lb, i, avoid, down) && k < lb->table_size; k++)
         i = lb->table[(c + k) % lb->table_size];
-    if (skip(lb, i, avoid))
-        i = (i + 1) % lb->n;
+    if (!cand(lb, i, avoid, down))
+        return rr_pick_masked(lb, loc, avoid, down);
     return i;
 }
 
 /* --- random --------------------------------------------------------------- */
 
 static uint32_t random_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                              int avoid, uint64_t now_ns)
+                              int avoid, uint64_t now_ns, const bool *down)
 {
     (void)key;
     (void)now_ns;
     uint64_t total = lb->total_weight;
     if (lb->n > 1 && avoid >= 0 && (uint32_t)avoid < lb->n)
         total -= lb->weights[avoid];
+    if (down)
+        for (uint32_t i = 0; i < lb->n; i++)
+            if (down[i] && !skip(lb, i, avoid))
+                total -= lb->weights[i];
+    if (total == 0)
+        return rr_pick(lb, loc, avoid);
     uint64_t r = (rng_next(loc) >> 11) % total;
     for (uint32_t i = 0; i < lb->n; i++) {
-        if (skip(lb, i, avoid))
+        if (!cand(lb, i, avoid, down))
             continue;
         if (r < lb->weights[i])
             return i;
@@ -271,23 +355,21 @@ static double ewma_cost(const struct pt_lb *lb, uint32_t i, uint64_t now_ns)
 }
 
 static uint32_t ewma_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                            int avoid, uint64_t now_ns)
+                            int avoid, uint64_t now_ns, const bool *down)
 {
     (void)key;
-    uint32_t cand = lb->n - (lb->n > 1 && avoid >= 0 && (uint32_t)avoid < lb->n ? 1 : 0);
-    if (cand <= 1)
+    uint32_t c = ncand(lb, avoid, down);
+    if (c == 0)
         return rr_pick(lb, loc, avoid);
-    /* Two distinct random candidates among those not avoided. */
-    uint32_t a = rng_below(loc, cand);
-    uint32_t b = rng_below(loc, cand - 1);
-    if (b >= a)
-        b++;
-    if (cand < lb->n) {
-        if ((int)a >= avoid)
-            a++;
-        if ((int)b >= avoid)
-            b++;
-    }
+    if (c == 1)
+        return nth_cand(lb, 0, avoid, down);
+    /* Two distinct random candidates. */
+    uint32_t ra = rng_below(loc, c);
+    uint32_t rb = rng_below(loc, c - 1);
+    if (rb >= ra)
+        rb++;
+    uint32_t a = nth_cand(lb, ra, avoid, down);
+    uint32_t b = nth_cand(lb, rb, avoid, down);
     return ewma_cost(lb, b, now_ns) < ewma_cost(lb, a, now_ns) ? b : a;
 }
 
@@ -410,7 +492,15 @@ uint32_t pt_lb_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt
 {
     if (lb->n <= 1)
         return 0;
-    return lb->ops->choose(lb, loc, key, avoid, now_ns);
+    return lb->ops->choose(lb, loc, key, avoid, now_ns, NULL);
+}
+
+uint32_t pt_lb_choose_usable(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
+                             int avoid, uint64_t now_ns, const bool *down)
+{
+    if (lb->n <= 1)
+        return 0;
+    return lb->ops->choose(lb, loc, key, avoid, now_ns, down);
 }
 
 void pt_lb_on_start(const struct pt_lb *lb, uint32_t i)
@@ -483,16 +573,14 @@ static bool cookie_find(struct pt_str field, const char *name, struct pt_str *va
     return false;
 }
 
-struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers *h,
-                                const char *peer_ip)
+struct pt_str pt_lb_key_get(enum pt_lb_key kind, const char *name, const struct pt_headers *h,
+                            const char *peer_ip)
 {
-    if (lb->algorithm != PT_LB_IP_HASH && lb->algorithm != PT_LB_HASH)
-        return PT_STR_NULL;
-    switch (lb->key_kind) {
+    switch (kind) {
     case PT_LB_KEY_IP:
         return peer_ip && *peer_ip ? pt_str_from_cstr(peer_ip) : PT_STR_NULL;
     case PT_LB_KEY_HEADER: {
-        int i = h ? pt_headers_index(h, pt_str_from_cstr(lb->key_name), 0) : -1;
+        int i = h ? pt_headers_index(h, pt_str_from_cstr(name), 0) : -1;
         return i >= 0 ? h->v[i].value : PT_STR_NULL;
     }
     case PT_LB_KEY_COOKIE: {
@@ -500,7 +588,7 @@ struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers 
         for (int i = h ? pt_headers_index(h, PT_STR("cookie"), 0) : -1; i >= 0;
              i = pt_headers_index(h, PT_STR("cookie"), (uint32_t)i + 1)) {
             struct pt_str v;
-            if (cookie_find(h->v[i].value, lb->key_name, &v))
+            if (cookie_find(h->v[i].value, name, &v))
                 return v;
         }
         return PT_STR_NULL;
@@ -508,4 +596,12 @@ struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers 
     default:
         return PT_STR_NULL;
     }
+}
+
+struct pt_str pt_lb_request_key(const struct pt_lb *lb, const struct pt_headers *h,
+                                const char *peer_ip)
+{
+    if (lb->algorithm != PT_LB_IP_HASH && lb->algorithm != PT_LB_HASH)
+        return PT_STR_NULL;
+    return pt_lb_key_get(lb->key_kind, lb->key_name, h, peer_ip);
 }

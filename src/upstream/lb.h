@@ -21,7 +21,9 @@
  *   weighted_round_robin  smooth weighted round robin (nginx's): weights
  *                         {5,1,1} give a a b a c a a, never a burst;
  *   least_connections     fewest in-flight requests relative to weight,
- *                         ties broken at random (not always the first);
+ *                         ties broken by power of two choices (two of
+ *                         the tied at random, the fewer in flight when
+ *                         read again), not always the first;
  *   ip_hash, hash         a Maglev table built at compile time from the
  *                         endpoints' "host:port" (deterministic across
  *                         workers and instances); the key is the client IP
@@ -61,7 +63,9 @@ enum pt_lb_algorithm {
     PT_LB_PEAK_EWMA,
 };
 
-/* Where a hashing algorithm takes its key from. */
+/* Where a hashing algorithm (or a traffic split) takes its key from. A new
+ * key (e.g. the authenticated client id) is a new value here, parsed by
+ * pt_lb_hash_on_parse and read by pt_lb_key_get. */
 enum pt_lb_key {
     PT_LB_KEY_NONE = 0,
     PT_LB_KEY_IP,
@@ -96,7 +100,7 @@ struct pt_lb_ops {
     /* Status: 0 or PT_ERR_INVALID. Builds what choose needs (tables). */
     int (*init)(struct pt_lb *lb, const char *const *keys);
     uint32_t (*choose)(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
-                       int avoid, uint64_t now_ns);
+                       int avoid, uint64_t now_ns, const bool *down);
 };
 
 struct pt_lb {
@@ -145,6 +149,17 @@ void pt_lb_local_fini(struct pt_lb_local *loc);
 uint32_t pt_lb_choose(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key, int avoid,
                       uint64_t now_ns);
 
+/*
+ * pt_lb_choose, considering only endpoints i with !down[i] (down: n
+ * flags, or NULL: all up): round robin cycles over the others, smooth WRR
+ * gives them the turns, least connections / peak EWMA / random compare and
+ * draw among them, hashing walks the Maglev table to the next slot of an
+ * up endpoint. When every endpoint is down or avoided, the choice is made
+ * as if none were down (callers decide beforehand whether to fail).
+ */
+uint32_t pt_lb_choose_usable(const struct pt_lb *lb, struct pt_lb_local *loc, struct pt_str key,
+                             int avoid, uint64_t now_ns, const bool *down);
+
 /* An attempt on endpoint i started / ended (only when lb->ops->track). */
 void pt_lb_on_start(const struct pt_lb *lb, uint32_t i);
 void pt_lb_on_end(const struct pt_lb *lb, uint32_t i, enum pt_lb_outcome o, uint64_t latency_ns,
@@ -152,6 +167,14 @@ void pt_lb_on_end(const struct pt_lb *lb, uint32_t i, enum pt_lb_outcome o, uint
 
 /* Current peak-EWMA latency of endpoint i at now_ns (decayed), ns. */
 double pt_lb_ewma_ns(const struct pt_lb *lb, uint32_t i, uint64_t now_ns);
+
+/* The value of a request key: the client IP (PT_LB_KEY_IP), the first
+ * field called name (PT_LB_KEY_HEADER, name in lower case) or the cookie
+ * called name in any Cookie field (PT_LB_KEY_COOKIE). ptr NULL when absent
+ * or kind is PT_LB_KEY_NONE. Borrowed from headers/peer_ip. Shared by the
+ * hashing balancers and traffic splits (proxy/select.h). */
+struct pt_str pt_lb_key_get(enum pt_lb_key kind, const char *name, const struct pt_headers *h,
+                            const char *peer_ip);
 
 /* The request's hash key per lb's key_kind (ptr NULL when absent or the
  * algorithm does not hash). Borrowed from headers/peer_ip. */

@@ -39,6 +39,10 @@ struct up_pool {
     struct up_pool *hnext;
     char *key;
     bool h2;
+    /* The endpoint left the current snapshot: connections close once idle
+     * (see pt_up_worker_sweep). The pool itself stays, as older snapshots
+     * still in use may cache it. */
+    bool draining;
     uint32_t nconns;
     struct conn_entry *conns; /* h2: all; h1: busy and idle */
     struct up_waiter *wait_head;
@@ -255,6 +259,13 @@ static void h1_on_idle(struct pt_h1_client *c, void *arg)
         wt->ev->on_closed(wt->x, PT_ERR_UPSTREAM_CONNECT, PT_UP_RETRYABLE);
         return;
     }
+    if (p->draining) {
+        /* Its endpoint is gone: done with it now, not at the idle timeout. */
+        entry_unlink(e);
+        pt_h1_client_close(c);
+        free(e);
+        return;
+    }
     e->idle = true;
     /* Most recently used first: it is the least likely to have timed out. */
     if (e != p->conns) {
@@ -382,23 +393,70 @@ void pt_up_attempt_end(struct pt_exchange *x, enum pt_lb_outcome o)
     pt_lb_on_end(a->lb, a->index, o, now - a->start_ns, now);
 }
 
-static const struct pt_endpoint *pick(struct pt_up_worker *uw, const struct pt_service *svc,
-                                      struct pt_exchange *x, int avoid, int *chosen)
+/* Once per entering panic (no usable instance, panic_mode on). */
+static void panic_note(const struct pt_service *svc, bool panic)
 {
+    atomic_bool *flag = (atomic_bool *)&svc->in_panic; /* runtime state in the service */
+    if (panic) {
+        if (!atomic_load_explicit(flag, memory_order_relaxed) &&
+            !atomic_exchange_explicit(flag, true, memory_order_relaxed))
+            pt_log_warn("service %s: no healthy instance; panic mode: using all %u", svc->name,
+                        svc->nendpoints);
+    } else if (atomic_load_explicit(flag, memory_order_relaxed)) {
+        atomic_store_explicit(flag, false, memory_order_relaxed);
+        pt_log_info("service %s: healthy instances again; leaving panic mode", svc->name);
+    }
+}
+
+/* Endpoint down flags on the stack up to this many endpoints. */
+#define PICK_STACK 128
+
+static const struct pt_endpoint *pick(struct pt_up_worker *uw, const struct pt_service *svc,
+                                      struct pt_exchange *x, int avoid, int *chosen, int *err)
+{
+    *err = PT_ERR_NO_ENDPOINT;
     if (svc->nendpoints == 0)
         return NULL;
     unsigned id = uw->w->id;
     uint32_t i = 0;
+    uint64_t now = 0;
+    bool stack_down[PICK_STACK];
+    bool *down = NULL;
+    if (svc->health_any) {
+        now = pt_time_mono_ns();
+        down = svc->nendpoints <= PICK_STACK
+                   ? stack_down
+                   : pt_arena_alloc(&x->arena, svc->nendpoints * sizeof(*down));
+        uint32_t usable = down ? pt_service_health_mask(svc, now, down) : svc->nendpoints;
+        if (usable == svc->nendpoints) {
+            down = NULL;
+            panic_note(svc, false);
+        } else if (usable == 0) {
+            if (!svc->panic_mode) {
+                *err = PT_ERR_NO_HEALTHY;
+                return NULL;
+            }
+            panic_note(svc, true);
+            down = NULL;
+        } else {
+            panic_note(svc, false);
+            /* A retry whose avoided instance is the only usable one goes
+             * back to it rather than to a down one. */
+            if (usable == 1 && avoid >= 0 && (uint32_t)avoid < svc->nendpoints && !down[avoid])
+                avoid = -1;
+        }
+    }
     if (svc->lb.ops && svc->lb_local && id < svc->nworkers) {
         struct pt_str key =
             pt_lb_request_key(&svc->lb, &x->req.headers, x->conn ? x->conn->peer_ip : NULL);
-        uint64_t now = svc->lb.algorithm == PT_LB_PEAK_EWMA ? pt_time_mono_ns() : 0;
-        i = pt_lb_choose(&svc->lb, &svc->lb_local[id], key, avoid, now);
+        if (svc->lb.algorithm == PT_LB_PEAK_EWMA && !now)
+            now = pt_time_mono_ns();
+        i = pt_lb_choose_usable(&svc->lb, &svc->lb_local[id], key, avoid, now, down);
     } else if (avoid == 0 && svc->nendpoints > 1) {
         i = 1; /* no balancer state (not compiled for workers) */
     }
     if (svc->endpoints[i].breaker) /* per-instance circuit breakers: skip open ones */
-        i = pt_service_skip_open(svc, i, avoid, pt_time_mono_ns());
+        i = pt_service_skip_open(svc, i, avoid, pt_time_mono_ns(), down);
     if (chosen)
         *chosen = (int)i;
     attempt_begin(x, svc, i);
@@ -409,9 +467,10 @@ int pt_up_forward(struct pt_worker *w, const struct pt_service *svc, struct pt_e
                   const struct pt_upstream_events *ev, int avoid, int *chosen)
 {
     struct pt_up_worker *uw = w->up;
-    const struct pt_endpoint *ep = pick(uw, svc, x, avoid, chosen);
+    int err;
+    const struct pt_endpoint *ep = pick(uw, svc, x, avoid, chosen, &err);
     if (!ep)
-        return PT_ERR_NO_ENDPOINT;
+        return err;
     x->upstream_addr = pt_str_from_cstr(ep->key);
     struct up_pool *p = pool_get(uw, svc, ep);
     int rc = p->h2 ? h2_start(p, svc, ep, x, ev) : h1_start(p, svc, ep, x, ev);
@@ -443,9 +502,10 @@ static const struct pt_h1_client_hooks upgrade_hooks = {
 int pt_up_forward_upgrade(struct pt_worker *w, const struct pt_service *svc, struct pt_exchange *x,
                           const struct pt_upstream_events *ev, int *chosen)
 {
-    const struct pt_endpoint *ep = pick(w->up, svc, x, -1, chosen);
+    int perr;
+    const struct pt_endpoint *ep = pick(w->up, svc, x, -1, chosen, &perr);
     if (!ep)
-        return PT_ERR_NO_ENDPOINT;
+        return perr;
     x->upstream_addr = pt_str_from_cstr(ep->key);
     int err = PT_ERR_UPSTREAM_CONNECT;
     struct pt_h1_client *c = h1_connect(svc, ep, &upgrade_hooks, NULL, &err);
@@ -467,6 +527,61 @@ void *pt_up_take_transport(struct pt_exchange *x)
         return NULL;
     pt_exchange_set_data(x, &upgrade_key, NULL);
     return pt_h1_client_take_transport(c);
+}
+
+static bool pool_in(const struct up_pool *p, const struct pt_service *svcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct pt_service *svc = &svcs[i];
+        size_t plen = strlen(svc->pool_prefix);
+        if (strncmp(p->key, svc->pool_prefix, plen) != 0 || p->key[plen] != '|')
+            continue;
+        for (uint32_t k = 0; k < svc->nendpoints; k++)
+            if (strcmp(p->key + plen + 1, svc->endpoints[k].key) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Let go of a pool whose endpoint left: HTTP/2 connections take no new
+ * streams and close after their last one; idle HTTP/1.1 connections
+ * close now, busy ones when their response ends (h1_on_idle). */
+static void pool_drain(struct up_pool *p)
+{
+    p->draining = true;
+    for (struct conn_entry *e = p->conns, *next; e; e = next) {
+        next = e->next;
+        if (p->h2) {
+            entry_unlink(e);
+            pt_h2_client_release(e->u.h2);
+            free(e);
+        } else if (e->idle) {
+            entry_unlink(e);
+            pt_h1_client_close(e->u.h1);
+            free(e);
+        }
+    }
+}
+
+size_t pt_up_worker_sweep(struct pt_worker *w, const struct pt_service *svcs, size_t n)
+{
+    struct pt_up_worker *uw = w->up;
+    size_t drained = 0;
+    if (!uw)
+        return 0;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        for (struct up_pool *p = uw->pools[b]; p; p = p->hnext) {
+            if (pool_in(p, svcs, n)) {
+                p->draining = false;
+                continue;
+            }
+            if (!p->draining || p->conns) {
+                pool_drain(p);
+                drained++;
+            }
+        }
+    }
+    return drained;
 }
 
 void pt_up_worker_fini(struct pt_worker *w)

@@ -25,6 +25,16 @@
 struct pt_up_worker;
 
 void pt_up_worker_init(struct pt_worker *w);
+/*
+ * The worker adopted a snapshot whose services are svcs: pools of
+ * endpoints no longer among them drain (HTTP/2: no new streams, closed
+ * after the last one; HTTP/1.1: idle connections closed now, busy ones
+ * when their response ends). Requests in flight on them finish. A pool
+ * whose endpoint comes back is used again. Returns how many pools started
+ * draining.
+ */
+size_t pt_up_worker_sweep(struct pt_worker *w, const struct pt_service *svcs, size_t n);
+
 /* Close every pooled connection (shutdown). */
 void pt_up_worker_fini(struct pt_worker *w);
 

@@ -17,9 +17,11 @@
 #include <sys/socket.h>
 
 #include "portico/str.h"
+#include "upstream/health.h"
 #include "upstream/lb.h"
 
 struct pt_breaker;
+struct pt_retry_budget;
 
 enum pt_up_protocol {
     PT_UP_HTTP1 = 0,
@@ -38,6 +40,9 @@ struct pt_endpoint {
     void **pool_cache;
     /* Per-instance circuit breaker (one reference), or NULL. */
     struct pt_breaker *breaker;
+    /* Health (upstream/health.h; one reference) when the service has an
+     * active check or outlier detection, else NULL. */
+    struct pt_health *health;
 };
 
 struct pt_service {
@@ -57,6 +62,20 @@ struct pt_service {
     unsigned nworkers;            /* entries in lb_local */
     /* Circuit breaker (upstream/breaker.h; one reference), or NULL. */
     struct pt_breaker *breaker;
+    /* Health: an active check (has_check), outlier detection
+     * (outlier.consecutive > 0), and what to do when no instance is
+     * usable (panic_mode: use them all; else fail with
+     * PT_ERR_NO_HEALTHY). health_any: endpoints have health. */
+    bool has_check;
+    bool health_any;
+    bool panic_mode;
+    struct pt_health_check_conf check;
+    struct pt_outlier_conf outlier;
+    struct pt_health **healths; /* nendpoints (the endpoints' health), or NULL */
+    atomic_bool in_panic;       /* logged once per entering panic */
+    /* Retry budget counters of this service name (upstream/retry.h; one
+     * reference, taken and dropped by the snapshot), or NULL. */
+    struct pt_retry_budget *retry_budget;
 };
 
 /* Allocate the per-worker cache slots and balancer states, after s->lb is
@@ -65,10 +84,19 @@ void pt_service_alloc_caches(struct pt_service *s, unsigned nworkers);
 
 /*
  * Index of the endpoint to use instead of i: i itself when its breaker
- * would admit a call, else the next one (in order, skipping avoid) whose
- * breaker would, else i. For endpoint choice. Thread: any worker.
+ * would admit a call, else the next one (in order, skipping avoid and
+ * those down[] marks; down may be NULL) whose breaker would, else i. For endpoint choice. Thread:
+ * any worker.
  */
-uint32_t pt_service_skip_open(const struct pt_service *s, uint32_t i, int avoid, uint64_t now_ns);
+uint32_t pt_service_skip_open(const struct pt_service *s, uint32_t i, int avoid, uint64_t now_ns,
+                              const bool *down);
+
+/*
+ * Health of the endpoints for a choice at now_ns: down[i] = true when
+ * endpoint i is not usable (actively unhealthy or ejected). Returns the
+ * number of usable endpoints. s->health_any must be set.
+ */
+uint32_t pt_service_health_mask(const struct pt_service *s, uint64_t now_ns, bool *down);
 
 /* Release what a compiled service owns (not the struct itself). */
 void pt_service_fini(struct pt_service *s);

@@ -6,7 +6,16 @@ Serves two services on one port:
     unary Echo, server-streaming Stream, client-streaming Collect, bidi Chat,
     and GetStats, which reports what the backend saw for the calls of a tag
     (cancellations, the deadline each call arrived with, forwarded metadata);
-  * grpc.testing.TestService, the interop servicer of interop/server.py.
+  * grpc.testing.TestService, the interop servicer of interop/server.py;
+  * grpc.health.v1.Health (proto/third_party/grpc/health/v1/health.proto):
+    Check answers the status set for the requested service name (default
+    SERVING for every name); Watch is not implemented;
+  * portico.test.Control/SetHealth, a run-time control for health-check
+    tests: the request is raw bytes (no proto) "<service>=<STATUS>", STATUS
+    one of SERVING, NOT_SERVING, UNKNOWN, SERVICE_UNKNOWN, or "FAIL" (Check
+    fails with UNAVAILABLE), or "HANG" (Check never answers in time); an
+    empty <service> is the server as a whole. The reply is the number of
+    Check calls received so far, as ASCII digits.
 
 Every Echo call:
   * echoes request metadata whose key starts with "x-" as initial metadata
@@ -23,7 +32,9 @@ Prints "READY port=<port>" on stdout once serving; SIGTERM stops it.
 import argparse
 import hashlib
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from concurrent import futures
@@ -37,6 +48,25 @@ import protoload  # noqa: E402
 interop_server = util.load_interop_server()
 
 echo_pb2 = util.load_echo()
+
+
+def _load_health():
+    # The generated module of grpc/health/v1/health.proto would be
+    # grpc.health.v1.health_pb2, inside the grpc package: compile a copy
+    # under another path (the messages keep their grpc.health.v1 names).
+    src = os.path.join(util.REPO_ROOT, "proto", "third_party", "grpc", "health", "v1",
+                       "health.proto")
+    root = tempfile.mkdtemp(prefix="portico-health-proto-")
+    try:
+        os.mkdir(os.path.join(root, "portico_health"))
+        shutil.copyfile(src, os.path.join(root, "portico_health", "health.proto"))
+        (mod,) = protoload.load_protos(root, ["portico_health/health.proto"])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return mod
+
+
+health_pb2 = _load_health()
 
 TRAILER_BIN = bytes(range(256))
 SKIP_ECHO_PREFIXES = ("grpc-",)
@@ -283,6 +313,37 @@ class EchoServicer(object):
         return self.rec.stats(req.tag, self.server_id)
 
 
+class HealthServicer(object):
+    """grpc.health.v1.Health/Check with statuses settable at run time."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.status = {}  # service name -> status name; missing = SERVING
+        self.checks = 0
+
+    def Check(self, req, context):
+        with self.lock:
+            self.checks += 1
+            st = self.status.get(req.service, "SERVING")
+        if st == "FAIL":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "health: failing")
+        if st == "HANG":
+            _sleep(context, 60000)
+            return health_pb2.HealthCheckResponse()
+        return health_pb2.HealthCheckResponse(
+            status=health_pb2.HealthCheckResponse.ServingStatus.Value(st))
+
+    def set_health(self, request, context):
+        text = request.decode("utf-8", "replace")
+        name, sep, st = text.rpartition("=")
+        names = list(health_pb2.HealthCheckResponse.ServingStatus.keys()) + ["FAIL", "HANG"]
+        if not sep or st not in names:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "want <service>=<%s>" % "|".join(names))
+        with self.lock:
+            self.status[name] = st
+            return str(self.checks).encode()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="gRPC test backend")
     ap.add_argument("--host", default="127.0.0.1")
@@ -302,9 +363,14 @@ def main(argv=None):
     def on_interop_call(method, context):
         recorder.finish(recorder.begin("interop/" + method, method, context))
 
+    health = HealthServicer()
+    raw = dict(request_deserializer=None, response_serializer=None)
     server.add_generic_rpc_handlers((
         protoload.generic_handler(echo_pb2.DESCRIPTOR.services_by_name["Echo"],
                                   EchoServicer(server_id, recorder)),
+        protoload.generic_handler(health_pb2.DESCRIPTOR.services_by_name["Health"], health),
+        grpc.method_handlers_generic_handler("portico.test.Control", {
+            "SetHealth": grpc.unary_unary_rpc_method_handler(health.set_health, **raw)}),
         interop_server.test_service_handler(
             interop_server.TestServiceServicer(server_id, on_call=on_interop_call)),
     ))

@@ -18,6 +18,23 @@ Content-Length or chunked, so the connection stays usable):
                          X-Body-Sha256.
   /headers?set=name:value[&set=...]
                          200 with those response headers added.
+  /health                the health endpoint: 200 "ok" in health mode ok,
+                         else as the mode says (below).
+  /control?mode=M[&health=H][&ms=N]
+                         run-time control (health checks and outlier tests):
+                         sets the traffic mode M (every path except /control;
+                         also /health unless H is given) and the health mode H
+                         (only /health; "" or "same" follows M). Modes:
+                           ok     normal behaviour (the default);
+                           fail   503 "failing" for every request;
+                           hang   no answer for N ms (default 60000), then
+                                  the connection is closed;
+                           reset  the connection is reset (RST) at once;
+                           slow   normal, after N ms.
+                         /control without parameters changes nothing. Both
+                         answer 200 JSON {mode, health, ms, requests,
+                         health_requests}: the requests served (other than
+                         /control and /health) and /health requests so far.
   anything else          404 JSON {"error": "not found", "path": ...}.
 HEAD gets the same headers and no body.
 
@@ -34,6 +51,7 @@ import json
 import os
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -45,6 +63,27 @@ import backend_util as util  # noqa: E402
 
 MAX_BODY = 1 << 30
 MAX_SLOW_MS = 600000
+MODES = ("ok", "fail", "hang", "reset", "slow")
+
+
+class Control(object):
+    """Run-time behaviour set through /control (shared by all connections)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.mode = "ok"
+        self.health = ""  # "" = same as mode
+        self.ms = 0
+        self.requests = 0
+        self.health_requests = 0
+
+    def snapshot(self):
+        with self.lock:
+            return {"mode": self.mode, "health": self.health or self.mode, "ms": self.ms,
+                    "requests": self.requests, "health_requests": self.health_requests}
+
+
+CONTROL = Control()
 
 
 class BadRequest(Exception):
@@ -164,7 +203,22 @@ class Handler(BaseHTTPRequestHandler):
                 v = default
             return max(lo, min(hi, v))
 
-        if path == "/echo" or path.startswith("/echo/"):
+        if path == "/control":
+            self._control(q, qint)
+            return
+        with CONTROL.lock:
+            if path == "/health":
+                CONTROL.health_requests += 1
+                mode = CONTROL.health or CONTROL.mode
+            else:
+                CONTROL.requests += 1
+                mode = CONTROL.mode
+            ms = CONTROL.ms
+        if mode != "ok" and self._apply_mode(mode, ms):
+            return
+        if path == "/health":
+            self._send(200, b"ok\n")
+        elif path == "/echo" or path.startswith("/echo/"):
             headers = {}
             for k, v in self.headers.items():
                 lk = k.lower()
@@ -212,6 +266,48 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"set": extra}, extra)
         else:
             self._json(404, {"error": "not found", "path": path})
+
+    def _control(self, q, qint):
+        mode = q.get("mode", [None])[0]
+        health = q.get("health", [None])[0]
+        if mode is not None and mode not in MODES:
+            self._json(400, {"error": "mode is one of %s" % ", ".join(MODES)})
+            return
+        if health is not None and health not in MODES + ("", "same"):
+            self._json(400, {"error": "health is one of %s or same" % ", ".join(MODES)})
+            return
+        with CONTROL.lock:
+            if mode is not None:
+                CONTROL.mode = mode
+            if health is not None:
+                CONTROL.health = "" if health == "same" else health
+            if "ms" in q:
+                CONTROL.ms = qint("ms", 0, 0, MAX_SLOW_MS)
+        self._json(200, CONTROL.snapshot())
+
+    def _apply_mode(self, mode, ms):
+        """Behave as `mode` says; True when the request is answered (or
+        dropped) and nothing else may be sent."""
+        if mode == "fail":
+            self._send(503, b"failing\n")
+            return True
+        if mode == "slow":
+            time.sleep(ms / 1000.0)
+            return False
+        self.close_connection = True
+        if mode == "hang":
+            time.sleep((ms or 60000) / 1000.0)
+        elif mode == "reset":
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+        return True
 
     def _chunked(self, n, size, delay_ms):
         digest = hashlib.sha256()

@@ -85,6 +85,10 @@ static int teardown(void **state)
 
 static int validate(const char *text)
 {
+    /* Several checks in one test each start afresh. */
+    pt_conf_free(conf);
+    pt_diag_fini(&diag);
+    pt_diag_init(&diag);
     conf = pt_conf_load_string("portico.yaml", text, strlen(text), &diag);
     if (!conf)
         fail_msg("load failed:\n%s", pt_diag_text(&diag));
@@ -129,6 +133,7 @@ static void test_validate__workers_are_bounded(void **state)
 {
     valid(BASE "workers: 1024\n");
     pt_conf_free(conf);
+    conf = NULL;
     invalid(BASE "workers: 1025\n", "portico.yaml:9:10: workers: 1025 is too large (at most 1024)");
 }
 
@@ -330,11 +335,70 @@ static void test_validate__duplicate_instance_is_rejected(void **state)
             "services[0].instances[1]: a:1 is listed twice (also instances[0])");
 }
 
-static void test_validate__health_check_is_not_supported_yet(void **state)
+static void test_validate__health_check_is_valid(void **state)
+{
+    valid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], panic_mode: true, "
+                   "health_check: {path: /healthz, interval_ms: 1000, timeout_ms: 500, "
+                   "jitter_ms: 100, healthy_threshold: 1, unhealthy_threshold: 2, type: http, "
+                   "expected_statuses: [\"200-299\", \"418\"], host: example.com}, "
+                   "outlier_detection: {consecutive_failures: 3, base_ejection_time_ms: 1000, "
+                   "max_ejection_time_ms: 5000, max_ejection_percent: 100}}, "
+                   "{name: g, protocol: grpc, instances: [{host: a, port: 2}], "
+                   "health_check: {type: grpc, grpc_service: pkg.Svc}}]\n");
+}
+
+static void test_validate__health_check_bad_status_range(void **state)
 {
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
-                     "health_check: {path: /healthz}}]\n",
-            "services[0].health_check: health_check is not supported yet");
+                     "health_check: {expected_statuses: [\"299-200\"]}}]\n",
+            "services[0].health_check.expected_statuses[0]: \"299-200\": a status (100..599) or "
+            "a range");
+}
+
+static void test_validate__health_check_interval_is_bounded(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {interval_ms: 5}}]\n",
+            "services[0].health_check.interval_ms: 5 is out of range (10..3600000, or 0 for the "
+            "default)");
+}
+
+static void test_validate__health_check_path_is_a_path(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {path: healthz}}]\n",
+            "services[0].health_check.path: \"healthz\": a health check path starts with '/'");
+}
+
+static void test_validate__grpc_health_check_needs_h2(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {type: grpc}}]\n",
+            "services[0].health_check.type: gRPC health checks need an HTTP/2 service");
+}
+
+static void test_validate__grpc_service_needs_grpc_check(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "health_check: {grpc_service: x}}]\n",
+            "services[0].health_check.grpc_service: grpc_service needs type grpc");
+}
+
+static void test_validate__outlier_detection_bounds(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "outlier_detection: {max_ejection_percent: 101}}]\n",
+            "services[0].outlier_detection.max_ejection_percent: 101 is out of range (1..100, or 0 "
+            "for the default)");
+}
+
+static void test_validate__outlier_max_ejection_time_not_below_base(void **state)
+{
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
+                     "outlier_detection: {base_ejection_time_ms: 60000, "
+                     "max_ejection_time_ms: 1000}}]\n",
+            "services[0].outlier_detection.max_ejection_time_ms: max_ejection_time_ms (1000) is "
+            "shorter than base_ejection_time_ms (60000)");
 }
 
 static void test_validate__circuit_breaker_is_valid(void **state)
@@ -523,6 +587,150 @@ static void test_validate__route_service_must_exist(void **state)
             "routes[0].service: no service named \"apii\"; did you mean \"api\"?");
 }
 
+/* ---- traffic splits and API versions ---- */
+
+static void test_validate__split_is_a_valid_target(void **state)
+{
+    valid(SERVICES "routes:\n  - path: /a\n    splits: [{service: api, weight: 90}, "
+                   "{service: grpc, weight: 10}]\n    split_key: \"header:x-user\"\n"
+                   "    split_overrides: [{header: x-canary, value: always, service: grpc}]\n");
+}
+
+static void test_validate__route_takes_exactly_one_target(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, splits: [{service: api, weight: 1}]}]\n",
+            "routes[0]: set exactly one of service, splits and versions");
+    invalid(SERVICES "routes: [{path: /a}]\n",
+            "routes[0].service: service is required (or splits or versions)");
+}
+
+static void test_validate__split_services_must_exist(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}, "
+                     "{service: apii, weight: 1}]}]\n",
+            "routes[0].splits[1].service: no service named \"apii\"; did you mean \"api\"?");
+    invalid(SERVICES "routes: [{path: /a, splits: [{weight: 1}]}]\n",
+            "routes[0].splits[0].service: service is required");
+}
+
+static void test_validate__split_weights_must_add_up(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api}, {service: grpc}]}]\n",
+            "routes[0].splits: the weights of a split add up to 0");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1000001}]}]\n",
+            "routes[0].splits[0].weight: 1000001 is too large");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}, "
+                     "{service: api, weight: 2}]}]\n",
+            "routes[0].splits[1]: api is listed twice");
+}
+
+static void test_validate__split_side_may_have_weight_zero(void **state)
+{
+    /* A side of weight 0 takes no traffic (blue-green switched over). */
+    valid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 0}, "
+                   "{service: grpc, weight: 1}]}]\n");
+}
+
+static void test_validate__split_key_forms(void **state)
+{
+    valid(SERVICES
+          "routes: [{path: /a, split_key: request, splits: [{service: api, weight: 1}]}]\n");
+    valid(SERVICES "routes: [{path: /a, split_key: ip, splits: [{service: api, weight: 1}]}]\n");
+    valid(SERVICES
+          "routes: [{path: /a, split_key: \"cookie:sid\", splits: [{service: api, weight: 1}]}]\n");
+    invalid(SERVICES
+            "routes: [{path: /a, split_key: \"header:\", splits: [{service: api, weight: 1}]}]\n",
+            "routes[0].split_key: \"header:\" is not a split key");
+    invalid(SERVICES "routes: [{path: /a, split_key: user, splits: [{service: api, weight: 1}]}]\n",
+            "routes[0].split_key: \"user\" is not a split key");
+    invalid(SERVICES "routes: [{path: /a, service: api, split_key: ip}]\n",
+            "routes[0].split_key: split_key has no effect without splits");
+}
+
+static void test_validate__split_overrides_are_checked(void **state)
+{
+    invalid(SERVICES "routes: [{path: /a, service: api, split_overrides: [{header: x, value: y, "
+                     "service: api}]}]\n",
+            "routes[0].split_overrides: split_overrides need splits");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}], split_overrides: "
+                     "[{header: \"x y\", value: v, service: api}]}]\n",
+            "routes[0].split_overrides[0].header: \"x y\" is not a valid header name");
+    invalid(SERVICES "routes: [{path: /a, splits: [{service: api, weight: 1}], split_overrides: "
+                     "[{header: x, value: v, service: nope}]}]\n",
+            "routes[0].split_overrides[0].service: no service named \"nope\"");
+}
+
+static void test_validate__versions_are_checked(void **state)
+{
+    valid(SERVICES
+          "routes: [{path_prefix: /api, versions: {strip: true, default_version: \"1\", "
+          "versions: [{version: \"1\", service: api}, {version: \"2\", service: grpc}]}}]\n");
+    valid(SERVICES "routes: [{path_prefix: /api, versions: {from: \"header:x-api-version\", "
+                   "versions: [{version: beta, service: api}]}}]\n");
+}
+
+static void test_validate__bad_versions_are_reported(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {versions: [{version: \"1\", "
+                     "service: api}, {version: \"2\", service: nope}]}}]\n",
+            "routes[0].versions.versions[1].service: no service named \"nope\"");
+}
+
+static void test_validate__version_default_must_be_listed(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {default_version: \"3\", "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.default_version: \"3\" is not one of the versions listed");
+}
+
+static void test_validate__version_source_forms(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: cookie, "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.from: \"cookie\" is not a version source");
+}
+
+static void test_validate__version_query_needs_a_name(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: \"query:\", "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.from: \"query:\": a name must follow");
+}
+
+static void test_validate__version_strip_only_from_path(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: accept, strip: true, "
+                     "versions: [{version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.strip: strip applies to versions from \"path\" only");
+}
+
+static void test_validate__versions_need_one_entry(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {}}]\n",
+            "routes[0].versions.versions: list at least one version");
+}
+
+static void test_validate__path_versions_start_with_a_digit(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {versions: [{version: beta, "
+                     "service: api}]}}]\n",
+            "routes[0].versions.versions[0].version: \"beta\": a version read from the path");
+}
+
+static void test_validate__version_names_are_checked(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: accept, versions: "
+                     "[{version: \"1/2\", service: api}]}}]\n",
+            "routes[0].versions.versions[0].version: \"1/2\": a version uses only");
+}
+
+static void test_validate__versions_are_listed_once(void **state)
+{
+    invalid(SERVICES "routes: [{path_prefix: /api, versions: {from: accept, versions: "
+                     "[{version: \"1\", service: api}, {version: \"1\", service: api}]}}]\n",
+            "routes[0].versions.versions[1]: 1 is listed twice");
+}
+
 static void test_validate__methods_are_tokens(void **state)
 {
     invalid(SERVICES "routes: [{path: /a, service: api, methods: [\"GET /\"]}]\n",
@@ -567,11 +775,65 @@ static void test_validate__retry_count_is_bounded(void **state)
 static void test_validate__retry_conditions_are_known(void **state)
 {
     valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [connect-failure,"
-                   " refused-stream, reset, 5xx, gateway-error, retriable-status-codes]}]\n");
+                   " refused-stream, reset, 5xx, gateway-error, retriable-status-codes,"
+                   " per-try-timeout]}]\n");
     pt_conf_free(conf);
     conf = NULL;
-    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeout]}]\n",
-            "routes[0].retry_on[0]: unknown retry condition \"timeout\"");
+    valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeout]}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, retry_on: [timeouts]}]\n",
+            "routes[0].retry_on[0]: unknown retry condition \"timeouts\"");
+}
+
+static void test_validate__retry_backoff_budget_and_per_try_timeout(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, retry_count: 2, per_try_timeout_ms: 500,"
+                   " retry_backoff_base_ms: 10, retry_backoff_max_ms: 100, retry_unsafe: true,"
+                   " retry_budget: {budget_percent: 50, min_retry_concurrency: 1}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    /* A per-try timeout alone is useful: it bounds each attempt. */
+    valid(SERVICES "routes: [{path: /a, service: api, per_try_timeout_ms: 500}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 1, retry_backoff_base_ms: 300,"
+                     " retry_backoff_max_ms: 200}]\n",
+            "routes[0].retry_backoff_max_ms: retry_backoff_max_ms (200) is below "
+            "retry_backoff_base_ms (300)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_count: 1,"
+                     " retry_budget: {budget_percent: 101}}]\n",
+            "routes[0].retry_budget.budget_percent: 101 is too large (at most 100)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, retry_unsafe: true}]\n",
+            "routes[0].retry_unsafe: retry_unsafe has no effect while retry_count is 0");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, per_try_timeout_ms: 3600001}]\n",
+            "routes[0].per_try_timeout_ms: 3600001 is too large");
+}
+
+static void test_validate__hedge_needs_a_delay_and_few_attempts(void **state)
+{
+    valid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 50}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    valid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 50, max_attempts: 4}}]\n");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {max_attempts: 2}}]\n",
+            "routes[0].hedge.delay_ms: a hedge needs delay_ms");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 5, max_attempts: 5}}]\n",
+            "routes[0].hedge.max_attempts: 5 is too large (at most 4)");
+    pt_conf_free(conf);
+    conf = NULL;
+    invalid(SERVICES "routes: [{path: /a, service: api, hedge: {delay_ms: 5, max_attempts: 1}}]\n",
+            "routes[0].hedge.max_attempts: max_attempts 1 never hedges");
 }
 
 static void test_validate__retry_on_without_retry_count_is_rejected(void **state)
@@ -718,16 +980,11 @@ static void test_validate__error_count_is_capped(void **state)
 static void test_validate__rate_limit_enforcement_fields(void **state)
 {
     valid(BASE RULE "ipv6_prefix: 48, ipv4_prefix: 24, tier: free, max_keys: 1000}\n");
-    pt_conf_free(conf);
     invalid(BASE RULE "ipv6_prefix: 129}\n",
             "rate_limit_rules[0].ipv6_prefix: 129 is out of range");
-    pt_conf_free(conf);
     invalid(BASE RULE "ipv4_prefix: 33}\n", "rate_limit_rules[0].ipv4_prefix: 33 is out of range");
-    pt_conf_free(conf);
     invalid(BASE RULE "tier: Free}\n", "rate_limit_rules[0].tier: \"Free\"");
-    pt_conf_free(conf);
     invalid(BASE RULE "lease_size: 11}\n", "lease_size: 11 is larger than limit (10)");
-    pt_conf_free(conf);
     invalid(BASE "rate_limit_rules:\n  - {name: r, key_type: ip+route+global+api_key+user_id, "
                  "limit: 1, window_seconds: 1}\n",
             "joins 5 parts (at most 4)");
@@ -736,19 +993,14 @@ static void test_validate__rate_limit_enforcement_fields(void **state)
 static void test_validate__redis_modes_need_redis(void **state)
 {
     valid(BASE RULE "mode: hybrid}\nredis: {address: \"127.0.0.1:6379\"}\n");
-    pt_conf_free(conf);
     invalid(BASE RULE "mode: redis}\n", "rate_limit_rules[0].mode: mode redis needs redis.address");
-    pt_conf_free(conf);
     invalid(BASE RULE "mode: redis}\nredis: {address: localhost}\n",
             "redis.address: \"localhost\": expected host:port");
-    pt_conf_free(conf);
     invalid(BASE "rate_limit_rules:\n  - {name: r, key_type: ip, limit: 1000000, "
                  "window_seconds: 86400, mode: redis}\nredis: {address: \"h:1\"}\n",
             "(limit + burst) x window_seconds is at most 4000000000");
-    pt_conf_free(conf);
     invalid(BASE "redis: {address: \"h:1\", key_prefix: \"a{b\"}\n",
             "redis.key_prefix: use printable characters");
-    pt_conf_free(conf);
     invalid(BASE "redis: {address: \"h:1\", password_env: PORTICO_TEST_SURELY_UNSET}\n",
             "environment variable PORTICO_TEST_SURELY_UNSET is not set");
 }
@@ -788,7 +1040,14 @@ int main(void)
         T(test_validate__instance_port_above_65535_is_rejected),
         T(test_validate__instance_weight_is_bounded),
         T(test_validate__duplicate_instance_is_rejected),
-        T(test_validate__health_check_is_not_supported_yet),
+        T(test_validate__health_check_is_valid),
+        T(test_validate__health_check_bad_status_range),
+        T(test_validate__health_check_interval_is_bounded),
+        T(test_validate__health_check_path_is_a_path),
+        T(test_validate__grpc_health_check_needs_h2),
+        T(test_validate__grpc_service_needs_grpc_check),
+        T(test_validate__outlier_detection_bounds),
+        T(test_validate__outlier_max_ejection_time_not_below_base),
         T(test_validate__circuit_breaker_is_valid),
         T(test_validate__circuit_breaker_rate_is_a_percentage),
         T(test_validate__circuit_breaker_timeout_is_bounded),
@@ -811,6 +1070,23 @@ int main(void)
         T(test_validate__route_may_not_have_path_and_prefix),
         T(test_validate__route_needs_a_service),
         T(test_validate__route_service_must_exist),
+        T(test_validate__split_is_a_valid_target),
+        T(test_validate__route_takes_exactly_one_target),
+        T(test_validate__split_services_must_exist),
+        T(test_validate__split_weights_must_add_up),
+        T(test_validate__split_side_may_have_weight_zero),
+        T(test_validate__split_key_forms),
+        T(test_validate__split_overrides_are_checked),
+        T(test_validate__versions_are_checked),
+        T(test_validate__bad_versions_are_reported),
+        T(test_validate__version_default_must_be_listed),
+        T(test_validate__version_source_forms),
+        T(test_validate__version_query_needs_a_name),
+        T(test_validate__version_strip_only_from_path),
+        T(test_validate__versions_need_one_entry),
+        T(test_validate__path_versions_start_with_a_digit),
+        T(test_validate__version_names_are_checked),
+        T(test_validate__versions_are_listed_once),
         T(test_validate__methods_are_tokens),
         T(test_validate__lowercase_standard_method_is_rejected),
         T(test_validate__custom_methods_are_allowed),
@@ -820,6 +1096,8 @@ int main(void)
         T(test_validate__retry_count_is_bounded),
         T(test_validate__retry_conditions_are_known),
         T(test_validate__retry_on_without_retry_count_is_rejected),
+        T(test_validate__retry_backoff_budget_and_per_try_timeout),
+        T(test_validate__hedge_needs_a_delay_and_few_attempts),
         T(test_validate__route_body_limit_is_bounded),
         T(test_validate__header_match_needs_name_and_kind),
         T(test_validate__header_match_name_is_a_token),

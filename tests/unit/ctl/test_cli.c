@@ -51,6 +51,14 @@ static void test_parse_ok(void **state)
     assert_true(a.help);
     assert_int_equal(a.cmd, PT_CTL_CMD_APPLY);
     assert_non_null(strstr(pt_ctl_usage(a.cmd), "--dry-run"));
+    assert_int_equal(parse(&a, "registrations", NULL, err), 0);
+    assert_int_equal(a.cmd, PT_CTL_CMD_REGISTRATIONS);
+    assert_null(a.name);
+    assert_int_equal(parse(&a, "registrations web", NULL, err), 0);
+    assert_non_null(a.name);
+    assert_int_equal(parse(&a, "deregister 0123abcd", NULL, err), 0);
+    assert_int_equal(a.cmd, PT_CTL_CMD_DEREGISTER);
+    assert_non_null(a.name);
 }
 
 static void test_parse_errors(void **state)
@@ -73,6 +81,9 @@ static void test_parse_errors(void **state)
         {"--cert c --key k health", "needs --cacert"},
         {"--bogus health", "unknown option"},
         {"health --addr", "needs a value"},
+        {"deregister", "missing the lease id"},
+        {"deregister a b", "unexpected argument"},
+        {"registrations a b", "unexpected argument"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct pt_ctl_args a;

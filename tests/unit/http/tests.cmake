@@ -1,1 +1,2 @@
 pt_unit_test(http path DEPS pt_http pt_core)
+pt_unit_test(http pipe DEPS pt_http pt_core)

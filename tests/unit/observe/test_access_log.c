@@ -511,9 +511,11 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         .bytes_out = 18446744073709551615ull,
         .upstream = PT_STR("10.0.0.1:8080"),
         .route = PT_STR("grpc-call"),
+        .service = PT_STR("grpc-backend"),
         .client = PT_STR("2001:db8::1"),
         .worker = 3,
         .error = PT_STR("upstream reset the stream"),
+        .attempts = 3,
     };
     size_t n = format(&e);
     const char *want =
@@ -521,18 +523,19 @@ static void test_access_entry_format__full_entry_has_every_key_in_order(void **s
         "1b2c3d4e5f60\",\"method\":\"POST\",\"path\":\"/pkg.Service/Call\",\"authority\":"
         "\"api.example.com:8443\",\"protocol\":\"HTTP/2\",\"status\":200,\"grpc_status\":14,"
         "\"duration_ms\":1.235,\"bytes_in\":17,\"bytes_out\":18446744073709551615,\"upstream\":"
-        "\"10.0.0.1:8080\",\"route\":\"grpc-call\",\"client\":\"2001:db8::1\",\"worker\":3,"
-        "\"error\":"
+        "\"10.0.0.1:8080\",\"route\":\"grpc-call\",\"service\":\"grpc-backend\",\"client\":\"2001:"
+        "db8::1\",\"worker\":3,"
+        "\"attempts\":3,\"error\":"
         "\"upstream reset the stream\"}\n";
     assert_int_equal(n, strlen(want));
     assert_memory_equal(line, want, n);
 
     struct jline j;
     format_and_parse(&e, &j);
-    static const char *const keys[] = {"time",        "request_id", "method",    "path",
-                                       "authority",   "protocol",   "status",    "grpc_status",
-                                       "duration_ms", "bytes_in",   "bytes_out", "upstream",
-                                       "route",       "client",     "worker",    "error"};
+    static const char *const keys[] = {
+        "time",   "request_id",  "method",      "path",     "authority", "protocol",
+        "status", "grpc_status", "duration_ms", "bytes_in", "bytes_out", "upstream",
+        "route",  "service",     "client",      "worker",   "attempts",  "error"};
     assert_int_equal(j.n, (int)(sizeof(keys) / sizeof(keys[0])));
     for (int i = 0; i < j.n; i++)
         assert_string_equal(j.f[i].key, keys[i]);
@@ -546,18 +549,20 @@ static void test_access_entry_format__absent_optionals_are_null_or_omitted(void 
     const char *want = "{\"time\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"\",\"method\":\"\","
                        "\"path\":\"\",\"authority\":\"\",\"protocol\":\"HTTP/1.0\",\"status\":0,"
                        "\"duration_ms\":0.000,\"bytes_in\":0,\"bytes_out\":0,\"upstream\":null,"
-                       "\"route\":null,\"client\":\"\",\"worker\":0}\n";
+                       "\"route\":null,\"service\":null,\"client\":\"\",\"worker\":0}\n";
     assert_int_equal(n, strlen(want));
     assert_memory_equal(line, want, n);
 
     /* A non-NULL pointer with length 0 is absent too. */
     e.upstream = (struct pt_str){"x", 0};
     e.route = (struct pt_str){"x", 0};
+    e.service = (struct pt_str){"x", 0};
     e.error = (struct pt_str){"x", 0};
     struct jline j;
     format_and_parse(&e, &j);
     assert_int_equal(jget(&j, "upstream")->type, J_NULL);
     assert_int_equal(jget(&j, "route")->type, J_NULL);
+    assert_int_equal(jget(&j, "service")->type, J_NULL);
     assert_null(jget(&j, "error"));
     assert_null(jget(&j, "grpc_status"));
     jline_free(&j);
@@ -610,12 +615,13 @@ static void test_access_entry_format__every_string_field_is_escaped(void **state
                                 .authority = s,
                                 .upstream = s,
                                 .route = s,
+                                .service = s,
                                 .client = s,
                                 .error = s};
     struct jline j;
     format_and_parse(&e, &j);
-    static const char *const fields[] = {"request_id", "method", "path",   "authority",
-                                         "upstream",   "route",  "client", "error"};
+    static const char *const fields[] = {"request_id", "method",  "path",   "authority", "upstream",
+                                         "route",      "service", "client", "error"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         const struct jfield *f = jget(&j, fields[i]);
         assert_non_null(f);
@@ -752,6 +758,7 @@ static void test_access_entry_format__worst_case_entry_fits_line_cap(void **stat
         .bytes_out = UINT64_MAX,
         .upstream = s,
         .route = s,
+        .service = s,
         .client = s,
         .error = s,
     };
@@ -770,6 +777,7 @@ static void test_access_entry_format__worst_case_entry_fits_line_cap(void **stat
         {"authority", PT_ACCESS_CAP_AUTHORITY},
         {"upstream", PT_ACCESS_CAP_UPSTREAM},
         {"route", PT_ACCESS_CAP_ROUTE},
+        {"service", PT_ACCESS_CAP_SERVICE},
         {"client", PT_ACCESS_CAP_CLIENT},
         {"error", PT_ACCESS_CAP_ERROR},
     };

@@ -519,8 +519,34 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
     sample(none, 0, 404, 100000);
     sample(weird, 1, 301, 100000);
 
-    struct pt_metrics_process proc = {
-        .connections = 5, .config_version = 42, .snapshot_generation = 7, .uptime_seconds = 12.5};
+    struct pt_metrics_instance inst[] = {
+        {.service = "web",
+         .instance = "",
+         .healthy = true,
+         .has_breaker = true,
+         .circuit_state = 1,
+         .circuit_transitions = {0, 2, 1}},
+        {.service = "web",
+         .instance = "10.0.0.1:80",
+         .healthy = true,
+         .checks_total = 9,
+         .check_failures_total = 3,
+         .to_unhealthy_total = 1,
+         .to_healthy_total = 1},
+        {.service = "web",
+         .instance = "10.0.0.2:80",
+         .healthy = false,
+         .ejected = true,
+         .ejections_total = 4,
+         .has_breaker = true,
+         .circuit_state = 2},
+    };
+    struct pt_metrics_process proc = {.connections = 5,
+                                      .config_version = 42,
+                                      .snapshot_generation = 7,
+                                      .uptime_seconds = 12.5,
+                                      .instances = inst,
+                                      .ninstances = 3};
     size_t len = 0;
     char *text = pt_metrics_prometheus(&proc, &len);
     struct exposition e;
@@ -529,6 +555,10 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
     static const char *const fams[][2] = {
         {"portico_requests_total", "counter"},
         {"portico_upstream_errors_total", "counter"},
+        {"portico_route_retries_total", "counter"},
+        {"portico_route_retry_budget_exhausted_total", "counter"},
+        {"portico_route_per_try_timeouts_total", "counter"},
+        {"portico_route_hedges_total", "counter"},
         {"portico_request_duration_seconds", "histogram"},
         {"portico_requests_in_flight", "gauge"},
         {"portico_bytes_received_total", "counter"},
@@ -537,10 +567,17 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
         {"portico_config_version", "gauge"},
         {"portico_snapshot_generation", "gauge"},
         {"portico_uptime_seconds", "gauge"},
+        {"portico_upstream_healthy", "gauge"},
+        {"portico_upstream_ejected", "gauge"},
+        {"portico_upstream_ejections_total", "counter"},
+        {"portico_upstream_health_transitions_total", "counter"},
+        {"portico_upstream_health_checks_total", "counter"},
+        {"portico_circuit_state", "gauge"},
+        {"portico_circuit_transitions_total", "counter"},
         {"portico_ratelimit_decisions_total", "counter"},
     };
-    assert_int_equal(e.nfam, 11);
-    for (size_t i = 0; i < 11; i++) {
+    assert_int_equal(e.nfam, 22);
+    for (size_t i = 0; i < 22; i++) {
         struct family *f = fam_find(&e, fams[i][0]);
         assert_non_null(f);
         assert_string_equal(f->type, fams[i][1]);
@@ -575,6 +612,27 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
     assert_true(value_of(&e, "portico_config_version", NULL, NULL, NULL, NULL) == 42);
     assert_true(value_of(&e, "portico_snapshot_generation", NULL, NULL, NULL, NULL) == 7);
     assert_float_equal(value_of(&e, "portico_uptime_seconds", NULL, NULL, NULL, NULL), 12.5, 1e-9);
+    /* Upstream instances: health by instance; breakers also of the service
+     * itself (instance ""). */
+    assert_true(
+        value_of(&e, "portico_upstream_healthy", "service", "web", "instance", "10.0.0.1:80") == 1);
+    assert_true(
+        value_of(&e, "portico_upstream_healthy", "service", "web", "instance", "10.0.0.2:80") == 0);
+    assert_true(
+        value_of(&e, "portico_upstream_ejected", "service", "web", "instance", "10.0.0.2:80") == 1);
+    assert_true(value_of(&e, "portico_upstream_ejections_total", "service", "web", "instance",
+                         "10.0.0.2:80") == 4);
+    assert_true(value_of(&e, "portico_circuit_state", "service", "web", "instance", "") == 1);
+    assert_true(
+        value_of(&e, "portico_circuit_state", "service", "web", "instance", "10.0.0.2:80") == 2);
+    assert_null(strstr(text, "portico_upstream_healthy{service=\"web\",instance=\"\"}"));
+    assert_null(strstr(text, "portico_circuit_state{service=\"web\",instance=\"10.0.0.1:80\"}"));
+    assert_non_null(strstr(text, "portico_circuit_transitions_total{service=\"web\",instance=\"\","
+                                 "to=\"open\"} 2\n"));
+    assert_non_null(strstr(text, "portico_upstream_health_checks_total{service=\"web\","
+                                 "instance=\"10.0.0.1:80\",result=\"ok\"} 6\n"));
+    assert_non_null(strstr(text, "portico_upstream_health_transitions_total{service=\"web\","
+                                 "instance=\"10.0.0.1:80\",to=\"unhealthy\"} 1\n"));
     /* The raw text has the escaped label. */
     assert_non_null(strstr(text, "route=\"we\\\"ird\\\\na\\nme\""));
     free(e.s);
@@ -620,7 +678,7 @@ static void test_metrics_prometheus__empty_registry_has_process_gauges(void **st
     char *text = pt_metrics_prometheus(&proc, &len);
     struct exposition e;
     parse_exposition(text, len, &e);
-    assert_int_equal(e.nfam, 11);
+    assert_int_equal(e.nfam, 22);
     assert_int_equal(e.ns, 4);
     free(e.s);
     free(text);

@@ -339,17 +339,17 @@ static void test_breaker__endpoint_choice_skips_open_instances(void **st)
     for (int i = 0; i < 3; i++)
         eps[i].breaker = pt_breaker_new("svc/x", &c);
     struct pt_service svc = {.endpoints = eps, .nendpoints = 3};
-    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0), 1);
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0, NULL), 1);
     call(eps[1].breaker, 0, PT_BREAKER_FAILURE);
-    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0), 2);
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0, NULL), 2);
     /* The retry's avoided endpoint is skipped too. */
-    assert_int_equal(pt_service_skip_open(&svc, 1, 2, 0), 0);
+    assert_int_equal(pt_service_skip_open(&svc, 1, 2, 0, NULL), 0);
     call(eps[2].breaker, 0, PT_BREAKER_FAILURE);
     call(eps[0].breaker, 0, PT_BREAKER_FAILURE);
     /* None admits: the choice stays (the proxy rejects before choosing). */
-    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0), 1);
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 0, NULL), 1);
     /* After the timeout the open instance may be probed again. */
-    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 1000 * MS), 1);
+    assert_int_equal(pt_service_skip_open(&svc, 1, -1, 1000 * MS, NULL), 1);
     for (int i = 0; i < 3; i++)
         pt_breaker_unref(eps[i].breaker);
 }

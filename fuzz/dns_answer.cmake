@@ -1,0 +1,1 @@
+pt_fuzz_target(dns_answer DEPS pt_discovery)
