@@ -2,6 +2,7 @@
  * Rate-limit plans: rules and API keys compiled once per snapshot, and the
  * registry of local tables that outlive snapshots (see ratelimit.h).
  */
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,7 +204,29 @@ const struct pt_rl_apikey *pt_rl_plan_find_key(const struct pt_rl_plan *plan,
 
 /* --- Redis ------------------------------------------------------------------- */
 
-static void compile_redis(struct pt_rl_plan *p, const Portico__Config__V1__Redis *rd)
+/* Numeric text of host's first address, resolved here on the control
+ * thread: hiredis would resolve a name with a blocking call on a worker.
+ * Status: 0 or -1 (err set). */
+static int numeric_host(const char *host, char *out, size_t outlen, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    rc =
+        getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot use the address of \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int compile_redis(struct pt_rl_plan *p, const Portico__Config__V1__Redis *rd,
+                         struct pt_diag *diag)
 {
     struct pt_rl_redis_cfg *c = &p->redis;
     const char *colon = strrchr(rd->address, ':'); /* validated: host:port */
@@ -213,9 +236,18 @@ static void compile_redis(struct pt_rl_plan *p, const Portico__Config__V1__Redis
         h++;
         hlen -= 2;
     }
-    c->host = pt_xmalloc(hlen + 1);
-    memcpy(c->host, h, hlen);
-    c->host[hlen] = '\0';
+    char name[256], numeric[NI_MAXHOST], err[300];
+    if (hlen >= sizeof(name)) {
+        pt_diag_addf(diag, NULL, "redis.address", "host name too long");
+        return -1;
+    }
+    memcpy(name, h, hlen);
+    name[hlen] = '\0';
+    if (numeric_host(name, numeric, sizeof(numeric), err, sizeof(err)) != 0) {
+        pt_diag_addf(diag, NULL, "redis.address", "%s", err);
+        return -1;
+    }
+    c->host = pt_xstrdup(numeric);
     c->port = colon ? atoi(colon + 1) : 6379;
     const char *pw = rd->password_env && *rd->password_env ? getenv(rd->password_env) : NULL;
     c->password = pw ? pt_xstrdup(pw) : NULL;
@@ -229,6 +261,7 @@ static void compile_redis(struct pt_rl_plan *p, const Portico__Config__V1__Redis
     snprintf(id, sizeof(id), "%s|%d|%s|%u|%u", c->host, c->port, pwhash, c->connect_timeout_ms,
              c->max_backoff_ms);
     c->id = pt_xstrdup(id);
+    return 0;
 }
 
 /* --- plan -------------------------------------------------------------------- */
@@ -251,8 +284,14 @@ struct pt_rl_plan *pt_rl_plan_compile(const Portico__Config__V1__Config *cfg, st
         p->nrules++;
     }
     compile_keys(p, cfg);
-    if (cfg->redis && cfg->redis->address && *cfg->redis->address)
-        compile_redis(p, cfg->redis);
+    /* Only when a rule needs it: an unused redis section resolves nothing. */
+    bool wants_redis = false;
+    for (size_t i = 0; i < p->nrules; i++)
+        if (p->rules[i].mode != PT_RL_LOCAL)
+            wants_redis = true;
+    if (wants_redis && cfg->redis && cfg->redis->address && *cfg->redis->address &&
+        compile_redis(p, cfg->redis, diag) != 0)
+        rc = -1;
     if (rc != 0) {
         pt_rl_plan_free(p);
         return NULL;
