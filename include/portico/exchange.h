@@ -56,6 +56,33 @@ bool pt_exchange_is_grpc(const struct pt_exchange *x);
 
 struct pt_headers *pt_exchange_request_headers(struct pt_exchange *x);
 
+/* --- identity (ABI 1.2) ---------------------------------------------------- */
+
+/*
+ * Who the caller is, as far as the filters that ran so far know: empty
+ * strings until an authentication step fills them. The rate limiter fills
+ * client_id, tier and credential from a stored API key (x-api-key) when
+ * nothing else did; an authentication filter (JWT, API keys) sets them
+ * before it, and user_id from token claims.
+ *   client_id   the calling application (an API key's client_id, a token's
+ *               client id / azp)
+ *   user_id     the end user on whose behalf it calls (a token's sub)
+ *   tier        its rate-limit tier ("free", "standard", "premium", ...)
+ *   credential  what proved it: the API key's name, or the token issuer
+ */
+struct pt_identity {
+    struct pt_str client_id;
+    struct pt_str user_id;
+    struct pt_str tier;
+    struct pt_str credential;
+};
+
+/* Pointer, never NULL, borrowed until the identity is set again or the
+ * exchange ends. */
+const struct pt_identity *pt_exchange_identity(const struct pt_exchange *x);
+/* Replace the identity (every string copied). Status: 0 or PT_ERR_LIMIT. */
+int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id);
+
 /* --- response (from on_response_head) ----------------------------------- */
 
 int pt_exchange_response_status(const struct pt_exchange *x);

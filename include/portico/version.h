@@ -4,13 +4,15 @@
  * A filter type declares the PT_ABI_VERSION it was compiled against; portico
  * refuses to register a type whose major version differs from its own.
  * The major version changes whenever a struct layout or a function signature
- * in include/portico/ changes incompatibly.
+ * in include/portico/ changes incompatibly; the minor version when
+ * functions are added.
+ *   1.2  pt_exchange_identity(), pt_exchange_set_identity() (struct pt_identity)
  */
 #ifndef PORTICO_VERSION_H
 #define PORTICO_VERSION_H
 
 #define PT_ABI_VERSION_MAJOR 1u
-#define PT_ABI_VERSION_MINOR 1u
+#define PT_ABI_VERSION_MINOR 2u
 #define PT_ABI_VERSION ((PT_ABI_VERSION_MAJOR << 16) | PT_ABI_VERSION_MINOR)
 
 #endif

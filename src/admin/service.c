@@ -27,6 +27,7 @@
 #include "core/time.h"
 #include "observe/metrics.h"
 #include "proxy/proxy.h"
+#include "ratelimit/stats.h"
 #include "upstream/breaker.h"
 #include "upstream/health.h"
 #include "upstream/service.h"
@@ -642,8 +643,9 @@ static void validate(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **r
 /* ---- Apply ---- */
 
 /* Instance settings: not applied by Apply. */
-static const char *const instance_sections[] = {
-    "workers", "listeners", "limits", "access_log", "filters", "admin", "drain_timeout_ms", "dns"};
+static const char *const instance_sections[] = {"workers",          "listeners", "limits",
+                                                "access_log",       "filters",   "admin",
+                                                "drain_timeout_ms", "dns",       "redis"};
 
 struct apply {
     const Portico__Admin__V1__ApplyRequest *req;
@@ -942,6 +944,41 @@ static void get_metrics(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage 
     *rs = &m->base;
 }
 
+/* ---- Rate limits ---- */
+
+static void get_rate_limit_stats(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                 struct pt_admin_status *st)
+{
+    (void)ctx;
+    const char *want = get_str(rq, 1);
+    size_t n;
+    struct pt_rl_stats_entry *list = pt_rl_stats_list(&n);
+    Portico__Admin__V1__RateLimitStats *m = pt_xcalloc(1, sizeof(*m));
+    portico__admin__v1__rate_limit_stats__init(m);
+    m->rules = pt_xcalloc(n + 1, sizeof(*m->rules));
+    for (size_t i = 0; i < n; i++) {
+        if (*want && strcmp(want, list[i].rule) != 0)
+            continue;
+        Portico__Admin__V1__RateLimitRuleStats *r = pt_xcalloc(1, sizeof(*r));
+        portico__admin__v1__rate_limit_rule_stats__init(r);
+        r->rule = pt_xstrdup(list[i].rule);
+        r->allowed = list[i].counts[PT_RL_ALLOWED];
+        r->rejected = list[i].counts[PT_RL_REJECTED];
+        r->shadow_rejected = list[i].counts[PT_RL_SHADOW_REJECTED];
+        r->queued = list[i].counts[PT_RL_QUEUED];
+        r->failed_open = list[i].counts[PT_RL_FAILED_OPEN];
+        r->failed_closed = list[i].counts[PT_RL_FAILED_CLOSED];
+        m->rules[m->n_rules++] = r;
+    }
+    pt_rl_stats_list_free(list, n);
+    if (*want && !m->n_rules) {
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        pt_admin_status_set(st, GRPC_NOT_FOUND, "rate-limit rule \"%s\" not found", want);
+        return;
+    }
+    *rs = &m->base;
+}
+
 /* ---- Health ---- */
 
 static void get_health(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
@@ -1034,6 +1071,7 @@ static const struct pt_admin_method methods[] = {
     M("Heartbeat", heartbeat_request, pt_admin_heartbeat),
     M("DeregisterInstance", deregister_instance_request, pt_admin_deregister_instance),
     M("ListRegistrations", list_registrations_request, pt_admin_list_registrations),
+    M("GetRateLimitStats", get_rate_limit_stats_request, get_rate_limit_stats),
 };
 
 const struct pt_admin_method *pt_admin_service_methods(size_t *n)

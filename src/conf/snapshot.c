@@ -46,6 +46,7 @@ static void snapshot_destroy(struct pt_snap_base *b)
         if (s->instances[i].type->destroy)
             s->instances[i].type->destroy(s->instances[i].instance);
     free(s->instances);
+    pt_rl_plan_free(s->ratelimit); /* after the instances that point into it */
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].name);
         chain_fini(&s->routes[i].chain);
@@ -664,6 +665,15 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
             }
             ch->filters[ch->n++] = fi;
         }
+        /* Rate-limit rules run last, after every configured filter (so an
+         * authentication filter has set the identity); see ratelimit.h. */
+        void *rl = s->ratelimit ? pt_rl_plan_route(s->ratelimit, name) : NULL;
+        if (rl) {
+            struct pt_filter_inst *fi = add_instance(s, icap);
+            fi->type = &pt_rl_filter_type;
+            fi->instance = rl;
+            ch->filters[ch->n++] = *fi;
+        }
         chain_flags(ch);
     }
     if (rc == 0) {
@@ -851,6 +861,8 @@ struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nwor
     free(plugins);
     chain_flags(g);
 
+    if (rc == 0 && !(s->ratelimit = pt_rl_plan_compile(cfg, diag)))
+        rc = -1;
     if (rc == 0 && compile_routes(s, cfg, &icap, diag) != 0)
         rc = -1;
     if (rc == 0)

@@ -25,6 +25,7 @@
 #include "http/server.h"
 #include "observe/metrics.h"
 #include "portico/filter.h"
+#include "ratelimit/ratelimit.h"
 #include "route/router.h"
 #include "upstream/lb.h"
 #include "upstream/service.h"
@@ -176,6 +177,10 @@ struct pt_snapshot {
     /* Every filter instance, for destruction. */
     struct pt_filter_inst *instances;
     size_t ninstances;
+
+    /* Rate-limit rules and API keys (ratelimit/ratelimit.h); each route's
+     * chain ends with its rate-limit instance when rules apply to it. */
+    struct pt_rl_plan *ratelimit;
 
     struct pt_server_limits limits;
     uint64_t max_body_bytes;

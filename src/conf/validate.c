@@ -1163,6 +1163,77 @@ static bool key_part_valid(const char *p, size_t len)
     return false;
 }
 
+static bool tier_valid(const char *t);
+
+/* Enforcement settings of one rule (issue 6): prefixes, tier, mode, Redis
+ * budget, table size, lease. */
+static void check_rate_limit_enforcement(struct vctx *v, const Config *cfg,
+                                         const Portico__Config__V1__RateLimitRule *r,
+                                         const char *path)
+{
+    check_range_set(v, r, "ipv6_prefix", path, r->ipv6_prefix, 1, 128);
+    check_range_set(v, r, "ipv4_prefix", path, r->ipv4_prefix, 1, 32);
+    if (set(r->tier) && !tier_valid(r->tier))
+        verr(v, r, "tier", path,
+             "\"%s\": a tier uses lowercase letters, digits, '_' and '-' (at most 50)", r->tier);
+    if ((int)r->mode < 0 ||
+        (int)r->mode > PORTICO__CONFIG__V1__RATE_LIMIT_MODE__RATE_LIMIT_MODE_HYBRID)
+        verr(v, r, "mode", path, "unknown mode %d", r->mode);
+    bool redis = r->mode == PORTICO__CONFIG__V1__RATE_LIMIT_MODE__RATE_LIMIT_MODE_REDIS ||
+                 r->mode == PORTICO__CONFIG__V1__RATE_LIMIT_MODE__RATE_LIMIT_MODE_HYBRID;
+    if (redis && (!cfg->redis || !set(cfg->redis->address)))
+        verr(v, r, "mode", path, "mode %s needs redis.address in the instance configuration",
+             r->mode == PORTICO__CONFIG__V1__RATE_LIMIT_MODE__RATE_LIMIT_MODE_REDIS ? "redis"
+                                                                                    : "hybrid");
+    /* The Redis script computes in Lua numbers (doubles): it is exact
+     * while every product stays below 2^52. */
+    if (redis && r->limit >= 1 && r->window_seconds >= 1 &&
+        (r->limit + r->burst) * (uint64_t)r->window_seconds > 4000000000ull)
+        verr(v, r, "mode", path,
+             "in redis and hybrid mode (limit + burst) x window_seconds is at most 4000000000 "
+             "(here %llu)",
+             (unsigned long long)((r->limit + r->burst) * (uint64_t)r->window_seconds));
+    check_range_set(v, r, "redis_timeout_ms", path, r->redis_timeout_ms, 1, 10000);
+    check_range_set(v, r, "max_keys", path, r->max_keys, 1, 10000000);
+    if (r->lease_size && r->limit >= 1 && r->lease_size > r->limit)
+        verr(v, r, "lease_size", path, "%u is larger than limit (%llu)", r->lease_size,
+             (unsigned long long)r->limit);
+    if (set(r->key_type)) {
+        unsigned parts = 1;
+        for (const char *p = r->key_type; *p; p++)
+            parts += *p == '+';
+        if (parts > 4)
+            verr(v, r, "key_type", path, "\"%s\" joins %u parts (at most 4)", r->key_type, parts);
+    }
+}
+
+static void check_redis(struct vctx *v, const Portico__Config__V1__Redis *rd)
+{
+    if (!rd)
+        return;
+    if (set(rd->address)) {
+        const char *colon = strrchr(rd->address, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == rd->address || !end || *end || port < 1 || port > 65535)
+            verr(v, rd, "address", "redis", "\"%s\": expected host:port", rd->address);
+    }
+    check_range_set(v, rd, "connect_timeout_ms", "redis", rd->connect_timeout_ms, 1, 60000);
+    check_range_set(v, rd, "max_backoff_ms", "redis", rd->max_backoff_ms, 50, 600000);
+    if (set(rd->key_prefix) && strlen(rd->key_prefix) > 64)
+        verr(v, rd, "key_prefix", "redis", "longer than 64 bytes");
+    if (set(rd->key_prefix))
+        for (const char *p = rd->key_prefix; *p; p++)
+            if (*p <= 0x20 || *p >= 0x7f || *p == '{' || *p == '}') {
+                verr(v, rd, "key_prefix", "redis",
+                     "use printable characters other than space, '{' and '}'");
+                break;
+            }
+    if (set(rd->password_env) && !getenv(rd->password_env))
+        verr(v, rd, "password_env", "redis", "environment variable %s is not set",
+             rd->password_env);
+}
+
 static void check_rate_limits(struct vctx *v, const Config *cfg, const struct name_set *routes)
 {
     size_t n = cfg->n_rate_limit_rules;
@@ -1212,7 +1283,9 @@ static void check_rate_limits(struct vctx *v, const Config *cfg, const struct na
                 PORTICO__CONFIG__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_ALGORITHM_GCRA)
             verr(v, r, "algorithm", path, "unknown algorithm %d", r->algorithm);
         check_max(v, r, "max_queue_ms", path, r->max_queue_ms, 60000);
+        check_rate_limit_enforcement(v, cfg, r, path);
     }
+    check_redis(v, cfg->redis);
     check_unique(v, "rate_limit_rules", names, (void *const *)cfg->rate_limit_rules, n);
     free(names);
 }

@@ -54,6 +54,7 @@ struct pt_net_worker;
 struct pt_up_worker;
 struct pt_proxy_worker;
 struct pt_access_ring;
+struct pt_rl_worker;
 
 struct pt_worker {
     unsigned id;
@@ -83,6 +84,7 @@ struct pt_worker {
     struct pt_up_worker *up;
     struct pt_proxy_worker *proxy;
     struct pt_access_ring *access_ring;
+    struct pt_rl_worker *rl; /* rate limiting's Redis connection (src/ratelimit) */
 };
 
 /* Status: 0 or PT_ERR_INTERNAL (event_base or eventfd creation failed). */

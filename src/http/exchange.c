@@ -203,6 +203,23 @@ void pt_exchange_resume(struct pt_exchange *x)
     pt_exchange_handler->resume(x);
 }
 
+const struct pt_identity *pt_exchange_identity(const struct pt_exchange *x)
+{
+    return &x->identity;
+}
+
+int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id)
+{
+    struct pt_identity copy = {0};
+    if ((id->client_id.len && pt_arena_str(&x->arena, id->client_id, &copy.client_id) != 0) ||
+        (id->user_id.len && pt_arena_str(&x->arena, id->user_id, &copy.user_id) != 0) ||
+        (id->tier.len && pt_arena_str(&x->arena, id->tier, &copy.tier) != 0) ||
+        (id->credential.len && pt_arena_str(&x->arena, id->credential, &copy.credential) != 0))
+        return PT_ERR_LIMIT;
+    x->identity = copy;
+    return 0;
+}
+
 struct event_base *pt_exchange_event_base(struct pt_exchange *x)
 {
     return x->worker->base;

@@ -225,7 +225,8 @@ struct pt_exchange {
     uint8_t data_cap;
 
     struct pt_str request_id;
-    uint64_t start_ns; /* wall clock, for the log */
+    struct pt_identity identity; /* portico/exchange.h; strings in the arena */
+    uint64_t start_ns;           /* wall clock, for the log */
     uint64_t start_mono_ns;
     uint64_t bytes_in;  /* request body bytes received */
     uint64_t bytes_out; /* response body bytes sent */

@@ -1,5 +1,7 @@
 #include "observe/metrics.h"
 
+#include "ratelimit/stats.h"
+
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -408,6 +410,26 @@ static void family(struct buf *b, const char *name, const char *type, const char
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Rate-limit decisions per rule (ratelimit/stats.h), every outcome shown. */
+static void rate_limit_families(struct buf *b)
+{
+    size_t n = 0;
+    struct pt_rl_stats_entry *list = pt_rl_stats_list(&n);
+    family(b, "portico_ratelimit_decisions_total", "counter",
+           "Rate-limit decisions by rule: allowed, rejected, shadow_rejected, queued, "
+           "failed_open, failed_closed.");
+    for (size_t i = 0; i < n; i++) {
+        char *label = pt_xmalloc(2 * strlen(list[i].rule) + 1);
+        pt_metrics_escape_label(list[i].rule, label);
+        for (unsigned o = 0; o < PT_RL_NOUTCOMES; o++)
+            buf_printf(b, "portico_ratelimit_decisions_total{rule=\"%s\",decision=\"%s\"} %llu\n",
+                       label, pt_rl_outcome_name((enum pt_rl_outcome)o),
+                       (unsigned long long)list[i].counts[o]);
+        free(label);
+    }
+    pt_rl_stats_list_free(list, n);
+}
+
 /* Health and circuit breakers of the upstream instances. */
 static void upstream_families(struct buf *b, const struct pt_metrics_process *p)
 {
@@ -577,6 +599,7 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
     buf_printf(&b, "portico_uptime_seconds %.3f\n", p->uptime_seconds);
 
     upstream_families(&b, p);
+    rate_limit_families(&b);
 
     for (size_t i = 0; i < n; i++)
         free(label[i]);

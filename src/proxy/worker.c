@@ -16,6 +16,7 @@
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "ratelimit/redis.h"
 #include "upstream/hcheck.h"
 #include "upstream/pool.h"
 #include "websocket/tunnel.h"
@@ -289,6 +290,7 @@ void pt_proxy_worker_fini(struct pt_worker *w)
         return;
     free_acceptors(pw);
     pt_up_worker_fini(w);
+    pt_rl_worker_fini(w); /* its Redis connection, if rate limits used one */
     free(pw);
     w->proxy = NULL;
 }

@@ -83,9 +83,15 @@ static void tb_decide(const struct pt_rl_params *p, struct pt_rl_state *s, uint6
 
 /* --- GCRA ---------------------------------------------------------------- */
 
-/* The TAT is kept x limit, so one request moves it by window_ns exactly. */
+/* The TAT is kept x limit, so one request moves it by window_ns exactly.
+ * stamp_ns is the latest time seen: an earlier now (threads that read the
+ * clock, then queue for a stripe lock) is taken as that one, as the token
+ * bucket does, so the two stay equivalent. */
 static u128 gcra_tat(const struct pt_rl_params *p, struct pt_rl_state *s, uint64_t now)
 {
+    if (s->used && now < s->stamp_ns)
+        now = s->stamp_ns;
+    s->stamp_ns = now;
     u128 now_s = (u128)now * p->limit;
     if (!s->used) {
         s->used = true;

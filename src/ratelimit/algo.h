@@ -67,7 +67,7 @@ struct pt_rl_state {
     /* token_bucket: tokens x window_ns (so refill is `limit` per ns);
      * gcra: TAT x limit (ns); sliding_window: unused. */
     unsigned __int128 level;
-    uint64_t stamp_ns; /* token_bucket: last refill; sliding: window start */
+    uint64_t stamp_ns; /* token_bucket: last refill; gcra: latest now; sliding: window start */
     uint64_t prev;     /* sliding_window: previous window's count */
     uint64_t curr;     /* sliding_window: current window's count */
     bool used;         /* false: never seen */

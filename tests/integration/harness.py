@@ -1011,3 +1011,97 @@ def spread_server_ids(port, total, threads=4, headers_for=None, path="/echo", ti
     if sum(counts.values()) != total:
         raise AssertionError("%d answers for %d requests" % (sum(counts.values()), total))
     return counts, by_key
+
+
+# ---------------------------------------------------------------------------
+# Redis (rate limits): a real redis-server from Debian on a free port
+
+
+class RedisServer(object):
+    """redis-server on 127.0.0.1:<free port>, data in a temp dir, no
+    persistence; stopped by PID. stop()/start() keep the port, so a test can
+    restart it. `cli(*args)` runs one command through a raw RESP socket and
+    returns the decoded reply."""
+
+    def __init__(self, port=None, binary=None):
+        self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.port = port or free_port()
+        self.tmp = TempDir(prefix="portico-redis-")
+        self.proc = None
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, timeout=15.0):
+        log = open(self.tmp.join("redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.tmp.path,
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        wait_until(lambda: self._ping(), timeout=timeout, message="redis-server on %d" % self.port)
+        return self
+
+    def _ping(self):
+        if self.proc.poll() is not None:
+            raise HarnessError("redis-server exited with %s" % self.proc.returncode)
+        try:
+            return self.cli("PING") == "PONG"
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc is not None:
+            _terminate(self.proc, signal.SIGTERM, 10)
+            self.proc = None
+
+    def pause(self):
+        """SIGSTOP: connections stay open, nothing answers."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def cli(self, *args, timeout=5.0):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return self._read(f)
+        finally:
+            s.close()
+
+    def _read(self, f):
+        line = f.readline()
+        if not line:
+            raise OSError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)[:-2]
+            return data.decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read(f) for _ in range(n)]
+        raise OSError("bad RESP reply %r" % line)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.tmp.cleanup()
+        return False

@@ -973,12 +973,46 @@ static void test_validate__error_count_is_capped(void **state)
     assert_int_equal(diag.errors, PT_CONF_MAX_ERRORS + 1);
 }
 
+/* ---- rate-limit enforcement fields (issue 6) ---- */
+
+#define RULE "rate_limit_rules:\n  - {name: r, key_type: ip, limit: 10, window_seconds: 60, "
+
+static void test_validate__rate_limit_enforcement_fields(void **state)
+{
+    valid(BASE RULE "ipv6_prefix: 48, ipv4_prefix: 24, tier: free, max_keys: 1000}\n");
+    invalid(BASE RULE "ipv6_prefix: 129}\n",
+            "rate_limit_rules[0].ipv6_prefix: 129 is out of range");
+    invalid(BASE RULE "ipv4_prefix: 33}\n", "rate_limit_rules[0].ipv4_prefix: 33 is out of range");
+    invalid(BASE RULE "tier: Free}\n", "rate_limit_rules[0].tier: \"Free\"");
+    invalid(BASE RULE "lease_size: 11}\n", "lease_size: 11 is larger than limit (10)");
+    invalid(BASE "rate_limit_rules:\n  - {name: r, key_type: ip+route+global+api_key+user_id, "
+                 "limit: 1, window_seconds: 1}\n",
+            "joins 5 parts (at most 4)");
+}
+
+static void test_validate__redis_modes_need_redis(void **state)
+{
+    valid(BASE RULE "mode: hybrid}\nredis: {address: \"127.0.0.1:6379\"}\n");
+    invalid(BASE RULE "mode: redis}\n", "rate_limit_rules[0].mode: mode redis needs redis.address");
+    invalid(BASE RULE "mode: redis}\nredis: {address: localhost}\n",
+            "redis.address: \"localhost\": expected host:port");
+    invalid(BASE "rate_limit_rules:\n  - {name: r, key_type: ip, limit: 1000000, "
+                 "window_seconds: 86400, mode: redis}\nredis: {address: \"h:1\"}\n",
+            "(limit + burst) x window_seconds is at most 4000000000");
+    invalid(BASE "redis: {address: \"h:1\", key_prefix: \"a{b\"}\n",
+            "redis.key_prefix: use printable characters");
+    invalid(BASE "redis: {address: \"h:1\", password_env: PORTICO_TEST_SURELY_UNSET}\n",
+            "environment variable PORTICO_TEST_SURELY_UNSET is not set");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_validate__minimal_config_is_valid),
+        T(test_validate__rate_limit_enforcement_fields),
+        T(test_validate__redis_modes_need_redis),
         T(test_validate__empty_config_needs_a_listener),
         T(test_validate__workers_are_bounded),
         T(test_validate__drain_timeout_is_bounded),

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "observe/metrics.h"
+#include "ratelimit/stats.h"
 #include "portico/errors.h"
 
 static void sample(struct pt_route_stats *st, unsigned w, int status, uint64_t ns)
@@ -573,9 +574,10 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
         {"portico_upstream_health_checks_total", "counter"},
         {"portico_circuit_state", "gauge"},
         {"portico_circuit_transitions_total", "counter"},
+        {"portico_ratelimit_decisions_total", "counter"},
     };
-    assert_int_equal(e.nfam, 21);
-    for (size_t i = 0; i < 21; i++) {
+    assert_int_equal(e.nfam, 22);
+    for (size_t i = 0; i < 22; i++) {
         struct family *f = fam_find(&e, fams[i][0]);
         assert_non_null(f);
         assert_string_equal(f->type, fams[i][1]);
@@ -643,6 +645,31 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
     assert_registry_empty();
 }
 
+static void test_metrics_prometheus__rate_limit_decisions_by_rule(void **state)
+{
+    (void)state;
+    struct pt_rl_stats *st = pt_rl_stats_ref("per \"ip\"");
+    pt_rl_stats_count(st, PT_RL_ALLOWED);
+    pt_rl_stats_count(st, PT_RL_ALLOWED);
+    pt_rl_stats_count(st, PT_RL_REJECTED);
+    struct pt_metrics_process proc = {0};
+    char *text = pt_metrics_prometheus(&proc, NULL);
+    assert_non_null(strstr(
+        text,
+        "portico_ratelimit_decisions_total{rule=\"per \\\"ip\\\"\",decision=\"allowed\"} 2\n"));
+    assert_non_null(strstr(
+        text,
+        "portico_ratelimit_decisions_total{rule=\"per \\\"ip\\\"\",decision=\"rejected\"} 1\n"));
+    assert_non_null(strstr(
+        text,
+        "portico_ratelimit_decisions_total{rule=\"per \\\"ip\\\"\",decision=\"failed_open\"} 0\n"));
+    free(text);
+    pt_rl_stats_unref(st);
+    text = pt_metrics_prometheus(&proc, NULL);
+    assert_null(strstr(text, "decision=\"allowed\""));
+    free(text);
+}
+
 static void test_metrics_prometheus__empty_registry_has_process_gauges(void **state)
 {
     (void)state;
@@ -651,7 +678,7 @@ static void test_metrics_prometheus__empty_registry_has_process_gauges(void **st
     char *text = pt_metrics_prometheus(&proc, &len);
     struct exposition e;
     parse_exposition(text, len, &e);
-    assert_int_equal(e.nfam, 21);
+    assert_int_equal(e.nfam, 22);
     assert_int_equal(e.ns, 4);
     free(e.s);
     free(text);
@@ -748,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_metrics_escape__backslash_quote_newline),
         cmocka_unit_test(test_metrics_prometheus__parses_back_with_the_counters),
         cmocka_unit_test(test_metrics_prometheus__empty_registry_has_process_gauges),
+        cmocka_unit_test(test_metrics_prometheus__rate_limit_decisions_by_rule),
         cmocka_unit_test(test_metrics_stats__workers_write_while_admin_reads),
         cmocka_unit_test(test_metrics_stats__cost_per_request),
     };

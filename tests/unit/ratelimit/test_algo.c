@@ -161,6 +161,52 @@ static void test_algo__token_bucket_equals_gcra(void **st)
             }
 }
 
+/* The same with what the local table and Redis really see: a clock that
+ * sometimes steps back a little (threads read it before queueing for a
+ * lock), refunds and batch takes mixed in. */
+static void test_algo__token_bucket_equals_gcra_with_backward_steps(void **st)
+{
+    (void)st;
+    static const uint64_t limits[] = {1, 3, 10};
+    static const uint64_t bursts[] = {0, 4};
+    for (size_t li = 0; li < 3; li++)
+        for (size_t bi = 0; bi < 2; bi++) {
+            struct pt_rl_params tb = params(PT_RL_TOKEN_BUCKET, limits[li], bursts[bi], 7919 * MS);
+            struct pt_rl_params g = params(PT_RL_GCRA, limits[li], bursts[bi], 7919 * MS);
+            struct pt_rl_state a = {0}, b = {0};
+            uint64_t t = 1000 * SEC, step = tb.window_ns / tb.limit;
+            uint64_t charged[64];
+            size_t ncharged = 0;
+            for (int i = 0; i < 5000; i++) {
+                uint64_t r = rnd() % 10;
+                if (r == 0 && t > 50 * MS)
+                    t -= rnd() % (50 * MS); /* a step back */
+                else
+                    t += rnd() % (step / 2 + 1);
+                if (r == 1 && ncharged) {
+                    uint64_t at = charged[rnd() % ncharged];
+                    pt_rl_refund(&tb, &a, at, 1);
+                    pt_rl_refund(&g, &b, at, 1);
+                    continue;
+                }
+                if (r == 2) {
+                    uint64_t want = 1 + rnd() % 5;
+                    assert_int_equal(pt_rl_take(&tb, &a, t, want), pt_rl_take(&g, &b, t, want));
+                    continue;
+                }
+                struct pt_rl_decision da, db;
+                pt_rl_decide(&tb, &a, t, 1, &da);
+                pt_rl_decide(&g, &b, t, 1, &db);
+                assert_int_equal(da.allowed, db.allowed);
+                assert_int_equal(da.remaining, db.remaining);
+                assert_int_equal(da.reset_ns, db.reset_ns);
+                assert_int_equal(da.retry_ns, db.retry_ns);
+                if (da.allowed && ncharged < 64)
+                    charged[ncharged++] = t;
+            }
+        }
+}
+
 /* --- sliding window against a log-based reference ---------------------- */
 
 struct ref_log {
@@ -385,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_algo__gcra_known_answers),
         cmocka_unit_test(test_algo__sliding_window_known_answers),
         cmocka_unit_test(test_algo__token_bucket_equals_gcra),
+        cmocka_unit_test(test_algo__token_bucket_equals_gcra_with_backward_steps),
         cmocka_unit_test(test_algo__sliding_window_matches_log_reference),
         cmocka_unit_test(test_algo__retry_remaining_reset_exact),
         cmocka_unit_test(test_algo__refund_undoes_a_charge),
