@@ -216,6 +216,25 @@ def render(template, dest, subst):
     return dest
 
 
+def write_section(path, marker, text):
+    """Replace the section that starts with `marker` in the results file
+    (or append it), keeping the rest: each script owns its own section."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if marker in old:
+        head, rest = old.split(marker, 1)
+        nxt = rest.find("<!-- section: ")
+        tail = rest[nxt:] if nxt >= 0 else ""
+        new = head.rstrip("\n") + "\n\n" + text + ("\n" + tail if tail else "")
+    else:
+        new = (old.rstrip("\n") + "\n\n" if old else "") + text
+    with open(path, "w") as f:
+        f.write(new)
+
+
 def run(cmd, timeout, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=isolate, **kw)
 

@@ -297,15 +297,7 @@ def write_section(a, results, out):
           f"{median_of(rs, lambda r: r['total']['p99_ms']):.1f} | "
           f"{median_of(rs, lambda r: r['total']['max_ms']):.1f} |")
     w("")
-    text = "\n".join(L) + "\n"
-    try:
-        with open(a.results) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = ""
-    keep = old.split(SECTION)[0].rstrip("\n")
-    with open(a.results, "w") as f:
-        f.write((keep + "\n\n" if keep else "") + text)
+    bench.write_section(a.results, SECTION, "\n".join(L) + "\n")
 
 
 def main():
