@@ -65,3 +65,16 @@ bool pt_str_list_has_token(struct pt_str list, struct pt_str token)
     }
     return false;
 }
+
+size_t pt_u64_format(uint64_t v, char *buf)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}

@@ -33,6 +33,9 @@ struct pt_str pt_str_trim(struct pt_str s); /* spaces and tabs at both ends */
 /* Status: 0, or PT_ERR_BAD_REQUEST when s is not a decimal uint64 (no sign,
  * no spaces, no overflow). */
 int pt_str_to_u64(struct pt_str s, uint64_t *out);
+/* Write v in decimal to buf (at least 20 bytes; no NUL); returns the
+ * length. For per-request header values, where printf's cost shows. */
+size_t pt_u64_format(uint64_t v, char *buf);
 /* Does the comma-separated list contain token (case-insensitive)? */
 bool pt_str_list_has_token(struct pt_str list, struct pt_str token);
 

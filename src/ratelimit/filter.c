@@ -35,8 +35,9 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "core/worker.h"
+#include "core/strutil.h"
 #include "core/time.h"
+#include "core/worker.h"
 #include "ratelimit/ratelimit_int.h"
 
 struct charge {
@@ -407,8 +408,7 @@ static enum pt_filter_status rl_request_head(struct pt_exchange *x, void *instan
 static int set_number(struct pt_headers *h, struct pt_str name, uint64_t v)
 {
     char buf[24];
-    int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    return pt_headers_set(h, name, (struct pt_str){buf, (size_t)n});
+    return pt_headers_set(h, name, (struct pt_str){buf, pt_u64_format(v, buf)});
 }
 
 static uint64_t ceil_seconds(uint64_t ns)

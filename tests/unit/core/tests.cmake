@@ -1,0 +1,1 @@
+pt_unit_test(core strutil DEPS pt_core)
