@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/strutil.h"
 #include "core/time.h"
 #include "ratelimit/ratelimit_int.h"
 
@@ -140,23 +141,13 @@ static void rule_fini(struct pt_rl_rule *r)
 
 /* --- API keys ---------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool parse_hash(const char *hex, unsigned char out[32])
 {
     if (!hex || strlen(hex) != 64)
         return false;
     for (int i = 0; i < 32; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = pt_hex_value((unsigned char)hex[2 * i]),
+            lo = pt_hex_value((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (unsigned char)(hi << 4 | lo);
