@@ -516,6 +516,7 @@ class Portico(object):
                 f.close()
         self._stderr_file = open(self.stderr_path, "ab")
         self._stdout_file = open(self.stdout_path, "ab")
+        mark = len(self.stderr)
         self.proc = subprocess.Popen([self.binary, "--config", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self._stdout_file,
                                      stderr=self._stderr_file, env=self.env, cwd=self.tmp.path)
@@ -523,14 +524,18 @@ class Portico(object):
         pending = [(h, p) for _, h, p, _ in self.listeners()]
         if self.admin_addr and self._ports.get(ADMIN_PORT_KEY):
             pending.append(("127.0.0.1", self._ports[ADMIN_PORT_KEY]))
+        # Listeners accept as soon as they are bound, before the admin server
+        # and the last start-up lines: "ready" is logged when start-up is done.
+        ready = False
         deadline = time.monotonic() + self.start_timeout
-        while pending:
+        while pending or not ready:
+            ready = ready or " ready: " in self.stderr[mark:]
             if self.proc.poll() is not None:
                 self.exit_code = self.proc.returncode
                 raise StartError("portico exited with %s before its listeners were ready; stderr:\n%s"
                                  % (self.proc.returncode, self.stderr[-4000:]))
             pending = [(h, p) for h, p in pending if not can_connect(h, p, timeout=0.5)]
-            if not pending:
+            if not pending and ready:
                 break
             if time.monotonic() > deadline:
                 _terminate(self.proc, signal.SIGKILL, 5)
