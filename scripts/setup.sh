@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libevent-dev libnghttp2-dev libssl-dev
   libyaml-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
-  libgrpc-dev libpq-dev libhiredis-dev python3 python3-grpcio python3-protobuf curl openssl)
+  libgrpc-dev libpq-dev libhiredis-dev libjwt-dev libjansson-dev python3 python3-grpcio python3-protobuf curl openssl)
 # What the suite runs: cmocka, real clients (nghttp, curl, websockets) and
 # nginx as an h2c backend, PostgreSQL for the config store, promtool (from
 # prometheus) to check the metrics text, dnsmasq (service discovery) and redis-server
