@@ -31,8 +31,11 @@
  *    "path":"/a","authority":"example.com","protocol":"HTTP/2","status":200,
  *    "grpc_status":0,"duration_ms":1.235,"bytes_in":0,"bytes_out":17,
  *    "upstream":"10.0.0.1:8080","route":"users","service":"users-v2",
- *    "client":"192.0.2.7","worker":1,"attempts":2,"error":"upstream reset the stream"}
- * "grpc_status" and "error" are omitted when absent, "attempts" (upstream
+ *    "client":"192.0.2.7","worker":1,"attempts":2,"error":"upstream reset the stream",
+ *    "client_id":"acme","auth":"api_key: key expired"}
+ * "grpc_status", "error", "client_id" (the authenticated caller) and "auth"
+ * (why the auth step refused the request: 401/403 reasons, never sent to
+ * the client) are omitted when absent, "attempts" (upstream
  * attempts: the first, retries and hedges) when below 2; "upstream", "route"
  * and "service" are null when absent ("service" is the one the request was
  * forwarded to: the route's, its split's side or its API version's); "worker" is the index (0..N-1)
@@ -72,6 +75,8 @@ struct pt_diag;
 #define PT_ACCESS_CAP_SERVICE 512u
 #define PT_ACCESS_CAP_CLIENT 128u
 #define PT_ACCESS_CAP_ERROR 1024u
+#define PT_ACCESS_CAP_CLIENT_ID 256u
+#define PT_ACCESS_CAP_AUTH 512u
 
 /* Ends a string field that was cut to its cap. */
 #define PT_ACCESS_TRUNCATED_MARKER "...[truncated]"
@@ -99,15 +104,17 @@ struct pt_access_entry {
     int status;                       /* HTTP status sent downstream */
     bool has_grpc_status;             /* false: "grpc_status" omitted */
     int grpc_status;
-    uint64_t bytes_in;      /* request body bytes received from the client */
-    uint64_t bytes_out;     /* response body bytes sent to the client */
-    struct pt_str upstream; /* "host:port"; empty: null */
-    struct pt_str route;    /* route name; empty: null */
-    struct pt_str service;  /* service forwarded to (a split's side, a version's); empty: null */
-    struct pt_str client;   /* client IP address as text */
-    unsigned worker;        /* index of the worker that served the stream */
-    struct pt_str error;    /* why the stream failed; empty: omitted */
-    uint32_t attempts;      /* upstream attempts, retries and hedges included; < 2: omitted */
+    uint64_t bytes_in;       /* request body bytes received from the client */
+    uint64_t bytes_out;      /* response body bytes sent to the client */
+    struct pt_str upstream;  /* "host:port"; empty: null */
+    struct pt_str route;     /* route name; empty: null */
+    struct pt_str service;   /* service forwarded to (a split's side, a version's); empty: null */
+    struct pt_str client;    /* client IP address as text */
+    unsigned worker;         /* index of the worker that served the stream */
+    struct pt_str error;     /* why the stream failed; empty: omitted */
+    uint32_t attempts;       /* upstream attempts, retries and hedges included; < 2: omitted */
+    struct pt_str client_id; /* the authenticated caller's client id; empty: omitted */
+    struct pt_str auth;      /* why authentication/authorization refused; empty: omitted */
 };
 
 /* The writer: owns the rings, the destination and the writer thread. */

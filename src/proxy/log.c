@@ -66,5 +66,7 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
     uint32_t timeouts, hedges;
     pt_proxy_retry_stats(x, &denied, &timeouts, &hedges);
     e.attempts = x->attempts + hedges;
+    e.client_id = x->identity.base.client_id;
+    e.auth = x->auth_reason;
     pt_access_log_append(ring, &e);
 }
