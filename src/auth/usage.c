@@ -71,8 +71,13 @@ void pt_auth_usage_touch(struct pt_auth_usage *u, uint64_t now_ns)
     /* A load of a line every worker only reads is cheap; a store is made
      * at most once per second, so a hot key does not bounce its line. */
     uint64_t prev = atomic_load_explicit(&u->used_ns, memory_order_relaxed);
-    if (now_ns >= prev + TOUCH_GRANULARITY_NS || prev == 0)
-        atomic_store_explicit(&u->used_ns, now_ns, memory_order_relaxed);
+    while (prev == 0 || now_ns >= prev + TOUCH_GRANULARITY_NS) {
+        /* A compare-and-swap, so that a slower worker's older time never
+         * replaces a newer one. */
+        if (atomic_compare_exchange_weak_explicit(&u->used_ns, &prev, now_ns, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
 }
 
 static int entry_cmp(const void *a, const void *b)

@@ -4,8 +4,9 @@
  * A process-wide registry of one small record per key name, outliving
  * snapshots (each snapshot's key table takes a reference on the record of
  * every key it has). A worker that accepts a key stores the wall-clock time
- * in the record with one relaxed atomic store - at most once per second per
- * record, so a hot key costs a load, not a write, per request. There is no
+ * in the record - at most once per second per record (a compare-and-swap
+ * that never moves the time backwards), so a hot key costs a load, not a
+ * write, per request. There is no
  * queue to fill: a record holds the newest use, which is all last_used_at
  * needs (deduplication per key comes for free).
  *
