@@ -537,6 +537,45 @@ static void test_filter__no_credential_lists_every_challenge(void **state)
     pt_auth_route_free(r);
 }
 
+static void test_filter__roles_from_a_method_identity(void **state)
+{
+    (void)state;
+    /* An identity with roles (as token methods will give): the route's
+     * roles policy lets it through, and refuses one without the role. */
+    static char *roles[] = {"admin", "ops"};
+    RouteAuth ra;
+    init_api_key(&ra);
+    ra.roles = roles;
+    ra.n_roles = 2;
+    struct pt_auth_route *r = route(&ra);
+    r->methods[0] = &slow_method;
+    first_answer = PT_AUTH_PENDING;
+    static const struct pt_str has[] = {{"viewer", 6}, {"ops", 3}};
+    static const struct pt_str lacks[] = {{"viewer", 6}};
+    struct pt_identity_full id = {.method = PT_STR("slow"), .subject = PT_STR("alice")};
+    id.list[PT_IDENTITY_ROLES] = has;
+    id.n[PT_IDENTITY_ROLES] = 2;
+    struct pt_auth_result res = {.id = &id};
+    struct pt_exchange *x = new_exchange();
+    assert_int_equal(request(x, r), PT_FILTER_PAUSE);
+    pt_auth_call_done(pending_call, PT_AUTH_OK, &res);
+    assert_int_equal(fake.resumes, 1);
+    assert_true(has_header(x, "x-authenticated-user", "alice"));
+    assert_true(pt_exchange_identity_has(x, PT_IDENTITY_ROLES, PT_STR("ops")));
+    done(x, r);
+    id.list[PT_IDENTITY_ROLES] = lacks;
+    id.n[PT_IDENTITY_ROLES] = 1;
+    x = new_exchange();
+    assert_int_equal(request(x, r), PT_FILTER_PAUSE);
+    pt_auth_call_done(pending_call, PT_AUTH_OK, &res);
+    assert_int_equal(fake.resumes, 0);
+    assert_int_equal(fake.err, PT_ERR_FORBIDDEN);
+    assert_pt_str(x->auth_reason, "slow: none of the required roles");
+    assert_false(has_header(x, "x-authenticated-user", NULL));
+    done(x, r);
+    pt_auth_route_free(r);
+}
+
 /* --- the rate limiter's lookups ------------------------------------------------------------- */
 
 static void test_filter__rate_limiter_identifies_valid_keys_only(void **state)
@@ -614,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_filter__pending_method_resumes_with_its_answer),
         cmocka_unit_test(test_filter__pending_method_cancelled_when_the_exchange_ends),
         cmocka_unit_test(test_filter__no_credential_lists_every_challenge),
+        cmocka_unit_test(test_filter__roles_from_a_method_identity),
         cmocka_unit_test(test_filter__rate_limiter_identifies_valid_keys_only),
         cmocka_unit_test(test_filter__configured_header_names),
     };
