@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "portico/client_cert.h"
 #include "portico/errors.h"
 #include "portico/str.h"
 
@@ -82,6 +83,18 @@ struct pt_identity {
 const struct pt_identity *pt_exchange_identity(const struct pt_exchange *x);
 /* Replace the identity (every string copied). Status: 0 or PT_ERR_LIMIT. */
 int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id);
+
+/* --- client certificate (ABI 1.3) ------------------------------------------ */
+
+/*
+ * The verified certificate the client presented in the TLS handshake of the
+ * exchange's connection (portico/client_cert.h): true with *out set, or
+ * false with *out NULL when the connection is cleartext, the listener does
+ * not ask for certificates, or the client sent none (client_cert: optional).
+ * *out is borrowed until the exchange ends; the same object for every
+ * exchange of a connection, read once after its handshake.
+ */
+bool pt_exchange_client_cert(const struct pt_exchange *x, const struct pt_client_cert **out);
 
 /* --- response (from on_response_head) ----------------------------------- */
 

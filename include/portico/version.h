@@ -7,12 +7,13 @@
  * in include/portico/ changes incompatibly; the minor version when
  * functions are added.
  *   1.2  pt_exchange_identity(), pt_exchange_set_identity() (struct pt_identity)
+ *   1.3  pt_exchange_client_cert() (struct pt_client_cert, portico/client_cert.h)
  */
 #ifndef PORTICO_VERSION_H
 #define PORTICO_VERSION_H
 
 #define PT_ABI_VERSION_MAJOR 1u
-#define PT_ABI_VERSION_MINOR 2u
+#define PT_ABI_VERSION_MINOR 3u
 #define PT_ABI_VERSION ((PT_ABI_VERSION_MAJOR << 16) | PT_ABI_VERSION_MINOR)
 
 #endif

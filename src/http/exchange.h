@@ -54,6 +54,10 @@ struct pt_conn_info {
     bool tls;
     uint64_t id; /* per-worker connection number */
     struct pt_str listener_name;
+    /* The verified client certificate (TLS with client_cert optional or
+     * required), or NULL. Holds one reference (net/client_cert.h), dropped
+     * by whoever owns this info when it goes. */
+    const struct pt_client_cert *client_cert;
 };
 
 /* Implemented by each downstream codec. */

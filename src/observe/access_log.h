@@ -43,6 +43,9 @@
  * form exceeds its cap (PT_ACCESS_CAP_*, counted in escaped bytes and including the marker) is cut
  * at a character boundary and ends with PT_ACCESS_TRUNCATED_MARKER, so a line never exceeds
  * PT_ACCESS_LINE_MAX bytes.
+ * After them, for a connection with a verified client certificate (mTLS):
+ *    "client_cert_subject":"CN=svc-a,O=Example","client_cert_sha256":"5f0c...e1"
+ * (its RFC 2253 subject and SHA-256 fingerprint), omitted otherwise.
  */
 #ifndef PT_OBSERVE_ACCESS_LOG_H
 #define PT_OBSERVE_ACCESS_LOG_H
@@ -72,6 +75,8 @@ struct pt_diag;
 #define PT_ACCESS_CAP_SERVICE 512u
 #define PT_ACCESS_CAP_CLIENT 128u
 #define PT_ACCESS_CAP_ERROR 1024u
+#define PT_ACCESS_CAP_CLIENT_CERT_SUBJECT 1024u
+#define PT_ACCESS_CAP_CLIENT_CERT_SHA256 128u
 
 /* Ends a string field that was cut to its cap. */
 #define PT_ACCESS_TRUNCATED_MARKER "...[truncated]"
@@ -108,6 +113,8 @@ struct pt_access_entry {
     unsigned worker;        /* index of the worker that served the stream */
     struct pt_str error;    /* why the stream failed; empty: omitted */
     uint32_t attempts;      /* upstream attempts, retries and hedges included; < 2: omitted */
+    struct pt_str client_cert_subject; /* mTLS client certificate subject; empty: omitted */
+    struct pt_str client_cert_sha256;  /* its SHA-256 fingerprint (hex); empty: omitted */
 };
 
 /* The writer: owns the rings, the destination and the writer thread. */
