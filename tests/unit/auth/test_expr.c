@@ -257,6 +257,11 @@ static const struct row rows[] = {
     {"true || false && false", NONE, true},
     {"(true || false) && false", NONE, false},
     {"!true", NONE, false},
+    /* '!' binds looser than comparisons, tighter than && */
+    {"!claims.sub == \"bob\"", FULL, true},
+    {"!\"ops\" in claims.roles", FULL, true},
+    {"!\"admin\" in claims.roles && true", FULL, false},
+    {"!claims.sub == \"alice\" || true", FULL, true},
     /* starts_with ends_with contains */
     {"starts_with(request.path, \"/users/\")", FULL, true},
     {"starts_with(request.path, \"/admin\")", FULL, false},
@@ -437,6 +442,34 @@ static bool record_lookup(void *ctx, enum pt_expr_root root, const struct pt_str
         return true;
     }
     return false;
+}
+
+/* The examples of docs/authorization-rules.md compile and decide as described. */
+static void test_expr__doc_examples(void **state)
+{
+    (void)state;
+    assert_true(run("claims.sub == path.user_id || \"admin\" in claims.roles", FULL));
+    assert_true(run("all_in([\"orders:read\", \"orders:write\"], identity.scopes)\n"
+                    "  && identity.tier != \"free\"\n"
+                    "  && ip_in(client_ip, \"10.0.0.0/8\", \"2001:db8:1::/48\")",
+                    "identity.scopes=l:orders:write,orders:read;identity.tier=s:gold;"
+                    "client_ip=s:2001:db8:1:2::9"));
+    assert_false(run("all_in([\"orders:read\", \"orders:write\"], identity.scopes)\n"
+                     "  && identity.tier != \"free\"\n"
+                     "  && ip_in(client_ip, \"10.0.0.0/8\", \"2001:db8:1::/48\")",
+                     "identity.scopes=l:orders:write,orders:read;client_ip=s:10.0.0.1"));
+    assert_true(run("headers[\"X-Tenant\"] == claims[\"https://example.com/tenant\"]",
+                    "header.x-tenant=s:acme;claims.https://example.com/tenant=s:acme"));
+    assert_true(run("claims.email_verified && ends_with(claims.email, \"@example.com\") && "
+                    "!exists(claims.act)",
+                    "claims.email_verified=b:1;claims.email=s:a@example.com"));
+    assert_false(run("claims.email_verified && ends_with(claims.email, \"@example.com\") && "
+                     "!exists(claims.act)",
+                     "claims.email_verified=b:1;claims.email=s:a@example.com;claims.act=s:x"));
+    assert_true(run("identity.method != \"api_key\" || request.method in [\"GET\", \"HEAD\"]",
+                    "identity.method=s:api_key;request.method=s:HEAD"));
+    assert_false(run("identity.method != \"api_key\" || request.method in [\"GET\", \"HEAD\"]",
+                     "identity.method=s:api_key;request.method=s:POST"));
 }
 
 static void test_expr__short_circuit(void **state)
@@ -1024,6 +1057,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expr__table),
         cmocka_unit_test(test_expr__missing_denies_even_negated),
+        cmocka_unit_test(test_expr__doc_examples),
         cmocka_unit_test(test_expr__short_circuit),
         cmocka_unit_test(test_expr__compile_errors),
         cmocka_unit_test(test_expr__error_buffer),
