@@ -77,6 +77,31 @@ static bool b64url_char(unsigned char c)
            c == '_';
 }
 
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : 63;
+}
+
+/* The signature segment (alphabet already checked) must be canonical too:
+ * no impossible length, no stray bits in its last character. Otherwise
+ * one signature would have several spellings (and several cache keys). */
+static bool b64url_canonical(struct pt_str s)
+{
+    size_t rem = s.len % 4;
+    if (rem == 1)
+        return false;
+    if (rem == 0)
+        return true;
+    int last = b64url_value((unsigned char)s.ptr[s.len - 1]);
+    return (last & (rem == 2 ? 0x0f : 0x03)) == 0;
+}
+
 /* Pointer: the JSON object in base64url segment seg, or NULL. */
 static json_t *segment_object(struct pt_str seg)
 {
@@ -112,7 +137,7 @@ static enum pt_jwt_result parse(struct pt_str token, size_t max_bytes, struct pa
             return PT_JWT_MALFORMED;
         }
     }
-    if (n != 3 || p->seg[0].len == 0 || p->seg[1].len == 0)
+    if (n != 3 || p->seg[0].len == 0 || p->seg[1].len == 0 || !b64url_canonical(p->seg[2]))
         return PT_JWT_MALFORMED;
     p->header = segment_object(p->seg[0]);
     if (p->header)
