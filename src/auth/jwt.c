@@ -242,18 +242,13 @@ static enum pt_jwt_result choose_keys(const struct pt_jwk_set *keys, enum pt_jwt
         return PT_JWT_OK;
     if (!has_kid || kid_known)
         return PT_JWT_NO_KEY;
-    bool wildcard = false;
     for (size_t i = 0; i < count; i++) {
         const struct pt_jwk *k = pt_jwk_set_key(keys, i);
-        if (k->has_kid)
-            continue;
-        wildcard = true;
-        if (pt_jwk_fits(k, alg) && *n < max)
+        if (!k->has_kid && pt_jwk_fits(k, alg) && *n < max)
             out[(*n)++] = k;
     }
-    if (*n)
-        return PT_JWT_OK;
-    return wildcard ? PT_JWT_NO_KEY : PT_JWT_UNKNOWN_KID;
+    /* Nothing stands in for the kid: a newer JWKS may have it. */
+    return *n ? PT_JWT_OK : PT_JWT_UNKNOWN_KID;
 }
 
 static const jwt_alg_t libjwt_alg[PT_JWT_ALG_COUNT] = {

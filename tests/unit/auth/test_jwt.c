@@ -285,6 +285,19 @@ static void test_jwt_kid__unknown_kid_is_distinct(void **state)
     t = hs256("{\"alg\":\"HS256\",\"kid\":\"hs-1\"}", GOOD_CLAIMS);
     assert_result(verify(&s, jwks_keys, t, NOW), PT_JWT_OK);
     free(t);
+    /* A kid-less key of another type does not hide a new kid. */
+    struct pt_jwk_builder *b = pt_jwk_builder_new(NULL, NULL, NULL);
+    assert_int_equal(pt_jwk_builder_add_secret(b, PT_STR_NULL, secret), 0);
+    struct pt_str doc = fixture_read("jwks.json");
+    assert_int_equal(pt_jwk_builder_add_jwks(b, doc), 0);
+    fixture_free(doc);
+    struct pt_jwk_set *mixed = pt_jwk_builder_finish(b);
+    pt_jwk_builder_free(b);
+    t = make_rs(EVP_sha256(), "rsa_private.pem", "{\"alg\":\"RS256\",\"kid\":\"rsa-new\"}",
+                GOOD_CLAIMS);
+    assert_result(verify(&s, mixed, t, NOW), PT_JWT_UNKNOWN_KID);
+    free(t);
+    pt_jwk_set_unref(mixed);
     /* No key set at all. */
     t = hs256(HS_HEADER, GOOD_CLAIMS);
     assert_result(verify(&s, NULL, t, NOW), PT_JWT_NO_KEY);
@@ -352,7 +365,9 @@ static void test_jwt_attack__hs256_keyed_with_the_rsa_public_key(void **state)
             jwt_free(j);
 
             struct pt_jwt_issuer s = issuer();
-            assert_result(verify(&s, rsa, t, NOW), PT_JWT_NO_KEY);
+            /* No key may verify HS256 (with a kid nobody has, a newer
+             * JWKS might: UNKNOWN_KID, still refused). */
+            assert_result(verify(&s, rsa, t, NOW), h == 0 ? PT_JWT_NO_KEY : PT_JWT_UNKNOWN_KID);
             assert_result(verify(&s, jwks_keys, t, NOW),
                           h == 0 ? PT_JWT_BAD_SIGNATURE /* tries hs-1 */ : PT_JWT_NO_KEY);
             /* With a real secret configured the forgery fails its check. */
@@ -365,24 +380,44 @@ static void test_jwt_attack__hs256_keyed_with_the_rsa_public_key(void **state)
     fixture_free(pem);
 }
 
+/* A set of one PEM key under kid. */
+static struct pt_jwk_set *one_key(const char *kid, const char *file)
+{
+    struct pt_jwk_builder *b = pt_jwk_builder_new(NULL, NULL, NULL);
+    struct pt_str pem = fixture_read(file);
+    assert_int_equal(pt_jwk_builder_add_pem(b, kid ? cstr(kid) : PT_STR_NULL, pem), 0);
+    fixture_free(pem);
+    struct pt_jwk_set *s = pt_jwk_builder_finish(b);
+    pt_jwk_builder_free(b);
+    assert_non_null(s);
+    return s;
+}
+
 static void test_jwt_attack__rs256_against_an_ec_key(void **state)
 {
     (void)state;
     struct pt_jwt_issuer s = issuer();
-    static const char *const ec[] = {"ec256_public.pem"};
-    struct pt_jwk_set *ec256 = set_of(false, ec, 1);
-    char *t = kat("RS256");
-    assert_result(verify(&s, ec256, t, NOW), PT_JWT_NO_KEY);
+    /* No kid: the only key is EC, nothing may verify RS256. */
+    struct pt_jwk_set *ec = one_key(NULL, "ec256_public.pem");
+    char *t = kat("RS256_nokid");
+    assert_result(verify(&s, ec, t, NOW), PT_JWT_NO_KEY);
     free(t);
-    /* ES256 needs P-256: a P-384 key does not fit. */
-    static const char *const ec384[] = {"ec384_public.pem"};
-    struct pt_jwk_set *p384 = set_of(false, ec384, 1);
+    /* The token's kid names an EC key. */
+    struct pt_jwk_set *named = one_key("rsa-1", "ec256_public.pem");
+    t = kat("RS256");
+    assert_result(verify(&s, named, t, NOW), PT_JWT_NO_KEY);
+    /* A kid nobody has, and no kid-less key that fits: maybe a new key. */
+    assert_result(verify(&s, ec, t, NOW), PT_JWT_UNKNOWN_KID);
+    free(t);
+    pt_jwk_set_unref(named);
+    /* ES256 needs P-256: a P-384 key under the same kid does not fit. */
+    struct pt_jwk_set *p384 = one_key("ec256-1", "ec384_public.pem");
     t = kat("ES256");
     assert_result(verify(&s, p384, t, NOW), PT_JWT_NO_KEY);
-    assert_result(verify(&s, ec256, t, NOW), PT_JWT_OK);
+    assert_result(verify(&s, ec, t, NOW), PT_JWT_OK);
     free(t);
     pt_jwk_set_unref(p384);
-    pt_jwk_set_unref(ec256);
+    pt_jwk_set_unref(ec);
 }
 
 static void test_jwt_attack__tampering(void **state)
