@@ -6,6 +6,7 @@
  * token against an EC key, tampering, truncation); claim checks at a fixed
  * clock; limits; peek; accessors; result texts.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -805,6 +806,53 @@ static void test_jwt_results__texts_are_fixed_and_header_safe(void **state)
                         pt_jwt_result_text(PT_JWT_INTERNAL));
 }
 
+/* ---- threads ------------------------------------------------------------------ */
+
+struct worker_arg {
+    struct pt_jwk_set *keys; /* one reference, handed over by "message" */
+    const char *token;
+    int ok;
+};
+
+static void *worker(void *p)
+{
+    struct worker_arg *a = p;
+    struct pt_jwt_issuer s = issuer();
+    for (int i = 0; i < 40; i++)
+        a->ok += verify(&s, a->keys, a->token, NOW) == PT_JWT_OK;
+    pt_jwk_set_unref(a->keys);
+    return NULL;
+}
+
+/* Workers verify with references to a set the builder has already dropped
+ * (as after a JWKS refresh); the last worker frees it (ASan checks). */
+static void test_jwt_threads__workers_keep_a_swapped_set_alive(void **state)
+{
+    (void)state;
+    struct pt_jwk_builder *b = pt_jwk_builder_new(NULL, NULL, NULL);
+    struct pt_str doc = fixture_read("jwks.json");
+    assert_int_equal(pt_jwk_builder_add_jwks(b, doc), 0);
+    fixture_free(doc);
+    struct pt_jwk_set *set = pt_jwk_builder_finish(b);
+    pt_jwk_builder_free(b);
+    static const char *const names[4] = {"RS256", "ES256", "ES384", "RS512"};
+    char *tokens[4];
+    pthread_t th[4];
+    struct worker_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        tokens[i] = kat(names[i]);
+        args[i] = (struct worker_arg){pt_jwk_set_ref(set), tokens[i], 0};
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
+    pt_jwk_set_unref(set); /* swapped out: only the workers hold it now */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].ok, 40);
+        free(tokens[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -831,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_jwt_claims__required),
         cmocka_unit_test(test_jwt_peek__untrusted_alg_kid_iss),
         cmocka_unit_test(test_jwt_results__texts_are_fixed_and_header_safe),
+        cmocka_unit_test(test_jwt_threads__workers_keep_a_swapped_set_alive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
