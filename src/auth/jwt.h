@@ -103,7 +103,8 @@ struct pt_jwt_verified {
  * Verify token against issuer settings s and key set keys at time now
  * (seconds since the epoch). Returns PT_JWT_OK and fills *out (release with
  * pt_jwt_verified_fini), or another result and leaves *out zeroed. keys may
- * be NULL (then every well-formed, allowed token is PT_JWT_NO_KEY).
+ * be NULL (no keys yet): PT_JWT_UNKNOWN_KID for a token with kid, else
+ * PT_JWT_NO_KEY.
  */
 enum pt_jwt_result pt_jwt_verify(const struct pt_jwt_issuer *s, const struct pt_jwk_set *keys,
                                  struct pt_str token, int64_t now, struct pt_jwt_verified *out);
