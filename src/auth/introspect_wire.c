@@ -64,9 +64,14 @@ static int get_date(json_t *obj, const char *name, bool *has, int64_t *out, char
     if (!v)
         return 0;
     double d;
-    if (json_is_integer(v))
-        d = (double)json_integer_value(v);
-    else if (json_is_real(v))
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i < 0 || i > (json_int_t)MAX_DATE) {
+            snprintf(why, wl, "\"%s\" is out of range", name);
+            return -1;
+        }
+        d = (double)i;
+    } else if (json_is_real(v))
         d = json_real_value(v);
     else {
         snprintf(why, wl, "\"%s\" is not a number", name);
