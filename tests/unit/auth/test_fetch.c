@@ -613,6 +613,12 @@ static void racer_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct racer *r = arg;
+    /* Keep the worker busy for a moment, as a loaded worker is: results
+     * that arrive meanwhile are queued for it, and the cancel below then
+     * has to take them back. */
+    uint64_t until = pt_time_mono_ns() + (uint64_t)(rand() % 3000) * 1000u;
+    while (pt_time_mono_ns() < until)
+        ;
     if (!r->completed) {
         pt_fetch_cancel(r->f);
         r->f = NULL;
