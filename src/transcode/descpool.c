@@ -91,6 +91,7 @@ char *dp_strdup(struct dp_build *b, const char *s)
 struct scan {
     size_t max_depth;
     size_t *budget; /* length-delimited elements still allowed; NULL = unbounded */
+    bool over_budget;
 };
 
 /* Progress: bytes of the varint at p, or 0 when truncated or longer than 10. */
@@ -152,8 +153,10 @@ static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, s
             if (!h || v > len - h)
                 return PT_ERR_INVALID;
             if (s->budget) {
-                if (*s->budget == 0)
+                if (*s->budget == 0) {
+                    s->over_budget = true;
                     return PT_ERR_LIMIT;
+                }
                 (*s->budget)--;
             }
             const ProtobufCFieldDescriptor *f = d ? field_by_number(d, tag >> 3) : NULL;
@@ -179,7 +182,7 @@ static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, s
 int pt_descpool_check_depth(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                             size_t max_depth)
 {
-    struct scan s = {max_depth, NULL};
+    struct scan s = {max_depth, NULL, false};
     if (max_depth == 0)
         return PT_ERR_LIMIT;
     return scan_message(d, buf, len, 1, &s);
@@ -224,10 +227,11 @@ static int load_files(struct dp_build *b, const struct pt_str *in, size_t n)
             return dp_limit(b, "descriptors exceed the limit of %zu bytes", b->lim.max_bytes);
         total += in[i].len;
     }
-    size_t budget = 4 * (b->lim.max_messages + b->lim.max_fields + b->lim.max_enum_values +
-                         b->lim.max_methods) +
-                    64 * b->lim.max_files;
-    struct scan s = {b->lim.max_depth + WIRE_DEPTH_SLACK, &budget};
+    size_t allowed = 4 * (b->lim.max_messages + b->lim.max_fields + b->lim.max_enum_values +
+                          b->lim.max_methods) +
+                     64 * b->lim.max_files;
+    size_t budget = allowed;
+    struct scan s = {b->lim.max_depth + WIRE_DEPTH_SLACK, &budget, false};
     b->files = pt_xcalloc(n ? n : 1, sizeof(*b->files));
     b->nfiles = n;
     for (size_t i = 0; i < n; i++) {
@@ -238,9 +242,11 @@ static int load_files(struct dp_build *b, const struct pt_str *in, size_t n)
             return dp_fail(b, "file #%zu: no bytes", i);
         int rc = scan_message(&google__protobuf__file_descriptor_proto__descriptor, f->raw, f->len,
                               1, &s);
+        if (rc == PT_ERR_LIMIT && s.over_budget)
+            return dp_limit(b, "file #%zu: more than %zu length-delimited elements in all files", i,
+                            allowed);
         if (rc == PT_ERR_LIMIT)
-            return dp_limit(b, "file #%zu: nests deeper than %zu or holds too many elements", i,
-                            b->lim.max_depth);
+            return dp_limit(b, "file #%zu: declarations nest deeper than %zu", i, b->lim.max_depth);
         if (rc)
             return dp_fail(b, "file #%zu: not a serialized FileDescriptorProto (truncated?)", i);
         f->fd = google__protobuf__file_descriptor_proto__unpack(NULL, f->len, f->raw);
@@ -607,11 +613,7 @@ struct pt_descpool *pt_descpool_new_from_set(const uint8_t *set, size_t len,
                 break;
             }
             if (tag >> 3 == 1) {
-                if (n > l.max_files) {
-                    why = "too many files";
-                    break;
-                }
-                GROW(files, n, cap);
+                GROW(files, n, cap); /* bounded by len: a file takes at least 2 bytes */
                 files[n++] = (struct pt_str){(const char *)p + h, (size_t)v};
             }
             k = h + (size_t)v;

@@ -514,6 +514,12 @@ static int field_default(struct dp_build *b, const struct dp_bmsg *m, struct fde
     ProtobufCFieldDescriptor *fd = &x->fd;
     const char *dv = x->fp->default_value;
     const char *file = m->file->name;
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING &&
+        m->file->proto3) {
+        /* as protoc-c writes it; libprotobuf-c never reads it for repeated */
+        fd->default_value = protobuf_c_empty_string;
+        return 0;
+    }
     if (fd->label == PROTOBUF_C_LABEL_REPEATED || x->real_oneof >= 0) {
         /* oneof members: see descpool.h (libprotobuf-c's generic init would
          * write every member's default into the one union) */
