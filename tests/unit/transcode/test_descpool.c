@@ -19,6 +19,7 @@
 #include "kitchen.pb-c.h"
 #include "legacy.pb-c.h"
 #include "portico/errors.h"
+#include "pbgen.h"
 #include "transcode/descpool.h"
 
 static uint8_t *g_set;
@@ -60,290 +61,6 @@ static const ProtobufCMessageDescriptor *rt(const char *name)
     return d;
 }
 
-/* ---- random values (xorshift, fixed seed: failures reproduce) ----------- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static uint64_t rnd_int(void)
-{
-    /* all magnitudes: 0, small, 1-5 byte varints, full 64 bits */
-    switch (rnd() % 5) {
-    case 0:
-        return 0;
-    case 1:
-        return rnd() % 16;
-    case 2:
-        return rnd() >> (rnd() % 64);
-    case 3:
-        return (uint64_t) - (int64_t)(rnd() % 1000);
-    default:
-        return rnd();
-    }
-}
-
-static size_t elem_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    default:
-        return 4;
-    }
-}
-
-static void fill_message(const ProtobufCMessageDescriptor *d, ProtobufCMessage *m, int depth);
-
-static ProtobufCMessage *new_message(const ProtobufCMessageDescriptor *d, int depth)
-{
-    ProtobufCMessage *m = malloc(d->sizeof_message);
-    pt_descpool_message_init(d, m);
-    fill_message(d, m, depth);
-    return m;
-}
-
-/* One random value of f's type at p; false when a message is too deep. */
-static bool fill_value(const ProtobufCFieldDescriptor *f, void *p, int depth)
-{
-    uint64_t v = rnd_int();
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: {
-        uint32_t x = (uint32_t)v;
-        memcpy(p, &x, 4);
-        return true;
-    }
-    case PROTOBUF_C_TYPE_FLOAT: {
-        float x = (rnd() & 1) ? (float)(int64_t)v / 7.0f : 0.0f;
-        if (rnd() % 16 == 0)
-            x = rnd() & 1 ? NAN : -INFINITY;
-        memcpy(p, &x, 4);
-        return true;
-    }
-    case PROTOBUF_C_TYPE_DOUBLE: {
-        double x;
-        uint64_t bits = rnd();
-        memcpy(&x, &bits, 8);
-        if (rnd() & 1)
-            x = (double)(int64_t)v / 3.0;
-        memcpy(p, &x, 8);
-        return true;
-    }
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        memcpy(p, &v, 8);
-        return true;
-    case PROTOBUF_C_TYPE_BOOL:
-        *(protobuf_c_boolean *)p = (protobuf_c_boolean)(rnd() & 1);
-        return true;
-    case PROTOBUF_C_TYPE_ENUM: {
-        const ProtobufCEnumDescriptor *e = f->descriptor;
-        int32_t x = e->n_values ? e->values[rnd() % e->n_values].value : 0;
-        memcpy(p, &x, 4);
-        return true;
-    }
-    case PROTOBUF_C_TYPE_STRING: {
-        size_t n = rnd() % 9;
-        char *s = malloc(n + 1);
-        for (size_t i = 0; i < n; i++)
-            s[i] = (char)(' ' + rnd() % 95);
-        s[n] = '\0';
-        *(char **)p = s;
-        return true;
-    }
-    case PROTOBUF_C_TYPE_BYTES: {
-        ProtobufCBinaryData *b = p;
-        b->len = rnd() % 9;
-        b->data = b->len ? malloc(b->len) : NULL;
-        for (size_t i = 0; i < b->len; i++)
-            b->data[i] = (uint8_t)rnd();
-        return true;
-    }
-    case PROTOBUF_C_TYPE_MESSAGE:
-        if (depth <= 0)
-            return false;
-        *(ProtobufCMessage **)p = new_message(f->descriptor, depth - 1);
-        return true;
-    }
-    return false;
-}
-
-static void fill_message(const ProtobufCMessageDescriptor *d, ProtobufCMessage *m, int depth)
-{
-    char *base = (char *)m;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        void *p = base + f->offset;
-        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            uint32_t *c = (uint32_t *)(base + f->quantifier_offset);
-            /* the first member decides for its whole oneof */
-            bool first = true;
-            for (unsigned j = 0; j < i; j++)
-                first &= !((d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-                           d->fields[j].quantifier_offset == f->quantifier_offset);
-            if (!first)
-                continue;
-            unsigned members[32], n = 0;
-            for (unsigned j = i; j < d->n_fields && n < 32; j++) {
-                if ((d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-                    d->fields[j].quantifier_offset == f->quantifier_offset)
-                    members[n++] = j;
-            }
-            unsigned pick = (unsigned)(rnd() % (n + 1));
-            if (pick == n)
-                continue;
-            const ProtobufCFieldDescriptor *mf = &d->fields[members[pick]];
-            if (fill_value(mf, base + mf->offset, depth))
-                *c = mf->id;
-            continue;
-        }
-        switch (f->label) {
-        case PROTOBUF_C_LABEL_REPEATED: {
-            size_t n = rnd() % 4, es = elem_size(f->type);
-            if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth <= 0)
-                n = 0;
-            void *arr = n ? calloc(n, es) : NULL;
-            for (size_t k = 0; k < n; k++)
-                fill_value(f, (char *)arr + k * es, depth);
-            *(size_t *)(base + f->quantifier_offset) = n;
-            *(void **)p = arr;
-            break;
-        }
-        case PROTOBUF_C_LABEL_OPTIONAL:
-            if (rnd() & 1)
-                break;
-            if (fill_value(f, p, depth) && f->type != PROTOBUF_C_TYPE_STRING &&
-                f->type != PROTOBUF_C_TYPE_MESSAGE)
-                *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
-            break;
-        case PROTOBUF_C_LABEL_NONE:
-            if (rnd() % 4 == 0)
-                break;
-            if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth <= 0)
-                break;
-            fill_value(f, p, depth);
-            break;
-        case PROTOBUF_C_LABEL_REQUIRED:
-            fill_value(f, p, depth > 0 ? depth : 1);
-            break;
-        }
-    }
-}
-
-/* ---- deep comparison of two messages with parallel descriptors ---------- */
-
-static bool message_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
-
-static bool value_equal(const ProtobufCFieldDescriptor *f, const void *a, const void *b)
-{
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_FLOAT: {
-        float x, y;
-        memcpy(&x, a, 4);
-        memcpy(&y, b, 4);
-        return (isnan(x) && isnan(y)) || memcmp(a, b, 4) == 0;
-    }
-    case PROTOBUF_C_TYPE_DOUBLE: {
-        double x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        return (isnan(x) && isnan(y)) || memcmp(a, b, 8) == 0;
-    }
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *x = *(char *const *)a, *y = *(char *const *)b;
-        return (!x && !y) || (x && y && strcmp(x, y) == 0);
-    }
-    case PROTOBUF_C_TYPE_BYTES: {
-        const ProtobufCBinaryData *x = a, *y = b;
-        return x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
-    }
-    case PROTOBUF_C_TYPE_MESSAGE: {
-        const ProtobufCMessage *x = *(ProtobufCMessage *const *)a;
-        const ProtobufCMessage *y = *(ProtobufCMessage *const *)b;
-        return (!x && !y) || (x && y && message_equal(x, y));
-    }
-    default:
-        return memcmp(a, b, elem_size(f->type)) == 0;
-    }
-}
-
-static bool message_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
-{
-    const ProtobufCMessageDescriptor *da = a->descriptor, *db = b->descriptor;
-    if (da->n_fields != db->n_fields) {
-        fprintf(stderr, "%s: field counts differ\n", da->name);
-        return false;
-    }
-    const char *pa = (const char *)a, *pb = (const char *)b;
-    for (unsigned i = 0; i < da->n_fields; i++) {
-        const ProtobufCFieldDescriptor *fa = &da->fields[i], *fb = &db->fields[i];
-        bool ok = fa->id == fb->id;
-        if (ok && (fa->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
-            uint32_t ca = *(const uint32_t *)(pa + fa->quantifier_offset);
-            uint32_t cb = *(const uint32_t *)(pb + fb->quantifier_offset);
-            ok = ca == cb && (ca != fa->id || value_equal(fa, pa + fa->offset, pb + fb->offset));
-        } else if (ok && fa->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t na = *(const size_t *)(pa + fa->quantifier_offset);
-            size_t nb = *(const size_t *)(pb + fb->quantifier_offset);
-            const char *xa = *(char *const *)(pa + fa->offset);
-            const char *xb = *(char *const *)(pb + fb->offset);
-            size_t es = elem_size(fa->type);
-            ok = na == nb;
-            for (size_t k = 0; ok && k < na; k++)
-                ok = value_equal(fa, xa + k * es, xb + k * es);
-        } else if (ok) {
-            if (fa->label == PROTOBUF_C_LABEL_OPTIONAL && fa->type != PROTOBUF_C_TYPE_STRING &&
-                fa->type != PROTOBUF_C_TYPE_MESSAGE)
-                ok = *(const protobuf_c_boolean *)(pa + fa->quantifier_offset) ==
-                     *(const protobuf_c_boolean *)(pb + fb->quantifier_offset);
-            ok = ok && value_equal(fa, pa + fa->offset, pb + fb->offset);
-        }
-        if (!ok) {
-            fprintf(stderr, "%s.%s differs\n", da->name, fa->name);
-            return false;
-        }
-    }
-    if (a->n_unknown_fields != b->n_unknown_fields) {
-        fprintf(stderr, "%s: unknown field counts differ\n", da->name);
-        return false;
-    }
-    for (unsigned i = 0; i < a->n_unknown_fields; i++) {
-        const ProtobufCMessageUnknownField *x = &a->unknown_fields[i], *y = &b->unknown_fields[i];
-        if (x->tag != y->tag || x->wire_type != y->wire_type || x->len != y->len ||
-            (x->len && memcmp(x->data, y->data, x->len) != 0)) {
-            fprintf(stderr, "%s: unknown field %u differs\n", da->name, i);
-            return false;
-        }
-    }
-    return true;
-}
-
 static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 {
     assert_true(protobuf_c_message_check(m));
@@ -365,13 +82,13 @@ static void roundtrip(const ProtobufCMessage *g, const ProtobufCMessageDescripto
     uint8_t *a = pack(g, &la);
     ProtobufCMessage *r = protobuf_c_message_unpack(od, NULL, la, a);
     assert_non_null(r);
-    assert_true(message_equal(g, r));
+    assert_true(pt_pbgen_equal(g, r));
     uint8_t *b = pack(r, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(a, b, la);
     ProtobufCMessage *g2 = protobuf_c_message_unpack(g->descriptor, NULL, lb, b);
     assert_non_null(g2);
-    assert_true(message_equal(g, g2));
+    assert_true(pt_pbgen_equal(g, g2));
     protobuf_c_message_free_unpacked(g2, NULL);
     protobuf_c_message_free_unpacked(r, NULL);
     free(a);
@@ -390,7 +107,7 @@ static bool default_equal(const ProtobufCFieldDescriptor *g, const ProtobufCFiel
                ((g->default_value == (const void *)protobuf_c_empty_string) ==
                 (r->default_value == (const void *)protobuf_c_empty_string));
     default:
-        return value_equal(g, g->default_value, r->default_value);
+        return pt_pbgen_value_equal(g, g->default_value, r->default_value);
     }
 }
 
@@ -1076,7 +793,7 @@ static void test_descpool__unknown_fields_are_kept(void **state)
     assert_memory_equal(out, in, len);
     ProtobufCMessage *g =
         protobuf_c_message_unpack(&pt__test__kitchen__scalars__descriptor, NULL, len, out);
-    assert_true(message_equal(g, r));
+    assert_true(pt_pbgen_equal(g, r));
     protobuf_c_message_free_unpacked(g, NULL);
     protobuf_c_message_free_unpacked(r, NULL);
     free(out);
@@ -1104,7 +821,7 @@ static void test_descpool__proto2_defaults_and_required(void **state)
     memset(m, 0xa5, d->sizeof_message);
     pt_descpool_message_init(d, m);
     assert_ptr_equal(m->base.descriptor, d);
-    assert_true(message_equal(&ref.base, &m->base));
+    assert_true(pt_pbgen_equal(&ref.base, &m->base));
     assert_int_equal(m->d_int32, -42);
     assert_int_equal(m->d_int64, -9000000000ll);
     assert_true(m->d_uint32 == 4000000000u);
@@ -1250,11 +967,11 @@ static void random_roundtrips(const ProtobufCMessageDescriptor *gen,
 {
     for (int i = 0; i < iterations; i++) {
         /* generated -> runtime -> generated */
-        ProtobufCMessage *g = new_message(gen, depth);
+        ProtobufCMessage *g = pt_pbgen_message(gen, depth);
         roundtrip(g, run);
         protobuf_c_message_free_unpacked(g, NULL);
         /* runtime -> generated -> runtime */
-        ProtobufCMessage *r = new_message(run, depth);
+        ProtobufCMessage *r = pt_pbgen_message(run, depth);
         roundtrip(r, gen);
         protobuf_c_message_free_unpacked(r, NULL);
     }
@@ -1313,7 +1030,7 @@ static void test_descpool__reflection_files_in_any_order(void **state)
     assert_true(f.n >= 10);
     for (int round = 0; round < 20; round++) {
         for (size_t i = f.n - 1; i > 0; i--) {
-            size_t j = rnd() % (i + 1);
+            size_t j = pt_pbgen_rand() % (i + 1);
             struct pt_str t = f.v[i];
             f.v[i] = f.v[j];
             f.v[j] = t;
@@ -1581,7 +1298,7 @@ static void test_descpool__truncated_and_garbled_sets_fail_cleanly(void **state)
     for (int i = 0; i < 300; i++) {
         memcpy(copy, g_set, g_set_len);
         for (int k = 0; k < 4; k++)
-            copy[rnd() % g_set_len] = (uint8_t)rnd();
+            copy[pt_pbgen_rand() % g_set_len] = (uint8_t)pt_pbgen_rand();
         struct pt_descpool *p = pt_descpool_new_from_set(copy, g_set_len, NULL, err, sizeof(err));
         pt_descpool_unref(p);
     }

@@ -47,7 +47,11 @@ if(TARGET test_transcode_descpool)
     -include ${CMAKE_CURRENT_LIST_DIR}/protoc_c_compat.h)
   target_include_directories(pt_tc_testpb PUBLIC ${pt_tc_gen})
   target_link_libraries(pt_tc_testpb PUBLIC pt_proto)
-  target_link_libraries(test_transcode_descpool PRIVATE pt_tc_testpb m Threads::Threads)
+  # pbgen: random messages and deep comparison for any descriptor.
+  add_library(pt_tc_pbgen STATIC ${CMAKE_CURRENT_LIST_DIR}/pbgen.c)
+  target_link_libraries(pt_tc_pbgen PUBLIC pt_transcode m)
+  target_include_directories(pt_tc_pbgen PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+  target_link_libraries(test_transcode_descpool PRIVATE pt_tc_testpb pt_tc_pbgen m Threads::Threads)
   target_compile_definitions(test_transcode_descpool PRIVATE
     PT_TC_DESC="${pt_tc_gen}/transcode_test.desc")
 endif()
