@@ -574,6 +574,11 @@ struct pt_descpool *pt_descpool_new_from_set(const uint8_t *set, size_t len,
     limits_fill(&l, lim);
     if (err && errlen)
         err[0] = '\0';
+    if (!set && len) {
+        if (err && errlen)
+            snprintf(err, errlen, "descriptor set: no bytes");
+        return NULL;
+    }
     if (len > l.max_bytes) {
         if (err && errlen)
             snprintf(err, errlen, "descriptor set of %zu bytes exceeds the limit of %zu", len,

@@ -61,6 +61,14 @@
  *
  * protobuf_c_message_unpack() recurses once per nested message without a
  * bound: check untrusted bytes with pt_descpool_check_depth() first.
+ *
+ * Side tables: a pool message descriptor's reserved1 points at its
+ * struct pt_descpool_message (pt_descpool_message_info() checks the back
+ * pointer, so generated descriptors - reserved1 NULL - are told apart).
+ * libprotobuf-c 1.4 behaviour callers meet with pool and generated
+ * descriptors alike: proto3 implicit-presence floats and doubles equal to
+ * zero (-0.0 included) are not sent; an unknown length-delimited field's
+ * data keeps its length prefix.
  */
 #ifndef PT_TRANSCODE_DESCPOOL_H
 #define PT_TRANSCODE_DESCPOOL_H
@@ -139,8 +147,9 @@ struct pt_descpool_method {
     const char *path;      /* "/pkg.Svc/Method", the gRPC :path */
     bool client_streaming;
     bool server_streaming;
-    /* The method's serialized MethodOptions (the google.api.http rule is
-     * extension 72295728 inside them), NULL/0 when it has none. */
+    /* The method's serialized MethodOptions (re-encoded by libprotobuf-c:
+     * known fields, then unknown ones in input order; the google.api.http
+     * rule is the unknown field 72295728), NULL/0 when it has none. */
     const uint8_t *options;
     size_t options_len;
 };

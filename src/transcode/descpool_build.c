@@ -1034,7 +1034,7 @@ int dp_build_services(struct dp_build *b)
             pm->service = d;
             pm->client_streaming = mp->has_client_streaming && mp->client_streaming;
             pm->server_streaming = mp->has_server_streaming && mp->server_streaming;
-            if (mp->options) {
+            if (mp->options && protobuf_c_message_get_packed_size(&mp->options->base)) {
                 size_t len = protobuf_c_message_get_packed_size(&mp->options->base);
                 uint8_t *buf = dp_alloc(b, len);
                 if (!buf)

@@ -1268,6 +1268,8 @@ static void test_descpool__missing_unknown_and_duplicate_names(void **state)
     assert_null(pt_descpool_new_from_set((const uint8_t *)"\x0a\xff\xff\xff\xff\x0f", 6, NULL, err,
                                          sizeof(err)));
     assert_non_null(strstr(err, "FileDescriptorSet"));
+    assert_null(pt_descpool_new_from_set(NULL, 5, NULL, err, sizeof(err)));
+    assert_string_equal(err, "descriptor set: no bytes");
     /* an empty set is an empty pool */
     p = pt_descpool_new_from_set(NULL, 0, NULL, err, sizeof(err));
     assert_non_null(p);
