@@ -17,7 +17,11 @@
 #include "google/api/http.pb-c.h"
 #include "google/protobuf/descriptor.pb-c.h"
 #include "kitchen.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "legacy.pb-c.h"
+#include "portico/admin/v1/admin.pb-c.h"
+#include "portico/config/v1/config.pb-c.h"
 #include "portico/errors.h"
 #include "pbgen.h"
 #include "transcode/descpool.h"
@@ -53,9 +57,14 @@ static int free_set(void **state)
     return 0;
 }
 
+/* The pool rt() and the compare_* helpers look in (g_pool unless a test
+ * switches it). */
+static struct pt_descpool *g_cur;
+
 static const ProtobufCMessageDescriptor *rt(const char *name)
 {
-    const ProtobufCMessageDescriptor *d = pt_descpool_find_message(g_pool, pt_str_from_cstr(name));
+    const ProtobufCMessageDescriptor *d =
+        pt_descpool_find_message(g_cur ? g_cur : g_pool, pt_str_from_cstr(name));
     if (!d)
         fail_msg("no runtime descriptor for %s", name);
     return d;
@@ -187,7 +196,8 @@ static void compare_message(struct seen *s, const ProtobufCMessageDescriptor *g)
             assert_ptr_equal(rs, rt(gs->name)); /* the pool's own, by pointer */
         } else if (gf->type == PROTOBUF_C_TYPE_ENUM) {
             const ProtobufCEnumDescriptor *ge = gf->descriptor, *re = rf->descriptor;
-            assert_ptr_equal(re, pt_descpool_find_enum(g_pool, pt_str_from_cstr(ge->name)));
+            assert_ptr_equal(
+                re, pt_descpool_find_enum(g_cur ? g_cur : g_pool, pt_str_from_cstr(ge->name)));
             if (visit(s, ge)) {
                 compare_enum(ge, re);
                 compared_enums++;
@@ -225,7 +235,7 @@ static void compare_message(struct seen *s, const ProtobufCMessageDescriptor *g)
 static void compare_service(const ProtobufCServiceDescriptor *g)
 {
     const struct pt_descpool_service *ps =
-        pt_descpool_find_service(g_pool, pt_str_from_cstr(g->name));
+        pt_descpool_find_service(g_cur ? g_cur : g_pool, pt_str_from_cstr(g->name));
     assert_non_null(ps);
     const ProtobufCServiceDescriptor *r = ps->desc;
     assert_int_equal(r->magic, PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC);
@@ -262,6 +272,42 @@ static void test_descpool__descriptors_match_protoc_c(void **state)
     assert_true(compared_messages >= 80);
     assert_true(compared_fields >= 390);
     assert_true(compared_enums >= 11);
+}
+
+static void random_roundtrips(const ProtobufCMessageDescriptor *gen,
+                              const ProtobufCMessageDescriptor *run, int iterations, int depth);
+
+extern const unsigned char pt_descriptor_set[];
+extern const size_t pt_descriptor_set_len;
+
+/* portico's own protos (config, admin, health, reflection: the set the
+ * admin listener serves) against their generated code. */
+static void test_descpool__portico_protos_match_protoc_c(void **state)
+{
+    char err[256] = "";
+    struct pt_descpool *p =
+        pt_descpool_new_from_set(pt_descriptor_set, pt_descriptor_set_len, NULL, err, sizeof(err));
+    if (!p)
+        fail_msg("%s", err);
+    g_cur = p;
+    const ProtobufCServiceDescriptor *svcs[] = {
+        &portico__admin__v1__admin__descriptor, &grpc__health__v1__health__descriptor,
+        &grpc__reflection__v1__server_reflection__descriptor};
+    struct seen s = {.n = 0};
+    size_t before = compared_messages;
+    for (size_t i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++) {
+        compare_service(svcs[i]);
+        for (unsigned m = 0; m < svcs[i]->n_methods; m++) {
+            compare_message(&s, svcs[i]->methods[m].input);
+            compare_message(&s, svcs[i]->methods[m].output);
+        }
+    }
+    compare_message(&s, &portico__config__v1__config__descriptor);
+    assert_true(compared_messages - before >= 40);
+    random_roundtrips(&portico__config__v1__config__descriptor, rt("portico.config.v1.Config"), 300,
+                      4);
+    g_cur = NULL;
+    pt_descpool_unref(p);
 }
 
 /* ---- lookups and side tables --------------------------------------------- */
@@ -1414,6 +1460,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descpool__descriptors_match_protoc_c),
+        cmocka_unit_test(test_descpool__portico_protos_match_protoc_c),
         cmocka_unit_test(test_descpool__lookups_by_full_name),
         cmocka_unit_test(test_descpool__side_tables),
         cmocka_unit_test(test_descpool__recursive_messages_point_at_each_other),
