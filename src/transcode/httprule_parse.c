@@ -24,6 +24,7 @@ struct parser {
     size_t nfsegs;
     char *buf;
     size_t blen;
+    char *scratch; /* src.len bytes for decoding one literal */
     struct pt_httprule_error *err;
 };
 
@@ -97,9 +98,16 @@ static int parse_literal(struct parser *p, bool verb, struct pt_str *out)
         return fail(p, p->i, verb ? "empty verb" : "empty segment");
     /* Escapes only shrink or keep their size, and no raw byte here needs
      * escaping, so the canonical form fits in the source's length. */
-    size_t len = pt_httprule_canon((struct pt_str){p->s + start, p->i - start}, p->buf + p->blen);
+    struct pt_str raw = {p->s + start, p->i - start};
+    size_t len = pt_httprule_canon(raw, p->buf + p->blen);
     *out = (struct pt_str){p->buf + p->blen, len};
     p->blen += len;
+    /* Decoded, a literal is text: inside a variable it becomes part of a
+     * value, and a value must be UTF-8. The scratch space is past buf. */
+    size_t dlen;
+    if (pt_httprule_decode(raw, PT_HTTPRULE_DECODE_ALL, p->scratch, &dlen) != 0 ||
+        !pt_httprule_utf8_valid(p->scratch, dlen))
+        return fail(p, start, "a literal must decode to valid UTF-8");
     if (!verb && ((len == 1 && out->ptr[0] == '.') ||
                   (len == 2 && out->ptr[0] == '.' && out->ptr[1] == '.')))
         return fail(p, start, "a literal may not be a dot segment");
@@ -266,7 +274,7 @@ int pt_httprule_template_parse(struct pt_str src, struct pt_httprule_template *t
     size_t sz_vars = PT_HTTPRULE_MAX_VARS * sizeof(struct pt_httprule_var);
     size_t sz_fsegs = fsegs_cap * sizeof(struct pt_str);
     size_t sz_cols = segs_cap * sizeof(uint32_t);
-    char *mem = pt_xmalloc(sz_segs + sz_vars + sz_fsegs + sz_cols + src.len + 1);
+    char *mem = pt_xmalloc(sz_segs + sz_vars + sz_fsegs + sz_cols + 2 * src.len + 1);
     struct parser p = {
         .s = src.ptr,
         .n = src.len,
@@ -276,6 +284,7 @@ int pt_httprule_template_parse(struct pt_str src, struct pt_httprule_template *t
         .fsegs = (struct pt_str *)(mem + sz_segs + sz_vars),
         .cols = (uint32_t *)(mem + sz_segs + sz_vars + sz_fsegs),
         .buf = mem + sz_segs + sz_vars + sz_fsegs + sz_cols,
+        .scratch = mem + sz_segs + sz_vars + sz_fsegs + sz_cols + src.len + 1,
         .err = err,
     };
     int rc = parse(&p, t);

@@ -189,6 +189,9 @@ static void test_parse__errors_have_columns(void **state)
     bad("/v1/%4", 5, "invalid percent-encoding");
     bad("/v1/..", 5, "dot segment");
     bad("/v1/%2e", 5, "dot segment");
+    bad("/v1/caf%A9", 5, "valid UTF-8");
+    bad("/v1/{a=x/%C3}", 10, "valid UTF-8");
+    bad("/v1/x:%FF", 7, "valid UTF-8");
     bad("/v1/{a}/{a}", 10, "field bound twice");
     bad("/v1/{a.b}/{a}", 12, "overlaps");
     bad("/v1/{a}/{a.b.c}", 10, "overlaps");
@@ -241,8 +244,7 @@ static void test_parse__not_nul_terminated(void **state)
     assert_int_equal(pt_httprule_template_parse((struct pt_str){src, 10}, &t, &err), 0);
     assert_int_equal(t.nvars, 1);
     pt_httprule_template_fini(&t);
-    assert_int_equal(pt_httprule_template_parse((struct pt_str){src, 9}, &t, &err),
-                     PT_ERR_INVALID);
+    assert_int_equal(pt_httprule_template_parse((struct pt_str){src, 9}, &t, &err), PT_ERR_INVALID);
     assert_int_equal(err.column, 10);
 }
 
