@@ -25,8 +25,9 @@
  *
  * IDENT is [A-Za-z_][A-Za-z0-9_]*. LITERAL is one or more URI path
  * characters (unreserved, sub-delims but '*', '@', and %XX escapes); ':' is
- * not allowed in a literal because it starts the verb, and a literal may not
- * be a dot segment ("." or "..", also when spelled %2E). "/" alone (no
+ * not allowed in a literal because it starts the verb, a literal may not be
+ * a dot segment ("." or "..", also when spelled %2E), and it must decode to
+ * valid UTF-8 (inside a variable it becomes part of a value). "/" alone (no
  * segments) is accepted and matches only "/". "{var}" means "{var=*}".
  * "**" must be the last segment (before the verb), whether alone or as the
  * last segment of the last variable. Variables do not nest, a field may be
