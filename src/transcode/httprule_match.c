@@ -411,7 +411,9 @@ struct pt_httprule_table *pt_httprule_table_compile(const struct pt_httprule_met
             compile_route(&c, (uint32_t)i, m->name, (uint32_t)(k + 1), a, false);
         }
     }
-    for (size_t i = 0; i < t->nroutes && diag->errors == errors; i++) {
+    /* Conflicts only make sense among rules that compiled; report them all. */
+    bool compiled = diag->errors == errors;
+    for (size_t i = 0; i < t->nroutes && compiled; i++) {
         const struct pt_httprule_route *r = &t->routes[i];
         set_field(&c, r->name, r->binding);
         insert(&c, r);

@@ -511,6 +511,16 @@ static void test_compile__conflicts_reported(void **state)
                              {"s.S/B", "POST", "/v1/*:go", NULL, NULL}};
     table_bad(g, 2, NULL, "conflicts with");
 
+    /* every conflict is reported */
+    const struct rule three[] = {{"s.S/A", "GET", "/v1/{a}", NULL, NULL},
+                                 {"s.S/B", "GET", "/v1/*", NULL, NULL},
+                                 {"s.S/C", "GET", "/v1/{c}", NULL, NULL}};
+    struct pt_diag diag;
+    pt_diag_init(&diag);
+    assert_null(table_of(three, 3, NULL, &diag));
+    assert_int_equal(diag.errors, 2);
+    pt_diag_fini(&diag);
+
     /* different method, verb or shape: fine */
     const struct rule ok[] = {
         {"s.S/A", "GET", "/v1/{a}", NULL, NULL},   {"s.S/B", "POST", "/v1/{a}", NULL, NULL},
