@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "portico/client_cert.h"
 #include "portico/errors.h"
 #include "portico/str.h"
 
@@ -81,11 +82,23 @@ struct pt_identity {
  * exchange ends. */
 const struct pt_identity *pt_exchange_identity(const struct pt_exchange *x);
 /* Replace the identity (every string copied): the four fields above, and
- * every attribute and list of ABI 1.3 below is cleared. Status: 0 or
+ * every attribute and list of ABI 1.4 below is cleared. Status: 0 or
  * PT_ERR_LIMIT. */
 int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id);
 
-/* --- identity, the whole of it (ABI 1.3) ------------------------------------ */
+/* --- client certificate (ABI 1.3) ------------------------------------------ */
+
+/*
+ * The verified certificate the client presented in the TLS handshake of the
+ * exchange's connection (portico/client_cert.h): true with *out set, or
+ * false with *out NULL when the connection is cleartext, the listener does
+ * not ask for certificates, or the client sent none (client_cert: optional).
+ * *out is borrowed until the exchange ends; the same object for every
+ * exchange of a connection, read once after its handshake.
+ */
+bool pt_exchange_client_cert(const struct pt_exchange *x, const struct pt_client_cert **out);
+
+/* --- identity, the whole of it (ABI 1.4) ------------------------------------ */
 
 /*
  * Every authentication method (API keys, JWT, token introspection, client

@@ -711,6 +711,48 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
 
 /* --- listeners ----------------------------------------------------------- */
 
+/* mTLS on a listener (validation checked the combination of fields). */
+static int compile_client_verify(struct pt_snapshot *s, const Portico__Config__V1__ListenerTls *t,
+                                 SSL_CTX *ctx, struct pt_diag *diag)
+{
+    struct pt_tls_client_verify v = {
+        .mode = PT_TLS_CLIENT_CERT_NONE,
+        .ca_file = t->client_ca_file,
+        .crl_file = t->crl_file && *t->crl_file ? t->crl_file : NULL,
+        .depth = or_default(t->verify_depth, PT_DEFAULT_CLIENT_VERIFY_DEPTH),
+    };
+    bool ca = t->client_ca_file && *t->client_ca_file;
+    switch (t->client_cert) {
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_OPTIONAL:
+        v.mode = PT_TLS_CLIENT_CERT_OPTIONAL;
+        break;
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_REQUIRED:
+        v.mode = PT_TLS_CLIENT_CERT_REQUIRED;
+        break;
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_UNSPECIFIED:
+        /* A CA bundle alone means mTLS is wanted: require it. */
+        v.mode = ca ? PT_TLS_CLIENT_CERT_REQUIRED : PT_TLS_CLIENT_CERT_NONE;
+        break;
+    default:
+        break;
+    }
+    char where[WHERE_LEN];
+    if (v.mode != PT_TLS_CLIENT_CERT_NONE && !ca) {
+        /* Validation rejects this; never fall back to no verification. */
+        pt_diag_addf(diag, pt_conf_where(s->conf, t, "client_ca_file", where, sizeof(where)),
+                     "client_ca_file", "client_cert needs client_ca_file");
+        return -1;
+    }
+    char err[512];
+    if (pt_tls_server_ctx_verify_clients(ctx, &v, err, sizeof(err)) != 0) {
+        const char *field = strncmp(err, "crl_file", 8) == 0 ? "crl_file" : "client_ca_file";
+        pt_diag_addf(diag, pt_conf_where(s->conf, t, field, where, sizeof(where)), "tls", "%s",
+                     err);
+        return -1;
+    }
+    return 0;
+}
+
 static int compile_listeners(struct pt_snapshot *s, const Config *cfg, struct pt_diag *diag)
 {
     char where[WHERE_LEN];
@@ -750,6 +792,8 @@ static int compile_listeners(struct pt_snapshot *s, const Config *cfg, struct pt
                              "%s", err);
                 return -1;
             }
+            if (compile_client_verify(s, lc->tls, l->ssl_ctx, diag) != 0)
+                return -1;
         }
         if (s->nworkers == 0)
             continue; /* checking only: bind nothing */

@@ -38,6 +38,7 @@ typedef Portico__Config__V1__Limits Limits;
 #define MAX_LONG_TIMEOUT_MS 3600000u /* an hour */
 #define MAX_BODY_BYTES (1ull << 40)
 #define MAX_SPLIT_WEIGHT 1000000u
+#define MAX_CLIENT_VERIFY_DEPTH 16u
 
 struct vctx {
     const struct pt_conf *c;
@@ -207,6 +208,45 @@ static const char *listener_protocol_name(int p)
     }
 }
 
+/* mTLS: client_cert, client_ca_file, verify_depth, crl_file (docs/tls.md). */
+static void check_listener_client_certs(struct vctx *v, const Portico__Config__V1__ListenerTls *t,
+                                        const char *p)
+{
+    int mode = t->client_cert;
+    bool ca = set(t->client_ca_file);
+    switch (mode) {
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_UNSPECIFIED:
+        break;
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_NONE:
+        if (ca)
+            verr(v, t, "client_ca_file", p,
+                 "client_ca_file is unused with client_cert: none; remove one of them");
+        break;
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_OPTIONAL:
+    case PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_REQUIRED:
+        if (!ca)
+            verr(v, t, "client_ca_file", p,
+                 "client_cert: %s needs client_ca_file (the CAs that issue client certificates)",
+                 mode == PORTICO__CONFIG__V1__CLIENT_CERT_MODE__CLIENT_CERT_MODE_OPTIONAL
+                     ? "optional"
+                     : "required");
+        break;
+    default:
+        verr(v, t, "client_cert", p, "unknown client_cert mode %d", mode);
+        break;
+    }
+    if (ca)
+        check_readable(v, t, "client_ca_file", p, t->client_ca_file);
+    if (t->verify_depth && !ca)
+        verr(v, t, "verify_depth", p, "verify_depth needs client_ca_file");
+    check_max(v, t, "verify_depth", p, t->verify_depth, MAX_CLIENT_VERIFY_DEPTH);
+    if (set(t->crl_file)) {
+        if (!ca)
+            verr(v, t, "crl_file", p, "crl_file needs client_ca_file");
+        check_readable(v, t, "crl_file", p, t->crl_file);
+    }
+}
+
 static void check_listener(struct vctx *v, const Listener *l, const char *path, char *addr_key,
                            size_t addr_key_len)
 {
@@ -262,6 +302,7 @@ static void check_listener(struct vctx *v, const Listener *l, const char *path, 
             verr(v, t, "key_file", p, "key_file is required with tls");
         else
             check_readable(v, t, "key_file", p, t->key_file);
+        check_listener_client_certs(v, t, p);
     }
 }
 

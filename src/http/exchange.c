@@ -335,6 +335,12 @@ int pt_exchange_identity_add(struct pt_exchange *x, enum pt_identity_list l, str
     return 0;
 }
 
+bool pt_exchange_client_cert(const struct pt_exchange *x, const struct pt_client_cert **out)
+{
+    *out = x->conn ? x->conn->client_cert : NULL;
+    return *out != NULL;
+}
+
 struct event_base *pt_exchange_event_base(struct pt_exchange *x)
 {
     return x->worker->base;

@@ -54,6 +54,10 @@ struct pt_conn_info {
     bool tls;
     uint64_t id; /* per-worker connection number */
     struct pt_str listener_name;
+    /* The verified client certificate (TLS with client_cert optional or
+     * required), or NULL. Holds one reference (net/client_cert.h), dropped
+     * by whoever owns this info when it goes. */
+    const struct pt_client_cert *client_cert;
 };
 
 /* Implemented by each downstream codec. */
@@ -168,7 +172,7 @@ struct pt_exchange_data {
     void *data;
 };
 
-/* The caller's identity (portico/exchange.h, ABI 1.2 and 1.3). Strings and
+/* The caller's identity (portico/exchange.h, ABI 1.2 and 1.4). Strings and
  * lists are arena copies, or borrowed from something that outlives the
  * exchange (its pinned snapshot) when set with pt_exchange_identity_replace. */
 #define PT_IDENTITY_MAX_ITEMS 256

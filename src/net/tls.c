@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "portico/errors.h"
+
 static void ssl_error(char *err, size_t errlen, const char *what, const char *file)
 {
     unsigned long e = ERR_get_error();
@@ -79,6 +81,63 @@ SSL_CTX *pt_tls_server_ctx_new(const char *cert_file, const char *key_file, bool
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select,
                                (void *)&prefs[(offer_h2 ? 2 : 0) | (offer_http1 ? 1 : 0)]);
     return ctx;
+}
+
+/* "<field> \"<file>\": <what> (<OpenSSL's reason>)" */
+static void file_error(char *err, size_t errlen, const char *field, const char *file,
+                       const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    char buf[256] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    const char *reason = strstr(buf, "::");
+    snprintf(err, errlen, "%s \"%s\": %s%s%s%s", field, file, what, *buf ? " (" : "",
+             reason ? reason + 2 : buf, *buf ? ")" : "");
+    ERR_clear_error();
+}
+
+int pt_tls_server_ctx_verify_clients(SSL_CTX *ctx, const struct pt_tls_client_verify *v, char *err,
+                                     size_t errlen)
+{
+    if (v->mode == PT_TLS_CLIENT_CERT_NONE)
+        return 0;
+    ERR_clear_error();
+    /* The names clients see in CertificateRequest (curl, browsers pick a
+     * certificate by them), then the same certificates as trust anchors. */
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(v->ca_file);
+    if (!names || sk_X509_NAME_num(names) == 0) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        file_error(err, errlen, "client_ca_file", v->ca_file, "no PEM certificate could be read");
+        return PT_ERR_CONFIG;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    if (SSL_CTX_load_verify_locations(ctx, v->ca_file, NULL) != 1) {
+        file_error(err, errlen, "client_ca_file", v->ca_file, "not a valid PEM CA bundle");
+        return PT_ERR_CONFIG;
+    }
+    if (v->crl_file && *v->crl_file) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        int n = lookup ? X509_load_crl_file(lookup, v->crl_file, X509_FILETYPE_PEM) : 0;
+        if (n <= 0) {
+            file_error(err, errlen, "crl_file", v->crl_file, "no PEM CRL could be read");
+            return PT_ERR_CONFIG;
+        }
+        /* The leaf only: its issuer must have a current CRL in the file. */
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+    SSL_CTX_set_verify_depth(ctx, (int)v->depth);
+    int mode = SSL_VERIFY_PEER;
+    if (v->mode == PT_TLS_CLIENT_CERT_REQUIRED)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    /* OpenSSL refuses to resume a session under SSL_VERIFY_PEER without a
+     * session id context. Sessions and tickets are per context, so a
+     * reload (a new context) never resumes across CA bundles. */
+    static const unsigned char sid_ctx[] = "portico-mtls";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    return 0;
 }
 
 SSL_CTX *pt_tls_client_ctx_new(const char *ca_file, bool verify, const char *cert_file,

@@ -17,6 +17,32 @@
 SSL_CTX *pt_tls_server_ctx_new(const char *cert_file, const char *key_file, bool offer_h2,
                                bool offer_http1, char *err, size_t errlen);
 
+/* Whether a server asks TLS clients for a certificate (mTLS). */
+enum pt_tls_client_cert {
+    PT_TLS_CLIENT_CERT_NONE = 0, /* not asked for */
+    /* Asked for: none is fine; one that fails verification fails the
+     * handshake (nginx's ssl_verify_client optional). */
+    PT_TLS_CLIENT_CERT_OPTIONAL,
+    /* A certificate that passes verification, or the handshake fails. */
+    PT_TLS_CLIENT_CERT_REQUIRED,
+};
+
+struct pt_tls_client_verify {
+    enum pt_tls_client_cert mode;
+    const char
+        *ca_file; /* PEM CA bundle: trust anchors, and the names sent in CertificateRequest */
+    const char *crl_file; /* PEM CRLs, or NULL; then the leaf's issuer must have a current CRL */
+    unsigned depth;       /* most intermediate CAs between a client certificate and an anchor */
+};
+
+/* Status: 0, or PT_ERR_CONFIG with a message in err that starts with the
+ * field at fault, "client_ca_file" or "crl_file" (a bundle without any
+ * certificate, a file OpenSSL cannot read or parse, a CRL file without any
+ * CRL). Makes ctx, a server context, verify client certificates as v says;
+ * mode NONE leaves ctx unchanged. Control thread, before ctx is shared. */
+int pt_tls_server_ctx_verify_clients(SSL_CTX *ctx, const struct pt_tls_client_verify *v, char *err,
+                                     size_t errlen);
+
 /* Pointer: a client context, or NULL with a message in err. verify checks
  * the server against ca_file (NULL: system store); cert_file/key_file (may
  * be NULL) present a client certificate; alpn_h2 offers "h2" only, else

@@ -35,6 +35,7 @@
     (PT_ACCESS_CAP_REQUEST_ID + PT_ACCESS_CAP_METHOD + PT_ACCESS_CAP_PATH +   \
      PT_ACCESS_CAP_AUTHORITY + PT_ACCESS_CAP_UPSTREAM + PT_ACCESS_CAP_ROUTE + \
      PT_ACCESS_CAP_SERVICE + PT_ACCESS_CAP_CLIENT + PT_ACCESS_CAP_ERROR +     \
+     PT_ACCESS_CAP_CLIENT_CERT_SUBJECT + PT_ACCESS_CAP_CLIENT_CERT_SHA256 +   \
      PT_ACCESS_CAP_CLIENT_ID + PT_ACCESS_CAP_AUTH)
 _Static_assert(STRING_CAPS_TOTAL + 1024 <= PT_ACCESS_LINE_MAX, "string caps exceed the line cap");
 _Static_assert(PT_ACCESS_CAP_METHOD > MARKER_LEN && PT_ACCESS_CAP_CLIENT > MARKER_LEN,
@@ -288,6 +289,14 @@ size_t pt_access_entry_format(const struct pt_access_entry *e, char *buf)
     if (e->error.ptr && e->error.len) {
         p = PUT_LIT(p, ",\"error\":");
         p = put_string(p, e->error, PT_ACCESS_CAP_ERROR);
+    }
+    if (e->client_cert_subject.ptr && e->client_cert_subject.len) {
+        p = PUT_LIT(p, ",\"client_cert_subject\":");
+        p = put_string(p, e->client_cert_subject, PT_ACCESS_CAP_CLIENT_CERT_SUBJECT);
+    }
+    if (e->client_cert_sha256.ptr && e->client_cert_sha256.len) {
+        p = PUT_LIT(p, ",\"client_cert_sha256\":");
+        p = put_string(p, e->client_cert_sha256, PT_ACCESS_CAP_CLIENT_CERT_SHA256);
     }
     if (e->client_id.ptr && e->client_id.len) {
         p = PUT_LIT(p, ",\"client_id\":");

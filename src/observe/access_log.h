@@ -31,11 +31,8 @@
  *    "path":"/a","authority":"example.com","protocol":"HTTP/2","status":200,
  *    "grpc_status":0,"duration_ms":1.235,"bytes_in":0,"bytes_out":17,
  *    "upstream":"10.0.0.1:8080","route":"users","service":"users-v2",
- *    "client":"192.0.2.7","worker":1,"attempts":2,"error":"upstream reset the stream",
- *    "client_id":"acme","auth":"api_key: key expired"}
- * "grpc_status", "error", "client_id" (the authenticated caller) and "auth"
- * (why the auth step refused the request: 401/403 reasons, never sent to
- * the client) are omitted when absent, "attempts" (upstream
+ *    "client":"192.0.2.7","worker":1,"attempts":2,"error":"upstream reset the stream"}
+ * "grpc_status" and "error" are omitted when absent, "attempts" (upstream
  * attempts: the first, retries and hedges) when below 2; "upstream", "route"
  * and "service" are null when absent ("service" is the one the request was
  * forwarded to: the route's, its split's side or its API version's); "worker" is the index (0..N-1)
@@ -46,6 +43,13 @@
  * form exceeds its cap (PT_ACCESS_CAP_*, counted in escaped bytes and including the marker) is cut
  * at a character boundary and ends with PT_ACCESS_TRUNCATED_MARKER, so a line never exceeds
  * PT_ACCESS_LINE_MAX bytes.
+ * After them, for a connection with a verified client certificate (mTLS):
+ *    "client_cert_subject":"CN=svc-a,O=Example","client_cert_sha256":"5f0c...e1"
+ * (its RFC 2253 subject and SHA-256 fingerprint), omitted otherwise. Then
+ *    "client_id":"acme","auth":"api_key: key expired"
+ * the authenticated caller's client id, and why the auth step refused the
+ * request (401/403 reasons, never sent to the client), each omitted when
+ * absent.
  */
 #ifndef PT_OBSERVE_ACCESS_LOG_H
 #define PT_OBSERVE_ACCESS_LOG_H
@@ -75,6 +79,8 @@ struct pt_diag;
 #define PT_ACCESS_CAP_SERVICE 512u
 #define PT_ACCESS_CAP_CLIENT 128u
 #define PT_ACCESS_CAP_ERROR 1024u
+#define PT_ACCESS_CAP_CLIENT_CERT_SUBJECT 1024u
+#define PT_ACCESS_CAP_CLIENT_CERT_SHA256 128u
 #define PT_ACCESS_CAP_CLIENT_ID 256u
 #define PT_ACCESS_CAP_AUTH 512u
 
@@ -104,17 +110,19 @@ struct pt_access_entry {
     int status;                       /* HTTP status sent downstream */
     bool has_grpc_status;             /* false: "grpc_status" omitted */
     int grpc_status;
-    uint64_t bytes_in;       /* request body bytes received from the client */
-    uint64_t bytes_out;      /* response body bytes sent to the client */
-    struct pt_str upstream;  /* "host:port"; empty: null */
-    struct pt_str route;     /* route name; empty: null */
-    struct pt_str service;   /* service forwarded to (a split's side, a version's); empty: null */
-    struct pt_str client;    /* client IP address as text */
-    unsigned worker;         /* index of the worker that served the stream */
-    struct pt_str error;     /* why the stream failed; empty: omitted */
-    uint32_t attempts;       /* upstream attempts, retries and hedges included; < 2: omitted */
-    struct pt_str client_id; /* the authenticated caller's client id; empty: omitted */
-    struct pt_str auth;      /* why authentication/authorization refused; empty: omitted */
+    uint64_t bytes_in;      /* request body bytes received from the client */
+    uint64_t bytes_out;     /* response body bytes sent to the client */
+    struct pt_str upstream; /* "host:port"; empty: null */
+    struct pt_str route;    /* route name; empty: null */
+    struct pt_str service;  /* service forwarded to (a split's side, a version's); empty: null */
+    struct pt_str client;   /* client IP address as text */
+    unsigned worker;        /* index of the worker that served the stream */
+    struct pt_str error;    /* why the stream failed; empty: omitted */
+    uint32_t attempts;      /* upstream attempts, retries and hedges included; < 2: omitted */
+    struct pt_str client_cert_subject; /* mTLS client certificate subject; empty: omitted */
+    struct pt_str client_cert_sha256;  /* its SHA-256 fingerprint (hex); empty: omitted */
+    struct pt_str client_id;           /* the authenticated caller's client id; empty: omitted */
+    struct pt_str auth; /* why authentication/authorization refused; empty: omitted */
 };
 
 /* The writer: owns the rings, the destination and the writer thread. */

@@ -66,6 +66,11 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
     uint32_t timeouts, hedges;
     pt_proxy_retry_stats(x, &denied, &timeouts, &hedges);
     e.attempts = x->attempts + hedges;
+    const struct pt_client_cert *cert;
+    if (pt_exchange_client_cert(x, &cert)) {
+        e.client_cert_subject = cert->subject;
+        e.client_cert_sha256 = cert->sha256;
+    }
     e.client_id = x->identity.base.client_id;
     e.auth = x->auth_reason;
     pt_access_log_append(ring, &e);

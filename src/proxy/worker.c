@@ -13,6 +13,7 @@
 #include "filters/builtin.h"
 #include "http1/server.h"
 #include "http2/server.h"
+#include "net/client_cert.h"
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
@@ -45,6 +46,9 @@ static void conn_closed(struct pt_down_conn *dc)
     if (dc->next)
         dc->next->prev = dc->prev;
     atomic_fetch_sub(&pw->nconns, 1);
+    /* Its exchanges have ended (a WebSocket tunnel keeps its own reference). */
+    pt_client_cert_unref(dc->info.client_cert);
+    dc->info.client_cert = NULL;
 }
 
 static void track(struct pt_proxy_worker *pw, struct pt_down_conn *dc)
@@ -69,6 +73,7 @@ static void sniff_free(struct sniff *s, bool close_conn)
     if (close_conn) {
         pt_conn_free(s->conn);
         atomic_fetch_sub(&s->pw->nconns, 1);
+        pt_client_cert_unref(s->tmpl.info.client_cert);
     }
     event_free(s->timer);
     free(s);
@@ -114,6 +119,9 @@ static void sniff_on_read(struct pt_conn *c, void *ctx)
 static void sniff_on_connected(struct pt_conn *c, void *ctx)
 {
     struct sniff *s = ctx;
+    /* Once per connection: every exchange on it shares the result. */
+    if (c->ssl)
+        s->tmpl.info.client_cert = pt_client_cert_of_ssl(c->ssl);
     bool h2 = c->alpn && strcmp(c->alpn, "h2") == 0;
     if (h2 && s->h2)
         start_codec(s, true);

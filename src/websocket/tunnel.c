@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "core/log.h"
+#include "net/client_cert.h"
 #include "websocket/tunnel.h"
 
 #define HIWAT (256u * 1024u)
@@ -26,6 +27,9 @@ struct tunnel {
     struct pt_deferred end_task;
     int err;
     bool ending;
+    /* The exchange's connection info: the HTTP/1.1 codec that held it is
+     * freed once it hands over its transport. */
+    struct pt_conn_info info;
 };
 
 static const struct pt_conn_cb cb[2];
@@ -57,6 +61,7 @@ static void end_task(struct pt_deferred *d)
     if (t->count)
         atomic_fetch_sub(t->count, 1);
     pt_exchange_handler->end(t->x, t->err);
+    pt_client_cert_unref(t->info.client_cert);
     free(t);
 }
 
@@ -149,6 +154,9 @@ void pt_ws_tunnel_start(struct pt_exchange *x, struct pt_conn *down, struct pt_c
     struct tunnel *t = pt_xcalloc(1, sizeof(*t));
     struct pt_worker *w = x->worker;
     t->x = x;
+    t->info = *x->conn;
+    pt_client_cert_ref(t->info.client_cert);
+    x->conn = &t->info;
     t->count = count;
     t->side[0] = down;
     t->side[1] = up;

@@ -274,6 +274,56 @@ static void test_validate__tls_file_may_not_be_a_directory(void **state)
             "is a directory, not a file");
 }
 
+/* mTLS listener settings; extra is the rest of the tls map (files exist). */
+static char *mtls(const char *extra)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof(buf),
+             "listeners: [{address: \":443\", tls: {cert_file: %s, key_file: %s, %s}}]\n", cert,
+             key, extra);
+    return buf;
+}
+
+static void test_validate__mtls_modes_with_a_ca_are_valid(void **state)
+{
+    char extra[512];
+    const char *modes[] = {"required", "optional"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(extra, sizeof(extra),
+                 "client_ca_file: %s, client_cert: %s, verify_depth: 16, crl_file: %s", cert,
+                 modes[i], cert);
+        valid(mtls(extra));
+    }
+    snprintf(extra, sizeof(extra), "client_ca_file: %s", cert);
+    valid(mtls(extra)); /* required by default */
+    valid(mtls("client_cert: none"));
+}
+
+static void test_validate__mtls_needs_a_ca_bundle(void **state)
+{
+    invalid(mtls("client_cert: required"),
+            "listeners[0].tls.client_ca_file: client_cert: required needs client_ca_file");
+    invalid(mtls("client_cert: optional"), "client_cert: optional needs client_ca_file");
+    invalid(mtls("verify_depth: 2"),
+            "listeners[0].tls.verify_depth: verify_depth needs client_ca_file");
+    char extra[512];
+    snprintf(extra, sizeof(extra), "crl_file: %s", cert);
+    invalid(mtls(extra), "listeners[0].tls.crl_file: crl_file needs client_ca_file");
+}
+
+static void test_validate__mtls_contradictions_and_limits(void **state)
+{
+    char extra[512];
+    snprintf(extra, sizeof(extra), "client_ca_file: %s, client_cert: none", cert);
+    invalid(mtls(extra), "client_ca_file is unused with client_cert: none");
+    snprintf(extra, sizeof(extra), "client_ca_file: %s, verify_depth: 17", cert);
+    invalid(mtls(extra), "listeners[0].tls.verify_depth: 17 is too large (at most 16)");
+    invalid(mtls("client_ca_file: /nonexistent/ca.pem"),
+            "listeners[0].tls.client_ca_file: cannot read \"/nonexistent/ca.pem\"");
+    snprintf(extra, sizeof(extra), "client_ca_file: %s, crl_file: /nonexistent/crl.pem", cert);
+    invalid(mtls(extra), "listeners[0].tls.crl_file: cannot read \"/nonexistent/crl.pem\"");
+}
+
 /* ---- services ---- */
 
 #define LISTENER "listeners: [{address: \":80\"}]\n"
@@ -1084,6 +1134,9 @@ int main(void)
         T(test_validate__tls_listener_needs_cert_and_key),
         T(test_validate__tls_files_must_be_readable),
         T(test_validate__tls_file_may_not_be_a_directory),
+        T(test_validate__mtls_modes_with_a_ca_are_valid),
+        T(test_validate__mtls_needs_a_ca_bundle),
+        T(test_validate__mtls_contradictions_and_limits),
         T(test_validate__service_needs_a_name),
         T(test_validate__service_name_charset_is_restricted),
         T(test_validate__service_names_are_unique),

@@ -1,5 +1,5 @@
 /*
- * The identity of the plugin ABI (portico/exchange.h 1.2 and 1.3):
+ * The identity of the plugin ABI (portico/exchange.h 1.2 and 1.4):
  * attributes, lists, the subject fallback, set_identity clearing the rest,
  * borrowed identities copied before they change, and the limits.
  */

@@ -568,6 +568,26 @@ static void test_access_entry_format__absent_optionals_are_null_or_omitted(void 
     jline_free(&j);
 }
 
+static void test_access_entry_format__client_cert_keys_come_last_when_present(void **state)
+{
+    struct pt_access_entry e = {
+        .client_cert_subject = PT_STR("CN=svc-a,O=Acme\\, Inc."),
+        .client_cert_sha256 = PT_STR("5f0c1d"),
+    };
+    size_t n = format(&e);
+    const char *tail = ",\"worker\":0,\"client_cert_subject\":\"CN=svc-a,O=Acme\\\\, Inc.\","
+                       "\"client_cert_sha256\":\"5f0c1d\"}\n";
+    assert_true(n > strlen(tail));
+    assert_memory_equal(line + n - strlen(tail), tail, strlen(tail));
+    /* Each one is omitted on its own when empty. */
+    e.client_cert_subject = (struct pt_str){"x", 0};
+    struct jline j;
+    format_and_parse(&e, &j);
+    assert_null(jget(&j, "client_cert_subject"));
+    assert_string_equal(jget(&j, "client_cert_sha256")->val, "5f0c1d");
+    jline_free(&j);
+}
+
 static void test_access_entry_format__grpc_status_zero_is_present(void **state)
 {
     struct pt_access_entry e = {.has_grpc_status = true, .grpc_status = 0, .status = 200};
@@ -761,6 +781,8 @@ static void test_access_entry_format__worst_case_entry_fits_line_cap(void **stat
         .service = s,
         .client = s,
         .error = s,
+        .client_cert_subject = s,
+        .client_cert_sha256 = s,
     };
     struct jline j;
     format_and_parse(&e, &j);
@@ -780,6 +802,8 @@ static void test_access_entry_format__worst_case_entry_fits_line_cap(void **stat
         {"service", PT_ACCESS_CAP_SERVICE},
         {"client", PT_ACCESS_CAP_CLIENT},
         {"error", PT_ACCESS_CAP_ERROR},
+        {"client_cert_subject", PT_ACCESS_CAP_CLIENT_CERT_SUBJECT},
+        {"client_cert_sha256", PT_ACCESS_CAP_CLIENT_CERT_SHA256},
     };
     for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
         const struct jfield *f = jget(&j, caps[i].key);
@@ -1246,6 +1270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_access_entry_format__full_entry_has_every_key_in_order),
         cmocka_unit_test(test_access_entry_format__absent_optionals_are_null_or_omitted),
+        cmocka_unit_test(test_access_entry_format__client_cert_keys_come_last_when_present),
         cmocka_unit_test(test_access_entry_format__grpc_status_zero_is_present),
         cmocka_unit_test(test_access_entry_format__negative_and_extreme_ints_are_valid_numbers),
         cmocka_unit_test(test_access_entry_format__quotes_backslash_and_control_bytes_are_escaped),

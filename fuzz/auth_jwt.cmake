@@ -1,0 +1,1 @@
+pt_fuzz_target(auth_jwt DEPS pt_auth)
