@@ -61,10 +61,10 @@ struct pt_headers *pt_exchange_request_headers(struct pt_exchange *x);
 
 /*
  * Who the caller is, as far as the filters that ran so far know: empty
- * strings until an authentication step fills them. The rate limiter fills
- * client_id, tier and credential from a stored API key (x-api-key) when
- * nothing else did; an authentication filter (JWT, API keys) sets them
- * before it, and user_id from token claims.
+ * strings until an authentication step fills them. A route's `auth` step
+ * (src/auth) sets the identity after the global filters and before the
+ * route's own; on routes without `auth`, the rate limiter fills it from a
+ * stored API key when nothing else did.
  *   client_id   the calling application (an API key's client_id, a token's
  *               client id / azp)
  *   user_id     the end user on whose behalf it calls (a token's sub)
@@ -81,7 +81,9 @@ struct pt_identity {
 /* Pointer, never NULL, borrowed until the identity is set again or the
  * exchange ends. */
 const struct pt_identity *pt_exchange_identity(const struct pt_exchange *x);
-/* Replace the identity (every string copied). Status: 0 or PT_ERR_LIMIT. */
+/* Replace the identity (every string copied): the four fields above, and
+ * every attribute and list of ABI 1.4 below is cleared. Status: 0 or
+ * PT_ERR_LIMIT. */
 int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id);
 
 /* --- client certificate (ABI 1.3) ------------------------------------------ */
@@ -95,6 +97,64 @@ int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id
  * exchange of a connection, read once after its handshake.
  */
 bool pt_exchange_client_cert(const struct pt_exchange *x, const struct pt_client_cert **out);
+
+/* --- identity, the whole of it (ABI 1.4) ------------------------------------ */
+
+/*
+ * Every authentication method (API keys, JWT, token introspection, client
+ * certificates) yields the same identity. struct pt_identity above keeps
+ * its 1.2 layout (plugins built against 1.2 pass it by pointer), so the
+ * rest is reached through these accessors, which can grow without breaking
+ * anyone: new attributes and lists are new enum values.
+ *
+ *   SUBJECT      who is calling: a token's sub; for an API key, its
+ *                client_id. Reading it when unset gives user_id, else
+ *                client_id.
+ *   CLIENT_ID, USER_ID, TIER, CREDENTIAL   the fields of struct pt_identity
+ *   CLIENT_NAME  a display name of the client (an API key's client_name)
+ *   METHOD       the method that authenticated the caller: "api_key", ...;
+ *                empty for an anonymous caller
+ *   CLAIMS       the claims as a JSON object text ("" when none): a token's
+ *                payload; for an API key {"client_id", "client_name",
+ *                "scopes", "tier"}
+ *   SCOPES, ROLES  lists of words
+ *
+ * Strings returned are borrowed until the identity changes or the exchange
+ * ends; values given are copied.
+ */
+enum pt_identity_attr {
+    PT_IDENTITY_SUBJECT = 0,
+    PT_IDENTITY_CLIENT_ID = 1,
+    PT_IDENTITY_CLIENT_NAME = 2,
+    PT_IDENTITY_TIER = 3,
+    PT_IDENTITY_METHOD = 4,
+    PT_IDENTITY_USER_ID = 5,
+    PT_IDENTITY_CREDENTIAL = 6,
+    PT_IDENTITY_CLAIMS = 7,
+};
+
+enum pt_identity_list {
+    PT_IDENTITY_SCOPES = 0,
+    PT_IDENTITY_ROLES = 1,
+};
+
+/* Empty when unset or for a value this ABI does not know. */
+struct pt_str pt_exchange_identity_get(const struct pt_exchange *x, enum pt_identity_attr a);
+/* Number of items in a list (0 for an unknown list). */
+size_t pt_exchange_identity_count(const struct pt_exchange *x, enum pt_identity_list l);
+/* Item i of a list; empty when i is out of range. */
+struct pt_str pt_exchange_identity_item(const struct pt_exchange *x, enum pt_identity_list l,
+                                        size_t i);
+/* True when the list holds exactly value (case-sensitive). */
+bool pt_exchange_identity_has(const struct pt_exchange *x, enum pt_identity_list l,
+                              struct pt_str value);
+/* Set one attribute (empty clears it). CLAIMS must be a JSON object's text.
+ * Status: 0, PT_ERR_LIMIT, or PT_ERR_INVALID (unknown attribute, CLAIMS not
+ * '{'...'}'). */
+int pt_exchange_identity_set(struct pt_exchange *x, enum pt_identity_attr a, struct pt_str value);
+/* Append to a list. Status: 0, PT_ERR_LIMIT (memory, or more than 256
+ * items), PT_ERR_INVALID (unknown list, empty value). */
+int pt_exchange_identity_add(struct pt_exchange *x, enum pt_identity_list l, struct pt_str value);
 
 /* --- response (from on_response_head) ----------------------------------- */
 

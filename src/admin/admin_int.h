@@ -44,6 +44,10 @@ struct pt_control {
     struct pt_discovery *disc;
     struct pt_ctl_disc *dsets;
     size_t ndsets;
+
+    /* API-key usage (auth/usage.h) written to the store in batches, every
+     * auth.usage_flush_ms on the main thread's loop (started on attach). */
+    struct event *usage_timer;
 };
 
 struct pt_ctl_disc {

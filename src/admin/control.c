@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "admin/admin_int.h"
+#include "auth/usage.h"
 #include "core/arena.h"
 #include "core/diag.h"
 #include "core/log.h"
@@ -661,8 +662,60 @@ struct pt_snapshot *pt_control_snapshot_ref(struct pt_control *c)
     return s;
 }
 
+/* ---- API-key usage: batches to the store ---- */
+
+/* Write what workers recorded since the last flush: one store call for the
+ * batch (postgres: one UPDATE; file: kept in memory only, see store.h). A
+ * failed write keeps the batch for the next round. Main thread. */
+static void flush_usage(struct pt_control *c)
+{
+    struct pt_auth_usage_batch b;
+    if (!pt_auth_usage_collect(&b)) {
+        pt_auth_usage_batch_fini(&b);
+        return;
+    }
+    struct pt_store_key_use *v = pt_xcalloc(b.n, sizeof(*v));
+    for (size_t i = 0; i < b.n; i++)
+        v[i] = (struct pt_store_key_use){b.v[i].name, b.v[i].used_ns};
+    char err[ERR_LEN] = "";
+    pt_control_lock(c);
+    int rc = c->store ? pt_store_record_key_use(c->store, v, b.n, err, sizeof(err)) : 0;
+    pt_control_unlock(c);
+    if (rc == 0)
+        pt_auth_usage_flushed(&b);
+    else
+        pt_log_warn("api keys: last_used_at of %zu key(s) not stored (retried later): %s", b.n,
+                    err);
+    free(v);
+    pt_auth_usage_batch_fini(&b);
+}
+
+static void arm_usage_timer(struct pt_control *c)
+{
+    pt_control_lock(c);
+    uint32_t ms =
+        c->snap ? pt_auth_plan_usage_flush_ms(c->snap->auth) : PT_AUTH_DEFAULT_USAGE_FLUSH_MS;
+    pt_control_unlock(c);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(c->usage_timer, &tv);
+}
+
+static void on_usage_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pt_control *c = arg;
+    flush_usage(c);
+    arm_usage_timer(c);
+}
+
 void pt_control_attach(struct pt_control *c, struct pt_worker **wptrs)
 {
+    if (c->base && !c->usage_timer) {
+        c->usage_timer = evtimer_new(c->base, on_usage_timer, c);
+        if (c->usage_timer)
+            arm_usage_timer(c);
+    }
     pt_control_lock(c);
     c->wptrs = wptrs;
     pt_proxy_publish(wptrs, c->nworkers, c->snap);
@@ -769,6 +822,11 @@ void pt_control_close(struct pt_control *c)
 {
     if (!c)
         return;
+    if (c->usage_timer) {
+        event_free(c->usage_timer);
+        c->usage_timer = NULL;
+        flush_usage(c); /* what the workers recorded since the last round */
+    }
     pt_discovery_free(c->disc); /* its thread may be waiting for the lock */
     c->disc = NULL;
     for (size_t i = 0; i < c->ndsets; i++) {

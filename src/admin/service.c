@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "admin/admin_int.h"
+#include "auth/usage.h"
 #include "core/arena.h"
 #include "core/log.h"
 #include "core/time.h"
@@ -271,14 +272,41 @@ static void do_create(struct pt_control *c, enum pt_kind k, const ProtobufCMessa
 
 /* ---- Get, List ---- */
 
+/* An API key's last_used_at as this instance knows it: the stored value,
+ * or the newer one this instance flushed (auth/usage.h; with the file
+ * store, usage lives only there). */
+static void with_usage(enum pt_kind k, ProtobufCMessage *m)
+{
+    if (k != PT_KIND_API_KEY || !m)
+        return;
+    ApiKey *a = (ApiKey *)m;
+    uint64_t ns;
+    if (!a->name || !pt_auth_usage_last(a->name, &ns))
+        return;
+    int64_t sec = (int64_t)(ns / 1000000000ull);
+    int32_t nanos = (int32_t)(ns % 1000000000ull);
+    Google__Protobuf__Timestamp *t = a->last_used_at;
+    if (t && (t->seconds > sec || (t->seconds == sec && t->nanos >= nanos)))
+        return;
+    if (!t) {
+        t = pt_xcalloc(1, sizeof(*t));
+        google__protobuf__timestamp__init(t);
+        a->last_used_at = t;
+    }
+    t->seconds = sec;
+    t->nanos = nanos;
+}
+
 static void do_get(struct pt_control *c, enum pt_kind k, const ProtobufCMessage *req,
                    ProtobufCMessage **resp, struct pt_admin_status *st)
 {
     const char *name = get_str(req, 1);
     pt_control_lock(c);
     ssize_t at = pt_kind_find(c->managed, k, name);
-    if (at >= 0)
+    if (at >= 0) {
         *resp = pt_msg_dup(pt_kind_items(c->managed, k)[at]);
+        with_usage(k, *resp);
+    }
     pt_control_unlock(c);
     if (at < 0)
         pt_admin_status_set(st, GRPC_NOT_FOUND, "%s \"%s\" not found", titles[k], name);
@@ -314,8 +342,10 @@ static void do_list(struct pt_control *c, enum pt_kind k, const ProtobufCMessage
     size_t m = 0, i = 0;
     while (i < n && *after && strcmp(pt_obj_name(sorted[i]), after) <= 0)
         i++;
-    for (; i < n && m < size; i++)
-        out[m++] = pt_msg_dup(sorted[i]);
+    for (; i < n && m < size; i++) {
+        out[m] = pt_msg_dup(sorted[i]);
+        with_usage(k, out[m++]);
+    }
     *(size_t *)((char *)r + items->quantifier_offset) = m;
     *(ProtobufCMessage ***)((char *)r + items->offset) = out;
     if (i < n && m)

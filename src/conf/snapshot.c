@@ -47,6 +47,7 @@ static void snapshot_destroy(struct pt_snap_base *b)
             s->instances[i].type->destroy(s->instances[i].instance);
     free(s->instances);
     pt_rl_plan_free(s->ratelimit); /* after the instances that point into it */
+    pt_auth_plan_free(s->auth);    /* after the instances and the rate-limit plan */
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].name);
         chain_fini(&s->routes[i].chain);
@@ -635,9 +636,28 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
 
         struct pt_chain *ch = &rc_->chain;
         ch->filters =
-            pt_xcalloc(s->global_chain.n + r->n_filters + cfg->n_plugins + 1, sizeof(*ch->filters));
+            pt_xcalloc(s->global_chain.n + r->n_filters + cfg->n_plugins + 2, sizeof(*ch->filters));
         for (uint16_t k = 0; k < s->global_chain.n; k++)
             ch->filters[ch->n++] = s->global_chain.filters[k];
+        /* The auth step, on every route (it removes spoofed identity
+         * headers everywhere), before the route's own filters; auth.h. */
+        struct pt_auth_error aerr = {0};
+        void *ai = pt_auth_plan_route(s->auth, r, name, &aerr);
+        if (!ai) {
+            char field[160], wh[WHERE_LEN];
+            snprintf(field, sizeof(field), "routes[%zu].auth%s%s", i, *aerr.field ? "." : "",
+                     aerr.field);
+            pt_diag_addf(diag,
+                         pt_conf_where(s->conf, aerr.msg ? aerr.msg : r,
+                                       *aerr.field ? aerr.field : NULL, wh, sizeof(wh)),
+                         field, "%s", aerr.text);
+            rc = -1;
+        } else {
+            struct pt_filter_inst *fi = add_instance(s, icap);
+            fi->type = &pt_auth_filter_type;
+            fi->instance = ai;
+            ch->filters[ch->n++] = *fi;
+        }
         for (size_t k = 0; k < r->n_filters; k++) {
             char field[96];
             snprintf(field, sizeof(field), "routes[%zu].filters[%zu]", i, k);
@@ -905,7 +925,14 @@ struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nwor
     free(plugins);
     chain_flags(g);
 
-    if (rc == 0 && !(s->ratelimit = pt_rl_plan_compile(cfg, diag)))
+    struct pt_auth_error aerr = {0};
+    if (rc == 0 && !(s->auth = pt_auth_plan_compile(cfg, &aerr))) {
+        char wh[WHERE_LEN];
+        pt_diag_addf(diag, pt_conf_where(conf, aerr.msg ? aerr.msg : cfg, NULL, wh, sizeof(wh)),
+                     "auth", "%s", aerr.text);
+        rc = -1;
+    }
+    if (rc == 0 && !(s->ratelimit = pt_rl_plan_compile(cfg, s->auth, diag)))
         rc = -1;
     if (rc == 0 && compile_routes(s, cfg, &icap, diag) != 0)
         rc = -1;

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "conf/conf.h"
 #include "core/diag.h"
 #include "core/snapshot.h"
@@ -179,9 +180,12 @@ struct pt_snapshot {
     struct pt_filter_inst *instances;
     size_t ninstances;
 
-    /* Rate-limit rules and API keys (ratelimit/ratelimit.h); each route's
-     * chain ends with its rate-limit instance when rules apply to it. */
+    /* Rate-limit rules (ratelimit/ratelimit.h); each route's chain ends
+     * with its rate-limit instance when rules apply to it. */
     struct pt_rl_plan *ratelimit;
+    /* Authentication settings and API keys (auth/auth.h); every route's
+     * chain has its auth step right after the global filters. */
+    struct pt_auth_plan *auth;
 
     struct pt_server_limits limits;
     uint64_t max_body_bytes;

@@ -999,6 +999,8 @@ static void check_selection(struct vctx *v, const Config *cfg, const struct serv
         check_versions(v, cfg, ix, r, path);
 }
 
+static void check_route_auth(struct vctx *v, const Route *r, const char *route_path);
+
 static void check_route(struct vctx *v, const Config *cfg, const struct service_index *ix,
                         const Route *r, const char *path)
 {
@@ -1026,6 +1028,7 @@ static void check_route(struct vctx *v, const Config *cfg, const struct service_
         check_max(v, r, "max_body_bytes", path, r->max_body_bytes->value, MAX_BODY_BYTES);
     check_matchers(v, r, path);
     check_filters(v, r->filters, r->n_filters, path);
+    check_route_auth(v, r, path);
 
     if (r->websocket && s)
         check_websocket_service(v, r, path, s);
@@ -1471,6 +1474,147 @@ static void check_admin(struct vctx *v, const Portico__Config__V1__Admin *a)
     }
 }
 
+/* ---- authentication (docs/auth.md) ---- */
+
+#define MAX_AUTH_FLUSH_MS 3600000u
+#define MIN_AUTH_FLUSH_MS 1000u
+
+/* A header the gateway may set or read as a credential: a token that is
+ * not one HTTP or the gateway already gives a meaning to. */
+static const char *auth_header_problem(const char *h)
+{
+    static const char *const taken[] = {"host",
+                                        "content-length",
+                                        "content-type",
+                                        "transfer-encoding",
+                                        "connection",
+                                        "te",
+                                        "upgrade",
+                                        "authorization",
+                                        "cookie",
+                                        "x-forwarded-for",
+                                        "x-request-id",
+                                        "keep-alive",
+                                        "proxy-connection",
+                                        "trailer"};
+    if (!pt_conf_is_token(h))
+        return "is not a valid header name";
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        if (strcasecmp(h, taken[i]) == 0)
+            return "is a header HTTP or the gateway already uses";
+    return NULL;
+}
+
+/* The same header name as the gateway compares them (case and '-'/'_'). */
+static bool header_alike(const char *a, const char *b)
+{
+    if (strlen(a) != strlen(b))
+        return false;
+    for (; *a; a++, b++) {
+        char x = (char)tolower((unsigned char)*a), y = (char)tolower((unsigned char)*b);
+        if ((x == '_' ? '-' : x) != (y == '_' ? '-' : y))
+            return false;
+    }
+    return true;
+}
+
+static void check_auth(struct vctx *v, const Portico__Config__V1__Auth *a)
+{
+    if (!a)
+        return;
+    const char *p = "auth";
+    const char *names[3] = {a->api_key_header, a->user_header, a->client_id_header};
+    const char *fields[3] = {"api_key_header", "user_header", "client_id_header"};
+    for (int i = 0; i < 3; i++) {
+        if (!set(names[i]))
+            continue;
+        const char *why = auth_header_problem(names[i]);
+        if (why)
+            verr(v, a, fields[i], p, "\"%s\" %s", names[i], why);
+        for (int k = 0; k < i; k++)
+            if (set(names[k]) && header_alike(names[i], names[k]))
+                verr(v, a, fields[i], p, "\"%s\" is also %s", names[i], fields[k]);
+    }
+    if (a->usage_flush_ms &&
+        (a->usage_flush_ms < MIN_AUTH_FLUSH_MS || a->usage_flush_ms > MAX_AUTH_FLUSH_MS))
+        verr(v, a, "usage_flush_ms", p, "%u is out of range (%u..%u)", a->usage_flush_ms,
+             MIN_AUTH_FLUSH_MS, MAX_AUTH_FLUSH_MS);
+    if (set(a->realm)) {
+        bool ok = strlen(a->realm) <= 100;
+        for (const char *c = a->realm; ok && *c; c++)
+            ok = (unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f && *c != '"' && *c != '\\';
+        if (!ok)
+            verr(v, a, "realm", p,
+                 "a realm is at most 100 printable ASCII characters without '\"' or '\\'");
+    }
+}
+
+static bool auth_word_ok(const char *s)
+{
+    if (!set(s) || strlen(s) > 200)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+static void check_auth_words(struct vctx *v, const void *msg, const char *path, const char *field,
+                             const char *what, char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char f[64];
+        snprintf(f, sizeof(f), "%s[%zu]", field, i);
+        if (!auth_word_ok(words[i]))
+            verr(v, msg, f, path, "a %s is a non-empty word of printable ASCII (at most 200)",
+                 what);
+    }
+    check_listed_once(v, msg, path, field, words, n);
+}
+
+static void check_route_auth(struct vctx *v, const Route *r, const char *route_path)
+{
+    const Portico__Config__V1__RouteAuth *a = r->auth;
+    if (!a)
+        return;
+    char path[160];
+    snprintf(path, sizeof(path), "%s%sauth", route_path, *route_path ? "." : "");
+    for (size_t i = 0; i < a->n_methods; i++) {
+        char f[32];
+        snprintf(f, sizeof(f), "methods[%zu]", i);
+        if (!set(a->methods[i]))
+            verr(v, a, f, path, "a method name is required");
+    }
+    check_listed_once(v, a, path, "methods", a->methods, a->n_methods);
+    if (!a->n_methods && !a->allow_anonymous)
+        verr(v, a, "methods", path, "name at least one method (or set allow_anonymous: true)");
+    if (!a->n_methods && (a->n_required_scopes || a->n_roles))
+        verr(v, a, "methods", path, "required_scopes and roles need a method");
+    check_auth_words(v, a, path, "required_scopes", "scope", a->required_scopes,
+                     a->n_required_scopes);
+    check_auth_words(v, a, path, "roles", "role", a->roles, a->n_roles);
+    if (set(a->scopes_match) && strcmp(a->scopes_match, "all") != 0 &&
+        strcmp(a->scopes_match, "any") != 0)
+        verr(v, a, "scopes_match", path, "\"%s\": use all or any", a->scopes_match);
+    else if (set(a->scopes_match) && !a->n_required_scopes)
+        verr(v, a, "scopes_match", path, "scopes_match needs required_scopes");
+    for (size_t i = 0; i < a->n_claim_headers; i++) {
+        const Portico__Config__V1__RouteAuth__ClaimHeadersEntry *e = a->claim_headers[i];
+        char f[300];
+        snprintf(f, sizeof(f), "claim \"%s\"", e->key ? e->key : "");
+        if (!set(e->key))
+            verr(v, a, "claim_headers", path, "a claim name is required");
+        const char *why = set(e->value) ? auth_header_problem(e->value) : "is empty";
+        if (why)
+            verr(v, a, "claim_headers", path, "%s: header \"%s\" %s", f, e->value ? e->value : "",
+                 why);
+        for (size_t k = 0; k < i && !why; k++)
+            if (set(a->claim_headers[k]->value) &&
+                header_alike(e->value, a->claim_headers[k]->value))
+                verr(v, a, "claim_headers", path, "%s: header \"%s\" is used twice", f, e->value);
+    }
+}
+
 /* ---- entry points ---- */
 
 static void append(char *buf, size_t n, size_t *j, const char *s)
@@ -1527,5 +1671,6 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
     check_api_keys(&v, cfg);
     check_admin(&v, cfg->admin);
     check_dns(&v, cfg->dns);
+    check_auth(&v, cfg->auth);
     return v.errors ? PT_ERR_CONFIG : 0;
 }

@@ -205,7 +205,7 @@ void pt_exchange_resume(struct pt_exchange *x)
 
 const struct pt_identity *pt_exchange_identity(const struct pt_exchange *x)
 {
-    return &x->identity;
+    return &x->identity.base;
 }
 
 int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id)
@@ -216,7 +216,122 @@ int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id
         (id->tier.len && pt_arena_str(&x->arena, id->tier, &copy.tier) != 0) ||
         (id->credential.len && pt_arena_str(&x->arena, id->credential, &copy.credential) != 0))
         return PT_ERR_LIMIT;
-    x->identity = copy;
+    memset(&x->identity, 0, sizeof(x->identity));
+    x->identity.base = copy;
+    x->identity_cap[0] = x->identity_cap[1] = 0;
+    return 0;
+}
+
+void pt_exchange_identity_replace(struct pt_exchange *x, const struct pt_identity_full *id)
+{
+    x->identity = *id;
+    x->identity_cap[0] = x->identity_cap[1] = 0;
+}
+
+/* The storage of attribute a, or NULL for a value this ABI does not know. */
+static struct pt_str *attr_slot(struct pt_identity_full *id, enum pt_identity_attr a)
+{
+    switch (a) {
+    case PT_IDENTITY_SUBJECT:
+        return &id->subject;
+    case PT_IDENTITY_CLIENT_ID:
+        return &id->base.client_id;
+    case PT_IDENTITY_CLIENT_NAME:
+        return &id->client_name;
+    case PT_IDENTITY_TIER:
+        return &id->base.tier;
+    case PT_IDENTITY_METHOD:
+        return &id->method;
+    case PT_IDENTITY_USER_ID:
+        return &id->base.user_id;
+    case PT_IDENTITY_CREDENTIAL:
+        return &id->base.credential;
+    case PT_IDENTITY_CLAIMS:
+        return &id->claims;
+    }
+    return NULL;
+}
+
+struct pt_str pt_exchange_identity_get(const struct pt_exchange *x, enum pt_identity_attr a)
+{
+    const struct pt_identity_full *id = &x->identity;
+    if (a == PT_IDENTITY_SUBJECT && !id->subject.len)
+        return id->base.user_id.len ? id->base.user_id : id->base.client_id;
+    const struct pt_str *v = attr_slot((struct pt_identity_full *)id, a);
+    return v && v->len ? *v : PT_STR_NULL;
+}
+
+size_t pt_exchange_identity_count(const struct pt_exchange *x, enum pt_identity_list l)
+{
+    return (unsigned)l < 2 ? x->identity.n[l] : 0;
+}
+
+struct pt_str pt_exchange_identity_item(const struct pt_exchange *x, enum pt_identity_list l,
+                                        size_t i)
+{
+    if ((unsigned)l >= 2 || i >= x->identity.n[l])
+        return PT_STR_NULL;
+    return x->identity.list[l][i];
+}
+
+bool pt_exchange_identity_has(const struct pt_exchange *x, enum pt_identity_list l,
+                              struct pt_str value)
+{
+    for (size_t i = 0; i < pt_exchange_identity_count(x, l); i++)
+        if (pt_str_eq(x->identity.list[l][i], value))
+            return true;
+    return false;
+}
+
+/* A JSON object's text, roughly: '{' ... '}' around optional blanks. The
+ * writer (an authentication method) produced it with a JSON library. */
+static bool looks_like_object(struct pt_str v)
+{
+    size_t a = 0, b = v.len;
+    while (a < b && (v.ptr[a] == ' ' || v.ptr[a] == '\t' || v.ptr[a] == '\n' || v.ptr[a] == '\r'))
+        a++;
+    while (b > a && (v.ptr[b - 1] == ' ' || v.ptr[b - 1] == '\t' || v.ptr[b - 1] == '\n' ||
+                     v.ptr[b - 1] == '\r'))
+        b--;
+    return b - a >= 2 && v.ptr[a] == '{' && v.ptr[b - 1] == '}';
+}
+
+int pt_exchange_identity_set(struct pt_exchange *x, enum pt_identity_attr a, struct pt_str value)
+{
+    struct pt_str *slot = attr_slot(&x->identity, a);
+    if (!slot || (a == PT_IDENTITY_CLAIMS && value.len && !looks_like_object(value)))
+        return PT_ERR_INVALID;
+    struct pt_str copy = PT_STR_NULL;
+    if (value.len && pt_arena_str(&x->arena, value, &copy) != 0)
+        return PT_ERR_LIMIT;
+    *slot = copy;
+    return 0;
+}
+
+int pt_exchange_identity_add(struct pt_exchange *x, enum pt_identity_list l, struct pt_str value)
+{
+    if ((unsigned)l >= 2 || !value.len)
+        return PT_ERR_INVALID;
+    struct pt_identity_full *id = &x->identity;
+    if (id->n[l] >= PT_IDENTITY_MAX_ITEMS)
+        return PT_ERR_LIMIT;
+    if (!x->identity_cap[l] || id->n[l] == x->identity_cap[l]) {
+        /* Grow, or take a private copy of a borrowed list. */
+        uint16_t cap = id->n[l] < 4 ? 8 : (uint16_t)(id->n[l] * 2);
+        if (cap > PT_IDENTITY_MAX_ITEMS)
+            cap = PT_IDENTITY_MAX_ITEMS;
+        struct pt_str *v = pt_arena_alloc(&x->arena, cap * sizeof(*v));
+        if (!v)
+            return PT_ERR_LIMIT;
+        if (id->n[l])
+            memcpy(v, id->list[l], id->n[l] * sizeof(*v));
+        id->list[l] = v;
+        x->identity_cap[l] = cap;
+    }
+    struct pt_str copy;
+    if (pt_arena_str(&x->arena, value, &copy) != 0)
+        return PT_ERR_LIMIT;
+    ((struct pt_str *)id->list[l])[id->n[l]++] = copy;
     return 0;
 }
 

@@ -172,6 +172,21 @@ struct pt_exchange_data {
     void *data;
 };
 
+/* The caller's identity (portico/exchange.h, ABI 1.2 and 1.4). Strings and
+ * lists are arena copies, or borrowed from something that outlives the
+ * exchange (its pinned snapshot) when set with pt_exchange_identity_replace. */
+#define PT_IDENTITY_MAX_ITEMS 256
+
+struct pt_identity_full {
+    struct pt_identity base; /* client_id, user_id, tier, credential */
+    struct pt_str subject;
+    struct pt_str client_name;
+    struct pt_str method;
+    struct pt_str claims;         /* JSON object text */
+    const struct pt_str *list[2]; /* enum pt_identity_list */
+    uint16_t n[2];
+};
+
 struct pt_exchange {
     struct pt_arena arena;
     struct pt_worker *worker;
@@ -229,8 +244,12 @@ struct pt_exchange {
     uint8_t data_cap;
 
     struct pt_str request_id;
-    struct pt_identity identity; /* portico/exchange.h; strings in the arena */
-    uint64_t start_ns;           /* wall clock, for the log */
+    struct pt_identity_full identity; /* see pt_identity_full */
+    uint16_t identity_cap[2];         /* arena capacity of identity.list[i]; 0: borrowed */
+    /* Why authentication or authorization refused the request (src/auth),
+     * for the access log only; static or arena text. */
+    struct pt_str auth_reason;
+    uint64_t start_ns; /* wall clock, for the log */
     uint64_t start_mono_ns;
     uint64_t bytes_in;  /* request body bytes received */
     uint64_t bytes_out; /* response body bytes sent */
@@ -242,6 +261,12 @@ struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_in
                                     size_t arena_limit);
 /* Release the exchange's memory (called by the proxy's end()). */
 void pt_exchange_free(struct pt_exchange *x);
+
+/* Replace the whole identity with id, borrowing every string and list:
+ * they must outlive the exchange (a pinned snapshot's data, or the
+ * exchange's arena). Used by src/auth, which builds identities from
+ * compiled tables without copying. */
+void pt_exchange_identity_replace(struct pt_exchange *x, const struct pt_identity_full *id);
 
 /* Classify content-type: application/grpc, application/grpc+proto, ... */
 bool pt_http_is_grpc_content_type(struct pt_str content_type);

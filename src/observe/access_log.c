@@ -35,7 +35,8 @@
     (PT_ACCESS_CAP_REQUEST_ID + PT_ACCESS_CAP_METHOD + PT_ACCESS_CAP_PATH +   \
      PT_ACCESS_CAP_AUTHORITY + PT_ACCESS_CAP_UPSTREAM + PT_ACCESS_CAP_ROUTE + \
      PT_ACCESS_CAP_SERVICE + PT_ACCESS_CAP_CLIENT + PT_ACCESS_CAP_ERROR +     \
-     PT_ACCESS_CAP_CLIENT_CERT_SUBJECT + PT_ACCESS_CAP_CLIENT_CERT_SHA256)
+     PT_ACCESS_CAP_CLIENT_CERT_SUBJECT + PT_ACCESS_CAP_CLIENT_CERT_SHA256 +   \
+     PT_ACCESS_CAP_CLIENT_ID + PT_ACCESS_CAP_AUTH)
 _Static_assert(STRING_CAPS_TOTAL + 1024 <= PT_ACCESS_LINE_MAX, "string caps exceed the line cap");
 _Static_assert(PT_ACCESS_CAP_METHOD > MARKER_LEN && PT_ACCESS_CAP_CLIENT > MARKER_LEN,
                "every cap must leave room for the truncation marker");
@@ -296,6 +297,14 @@ size_t pt_access_entry_format(const struct pt_access_entry *e, char *buf)
     if (e->client_cert_sha256.ptr && e->client_cert_sha256.len) {
         p = PUT_LIT(p, ",\"client_cert_sha256\":");
         p = put_string(p, e->client_cert_sha256, PT_ACCESS_CAP_CLIENT_CERT_SHA256);
+    }
+    if (e->client_id.ptr && e->client_id.len) {
+        p = PUT_LIT(p, ",\"client_id\":");
+        p = put_string(p, e->client_id, PT_ACCESS_CAP_CLIENT_ID);
+    }
+    if (e->auth.ptr && e->auth.len) {
+        p = PUT_LIT(p, ",\"auth\":");
+        p = put_string(p, e->auth, PT_ACCESS_CAP_AUTH);
     }
     p = PUT_LIT(p, "}\n");
     return (size_t)(p - buf);

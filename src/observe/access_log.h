@@ -45,7 +45,11 @@
  * PT_ACCESS_LINE_MAX bytes.
  * After them, for a connection with a verified client certificate (mTLS):
  *    "client_cert_subject":"CN=svc-a,O=Example","client_cert_sha256":"5f0c...e1"
- * (its RFC 2253 subject and SHA-256 fingerprint), omitted otherwise.
+ * (its RFC 2253 subject and SHA-256 fingerprint), omitted otherwise. Then
+ *    "client_id":"acme","auth":"api_key: key expired"
+ * the authenticated caller's client id, and why the auth step refused the
+ * request (401/403 reasons, never sent to the client), each omitted when
+ * absent.
  */
 #ifndef PT_OBSERVE_ACCESS_LOG_H
 #define PT_OBSERVE_ACCESS_LOG_H
@@ -77,6 +81,8 @@ struct pt_diag;
 #define PT_ACCESS_CAP_ERROR 1024u
 #define PT_ACCESS_CAP_CLIENT_CERT_SUBJECT 1024u
 #define PT_ACCESS_CAP_CLIENT_CERT_SHA256 128u
+#define PT_ACCESS_CAP_CLIENT_ID 256u
+#define PT_ACCESS_CAP_AUTH 512u
 
 /* Ends a string field that was cut to its cap. */
 #define PT_ACCESS_TRUNCATED_MARKER "...[truncated]"
@@ -115,6 +121,8 @@ struct pt_access_entry {
     uint32_t attempts;      /* upstream attempts, retries and hedges included; < 2: omitted */
     struct pt_str client_cert_subject; /* mTLS client certificate subject; empty: omitted */
     struct pt_str client_cert_sha256;  /* its SHA-256 fingerprint (hex); empty: omitted */
+    struct pt_str client_id;           /* the authenticated caller's client id; empty: omitted */
+    struct pt_str auth; /* why authentication/authorization refused; empty: omitted */
 };
 
 /* The writer: owns the rings, the destination and the writer thread. */

@@ -1,5 +1,6 @@
 #include "observe/metrics.h"
 
+#include "auth/stats.h"
 #include "ratelimit/stats.h"
 
 #include <pthread.h>
@@ -430,6 +431,31 @@ static void rate_limit_families(struct buf *b)
     pt_rl_stats_list_free(list, n);
 }
 
+/* Authentication decisions per route (auth/stats.h), every decision of
+ * every method the route uses (and "none") shown. */
+static void auth_families(struct buf *b)
+{
+    size_t n = 0;
+    struct pt_auth_stats_entry *list = pt_auth_stats_list(&n);
+    family(b, "portico_auth_decisions_total", "counter",
+           "Authentication decisions by route and method: allowed, anonymous, denied (401), "
+           "forbidden (403).");
+    for (size_t i = 0; i < n; i++) {
+        char *label = pt_xmalloc(2 * strlen(list[i].route) + 1);
+        pt_metrics_escape_label(list[i].route, label);
+        for (size_t r = 0; r < list[i].nrows; r++)
+            for (unsigned d = 0; d < PT_AUTH_NDECISIONS; d++)
+                buf_printf(b,
+                           "portico_auth_decisions_total{route=\"%s\",method=\"%s\","
+                           "decision=\"%s\"} %llu\n",
+                           label, list[i].rows[r].method,
+                           pt_auth_decision_name((enum pt_auth_decision)d),
+                           (unsigned long long)list[i].rows[r].counts[d]);
+        free(label);
+    }
+    pt_auth_stats_list_free(list, n);
+}
+
 /* Health and circuit breakers of the upstream instances. */
 static void upstream_families(struct buf *b, const struct pt_metrics_process *p)
 {
@@ -600,6 +626,7 @@ char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len)
 
     upstream_families(&b, p);
     rate_limit_families(&b);
+    auth_families(&b);
 
     for (size_t i = 0; i < n; i++)
         free(label[i]);

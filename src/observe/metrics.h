@@ -196,7 +196,9 @@ struct pt_metrics_process {
  * portico_requests_in_flight{route} (gauge),
  * portico_bytes_received_total{route}, portico_bytes_sent_total{route}
  * (counters), portico_connections, portico_config_version,
- * portico_snapshot_generation, portico_uptime_seconds (gauges).
+ * portico_snapshot_generation, portico_uptime_seconds (gauges),
+ * portico_ratelimit_decisions_total{rule,decision} and
+ * portico_auth_decisions_total{route,method,decision} (counters).
  * Thread: any.
  */
 char *pt_metrics_prometheus(const struct pt_metrics_process *p, size_t *len); /* len may be NULL */

@@ -71,5 +71,7 @@ void pt_proxy_log_exchange(struct pt_exchange *x)
         e.client_cert_subject = cert->subject;
         e.client_cert_sha256 = cert->sha256;
     }
+    e.client_id = x->identity.base.client_id;
+    e.auth = x->auth_reason;
     pt_access_log_append(ring, &e);
 }

@@ -86,33 +86,6 @@ static bool header_lookup(void *ctx, struct pt_str name, struct pt_str *value)
     return pt_headers_find(pt_exchange_request_headers(ctx), name, value);
 }
 
-/* Fill the identity from a stored API key when nothing did before. */
-static void identify(struct pt_exchange *x, const struct pt_rl_route *rr)
-{
-    const struct pt_identity *id = pt_exchange_identity(x);
-    struct pt_str key;
-    if (id->client_id.len || !rr->plan->nkeys ||
-        !pt_headers_find(pt_exchange_request_headers(x), PT_STR("x-api-key"), &key) || !key.len)
-        return;
-    char hex[65];
-    pt_rl_sha256_hex(key.ptr, key.len, hex);
-    unsigned char hash[32];
-    for (int i = 0; i < 32; i++) {
-        unsigned hi = (unsigned)(hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10);
-        unsigned lo =
-            (unsigned)(hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' : hex[2 * i + 1] - 'a' + 10);
-        hash[i] = (unsigned char)(hi << 4 | lo);
-    }
-    const struct pt_rl_apikey *k = pt_rl_plan_find_key(rr->plan, hash);
-    if (!k)
-        return;
-    struct pt_identity n = *id;
-    n.client_id = pt_str_from_cstr(k->client_id);
-    n.tier = pt_str_from_cstr(k->tier);
-    n.credential = pt_str_from_cstr(k->name);
-    (void)pt_exchange_set_identity(x, &n); /* on PT_ERR_LIMIT the request stays anonymous */
-}
-
 /* Fewer remaining is more restrictive; on a tie, the later reset. */
 static void show(struct rl_x *s, const struct pt_rl_decision *d, bool force)
 {
@@ -263,7 +236,7 @@ static enum pt_filter_status run(struct rl_x *s)
         .header = header_lookup,
         .header_ctx = x,
     };
-    pt_headers_find(pt_exchange_request_headers(x), PT_STR("x-api-key"), &in.api_key);
+    in.api_key = pt_auth_api_key(x, rr->plan->auth);
     char key[PT_RL_MAX_KEY];
     for (; s->next < rr->n; s->next++) {
         const struct pt_rl_rule *r = rr->rules[s->next];
@@ -400,8 +373,8 @@ static enum pt_filter_status rl_request_head(struct pt_exchange *x, void *instan
     s->rr = rr;
     s->x = x;
     s->charges = charges;
-    if (rr->wants_identity)
-        identify(x, rr);
+    if (rr->wants_identity) /* a route with `auth` has set it already */
+        (void)pt_auth_identify_api_key(x, rr->plan->auth);
     return run(s);
 }
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "ratelimit/algo.h"
 #include "ratelimit/key.h"
 #include "ratelimit/ratelimit.h"
@@ -54,21 +55,13 @@ struct pt_rl_rule {
     _Atomic uint64_t last_log_ns; /* throttles shadow log lines (the one mutable field) */
 };
 
-/* An API key the plan recognises (enabled ones only). */
-struct pt_rl_apikey {
-    unsigned char hash[32];
-    char *name;
-    char *client_id;
-    char *tier;          /* "standard" when the key has none */
-    uint64_t expires_ns; /* wall clock; 0 = never */
-};
-
 struct pt_rl_plan {
     struct pt_rl_redis_cfg redis; /* host NULL: no Redis configured */
     struct pt_rl_rule *rules;
     size_t nrules;
-    struct pt_rl_apikey *keys; /* sorted by hash */
-    size_t nkeys;
+    /* API keys and their header (auth/auth.h), borrowed: the snapshot
+     * frees the auth plan after this one. */
+    const struct pt_auth_plan *auth;
 };
 
 /* The instance of one route. */
@@ -78,9 +71,5 @@ struct pt_rl_route {
     unsigned n;
     bool wants_identity; /* a rule has a tier or a client_id/user_id part */
 };
-
-/* Pointer: the enabled API key whose SHA-256 is `hash`, or NULL. */
-const struct pt_rl_apikey *pt_rl_plan_find_key(const struct pt_rl_plan *plan,
-                                               const unsigned char hash[32]);
 
 #endif

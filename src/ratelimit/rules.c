@@ -1,5 +1,5 @@
 /*
- * Rate-limit plans: rules and API keys compiled once per snapshot, and the
+ * Rate-limit plans: rules compiled once per snapshot, and the
  * registry of local tables that outlive snapshots (see ratelimit.h).
  */
 #include <netdb.h>
@@ -139,60 +139,6 @@ static void rule_fini(struct pt_rl_rule *r)
     free(r->tier);
 }
 
-/* --- API keys ---------------------------------------------------------------- */
-
-static bool parse_hash(const char *hex, unsigned char out[32])
-{
-    if (!hex || strlen(hex) != 64)
-        return false;
-    for (int i = 0; i < 32; i++) {
-        int hi = pt_hex_value((unsigned char)hex[2 * i]),
-            lo = pt_hex_value((unsigned char)hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return true;
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-    return memcmp(((const struct pt_rl_apikey *)a)->hash, ((const struct pt_rl_apikey *)b)->hash,
-                  32);
-}
-
-static void compile_keys(struct pt_rl_plan *p, const Portico__Config__V1__Config *cfg)
-{
-    p->keys = pt_xcalloc(cfg->n_api_keys ? cfg->n_api_keys : 1, sizeof(*p->keys));
-    for (size_t i = 0; i < cfg->n_api_keys; i++) {
-        const Portico__Config__V1__ApiKey *k = cfg->api_keys[i];
-        struct pt_rl_apikey *o = &p->keys[p->nkeys];
-        if ((k->enabled && !k->enabled->value) || !parse_hash(k->key_hash, o->hash))
-            continue;
-        o->name = pt_xstrdup(k->name ? k->name : "");
-        o->client_id = pt_xstrdup(k->client_id && *k->client_id ? k->client_id : k->name);
-        o->tier =
-            pt_xstrdup(k->rate_limit_tier && *k->rate_limit_tier ? k->rate_limit_tier : "standard");
-        if (k->expires_at && (k->expires_at->seconds > 0 || k->expires_at->nanos > 0))
-            o->expires_ns =
-                (uint64_t)k->expires_at->seconds * 1000000000ull + (uint64_t)k->expires_at->nanos;
-        p->nkeys++;
-    }
-    qsort(p->keys, p->nkeys, sizeof(*p->keys), key_cmp);
-}
-
-const struct pt_rl_apikey *pt_rl_plan_find_key(const struct pt_rl_plan *plan,
-                                               const unsigned char hash[32])
-{
-    struct pt_rl_apikey probe;
-    memcpy(probe.hash, hash, 32);
-    const struct pt_rl_apikey *k =
-        bsearch(&probe, plan->keys, plan->nkeys, sizeof(*plan->keys), key_cmp);
-    if (k && k->expires_ns && k->expires_ns <= pt_time_real_ns())
-        return NULL;
-    return k;
-}
-
 /* --- Redis ------------------------------------------------------------------- */
 
 /* Numeric text of host's first address, resolved here on the control
@@ -257,9 +203,11 @@ static int compile_redis(struct pt_rl_plan *p, const Portico__Config__V1__Redis 
 
 /* --- plan -------------------------------------------------------------------- */
 
-struct pt_rl_plan *pt_rl_plan_compile(const Portico__Config__V1__Config *cfg, struct pt_diag *diag)
+struct pt_rl_plan *pt_rl_plan_compile(const Portico__Config__V1__Config *cfg,
+                                      const struct pt_auth_plan *auth, struct pt_diag *diag)
 {
     struct pt_rl_plan *p = pt_xcalloc(1, sizeof(*p));
+    p->auth = auth;
     p->rules = pt_xcalloc(cfg->n_rate_limit_rules ? cfg->n_rate_limit_rules : 1, sizeof(*p->rules));
     int rc = 0;
     for (size_t i = 0; i < cfg->n_rate_limit_rules; i++) {
@@ -274,7 +222,6 @@ struct pt_rl_plan *pt_rl_plan_compile(const Portico__Config__V1__Config *cfg, st
         }
         p->nrules++;
     }
-    compile_keys(p, cfg);
     /* Only when a rule needs it: an unused redis section resolves nothing. */
     bool wants_redis = false;
     for (size_t i = 0; i < p->nrules; i++)
@@ -297,12 +244,6 @@ void pt_rl_plan_free(struct pt_rl_plan *p)
     for (size_t i = 0; i < p->nrules; i++)
         rule_fini(&p->rules[i]);
     free(p->rules);
-    for (size_t i = 0; i < p->nkeys; i++) {
-        free(p->keys[i].name);
-        free(p->keys[i].client_id);
-        free(p->keys[i].tier);
-    }
-    free(p->keys);
     free(p->redis.host);
     free(p->redis.password);
     free(p->redis.key_prefix);

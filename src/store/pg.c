@@ -632,6 +632,34 @@ static int pg_commit(struct pt_store *st, const Portico__Config__V1__Config *old
     return rc;
 }
 
+/* ---- API-key usage ---- */
+
+struct key_use_ctx {
+    const char *json;
+};
+
+static int key_use_op(struct pg_store *s, void *arg, char *err, size_t errlen)
+{
+    const struct key_use_ctx *c = arg;
+    const char *values[1] = {c->json};
+    int rc = exec_params(s, PT_STORE_PG_KEY_USE_SQL, 1, values, NULL, NULL, "record key use", err,
+                         errlen);
+    /* An idempotent statement on a dead connection: reconnect and repeat. */
+    if (rc != 0 && PQstatus(s->q) != CONNECTION_OK)
+        return LOST_AT_BEGIN;
+    return rc;
+}
+
+static int pg_record_key_use(struct pt_store *st, const struct pt_store_key_use *v, size_t n,
+                             char *err, size_t errlen)
+{
+    struct pg_store *s = (struct pg_store *)st;
+    struct key_use_ctx c = {pt_store_pg_key_use_json(v, n)};
+    int rc = with_query_conn(s, key_use_op, &c, err, errlen);
+    free((char *)c.json);
+    return rc;
+}
+
 /* ---- watch ---- */
 
 static void w_start(struct pg_store *s);
@@ -836,6 +864,7 @@ static const struct pt_store_ops pg_ops = {
     .load = pg_load,
     .commit = pg_commit,
     .close = pg_close,
+    .record_key_use = pg_record_key_use,
 };
 
 static bool conninfo_ok(const char *conninfo, char *err, size_t errlen)

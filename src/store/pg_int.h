@@ -90,6 +90,18 @@ void pt_store_pg_project(enum pt_store_pg_kind k, const ProtobufCMessage *m,
                          struct pt_store_pg_params *p);
 void pt_store_pg_params_fini(struct pt_store_pg_params *p);
 
+/* The JSON array [{"n": name, "us": microseconds since the epoch}, ...]
+ * of a usage batch, the parameter of PT_STORE_PG_KEY_USE_SQL; caller
+ * frees. */
+char *pt_store_pg_key_use_json(const struct pt_store_key_use *v, size_t n);
+
+/* One statement for a whole batch; last_used_at never moves backwards. */
+#define PT_STORE_PG_KEY_USE_SQL                                                                  \
+    "UPDATE api_keys AS k SET last_used_at = timestamptz 'epoch' + u.us * interval '1 "          \
+    "microsecond' FROM jsonb_to_recordset($1::jsonb) AS u(n text, us bigint) WHERE k.name = "    \
+    "u.n AND (k.last_used_at IS NULL OR k.last_used_at < timestamptz 'epoch' + u.us * interval " \
+    "'1 microsecond')"
+
 /* JSON of a google.protobuf.Struct (NULL -> "{}"); caller frees. */
 char *pt_store_pg_struct_json(const ProtobufCMessage *s);
 

@@ -125,7 +125,9 @@ const struct pt_store_pg_kind_info pt_store_pg_kinds[PT_STORE_PG_NKINDS] = {
                        "enabled = EXCLUDED.enabled, version = EXCLUDED.version, spec = "
                        "EXCLUDED.spec, "
                        "created_at = CASE WHEN $12::bigint IS NULL THEN api_keys.created_at "
-                       "ELSE EXCLUDED.created_at END, last_used_at = EXCLUDED.last_used_at",
+                       "ELSE EXCLUDED.created_at END, last_used_at = "
+                       "GREATEST(api_keys.last_used_at, "
+                       "EXCLUDED.last_used_at)",
         },
 };
 
@@ -286,6 +288,19 @@ static void put_str(struct json *j, const char *s)
         }
     }
     put(j, "\"", 1);
+}
+
+char *pt_store_pg_key_use_json(const struct pt_store_key_use *v, size_t n)
+{
+    struct json j = {0};
+    put(&j, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        puts_(&j, i ? ",{\"n\":" : "{\"n\":");
+        put_str(&j, v[i].name);
+        putf(&j, ",\"us\":%llu}", (unsigned long long)(v[i].used_ns / 1000u));
+    }
+    put(&j, "]", 1);
+    return j.p;
 }
 
 static void put_strings(struct json *j, size_t n, char *const *v)

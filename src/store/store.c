@@ -32,6 +32,14 @@ int pt_store_commit(struct pt_store *s, const Portico__Config__V1__Config *old,
     return s->ops->commit(s, old, next, expected_version, err, errlen);
 }
 
+int pt_store_record_key_use(struct pt_store *s, const struct pt_store_key_use *v, size_t n,
+                            char *err, size_t errlen)
+{
+    if (!n || !s->ops->record_key_use)
+        return 0;
+    return s->ops->record_key_use(s, v, n, err, errlen);
+}
+
 void pt_store_close(struct pt_store *s)
 {
     if (s)

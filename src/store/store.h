@@ -106,6 +106,24 @@ int pt_store_commit(struct pt_store *s, const Portico__Config__V1__Config *old,
                     const Portico__Config__V1__Config *next, uint64_t expected_version, char *err,
                     size_t errlen);
 
+/* When an API key was last used (a batch collected by src/auth/usage.h). */
+struct pt_store_key_use {
+    const char *name; /* the key's name */
+    uint64_t used_ns; /* wall clock */
+};
+
+/*
+ * Record API-key usage. postgres: one UPDATE of api_keys.last_used_at for
+ * the whole batch (a time never moves backwards), outside the versioned
+ * document: no version bump, no NOTIFY, the spec untouched. file: nothing
+ * is written (the times stay in memory and the admin API reports them;
+ * rewriting the state file every few seconds for this would churn the disk
+ * and every instance's change detection). Keys the store does not hold are
+ * ignored. Status: 0 or PT_ERR_STORE_UNAVAILABLE (err says why).
+ */
+int pt_store_record_key_use(struct pt_store *s, const struct pt_store_key_use *v, size_t n,
+                            char *err, size_t errlen);
+
 /* File store only: an opaque tag saved with the state (the hash of the seed
  * the YAML file gave), read back by pt_store_file_seed(). */
 int pt_store_file_set_seed(struct pt_store *s, const char *seed);

@@ -16,6 +16,9 @@ struct pt_store_ops {
                   const Portico__Config__V1__Config *next, uint64_t expected_version, char *err,
                   size_t errlen);
     void (*close)(struct pt_store *s);
+    /* NULL: the kind keeps usage in memory only (0). */
+    int (*record_key_use)(struct pt_store *s, const struct pt_store_key_use *v, size_t n, char *err,
+                          size_t errlen);
 };
 
 /* Every store starts with this; kinds embed it first. */

@@ -655,6 +655,27 @@ static Google__Protobuf__Value *rand_value(unsigned depth)
     return v;
 }
 
+/* A map's keys are unique (YAML mapping keys): append each entry's index
+ * (one digit, so key + index strings never collide). */
+static void unique_map_keys(ProtobufCMessage **entries, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        const ProtobufCFieldDescriptor *kf =
+            protobuf_c_message_descriptor_get_field_by_name(entries[j]->descriptor, "key");
+        if (!kf || kf->type != PROTOBUF_C_TYPE_STRING)
+            return;
+        char **key = (char **)((char *)entries[j] + kf->offset);
+        size_t len = *key ? strlen(*key) : 0;
+        char *k = malloc(len + 2);
+        memcpy(k, *key ? *key : "", len);
+        k[len] = (char)('0' + j % 10);
+        k[len + 1] = '\0';
+        if (*key != protobuf_c_empty_string)
+            free(*key);
+        *key = k;
+    }
+}
+
 static ProtobufCMessage *rand_message(const ProtobufCMessageDescriptor *d, unsigned depth)
 {
     if (d == &google__protobuf__struct__descriptor)
@@ -720,6 +741,8 @@ static ProtobufCMessage *rand_message(const ProtobufCMessageDescriptor *d, unsig
             char *arr = calloc(n, size);
             for (size_t j = 0; j < n; j++)
                 rand_scalar(fd, arr + j * size, false, depth);
+            if (nested && pt_conf_is_map_entry(fd->descriptor))
+                unique_map_keys((ProtobufCMessage **)arr, n);
             *(size_t *)((char *)m + fd->quantifier_offset) = n;
             *(void **)field = arr;
         } else {

@@ -1057,6 +1057,59 @@ static void test_validate__redis_modes_need_redis(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* ---- authentication ---- */
+
+#define AUTH_ROUTE(block)                                                   \
+    "listeners: [{address: \"127.0.0.1:8080\"}]\n"                          \
+    "services: [{name: api, instances: [{host: 127.0.0.1, port: 9000}]}]\n" \
+    "routes:\n  - path_prefix: /\n    service: api\n    auth: " block "\n"
+
+static void test_validate__route_auth_valid_forms(void **state)
+{
+    valid(AUTH_ROUTE("{methods: [api_key]}"));
+    valid(AUTH_ROUTE("{allow_anonymous: true}"));
+    valid(AUTH_ROUTE("{methods: [api_key], required_scopes: [read, write], scopes_match: any, "
+                     "roles: [admin], keep_authorization: true, keep_cookie: true, "
+                     "claim_headers: {tier: X-Tier, scopes: X-Scopes}}"));
+    valid(BASE "auth: {api_key_header: X-Key, user_header: X-User, client_id_header: X-App, "
+               "usage_flush_ms: 2000, realm: example}\n");
+}
+
+static void test_validate__route_auth_problems_are_reported(void **state)
+{
+    invalid(AUTH_ROUTE("{}"), "routes[0].auth.methods: name at least one method");
+    invalid(AUTH_ROUTE("{methods: [api_key, api_key]}"),
+            "routes[0].auth.methods[1]: api_key is listed twice");
+    invalid(AUTH_ROUTE("{methods: [\"\"]}"),
+            "routes[0].auth.methods[0]: a method name is required");
+    invalid(AUTH_ROUTE("{allow_anonymous: true, required_scopes: [read]}"),
+            "required_scopes and roles need a method");
+    invalid(AUTH_ROUTE("{methods: [api_key], required_scopes: [\"a b\"]}"),
+            "routes[0].auth.required_scopes[0]: a scope is a non-empty word");
+    invalid(AUTH_ROUTE("{methods: [api_key], roles: [\"\"]}"), "routes[0].auth.roles[0]");
+    invalid(AUTH_ROUTE("{methods: [api_key], required_scopes: [a], scopes_match: most}"),
+            "\"most\": use all or any");
+    invalid(AUTH_ROUTE("{methods: [api_key], scopes_match: any}"),
+            "scopes_match needs required_scopes");
+    invalid(AUTH_ROUTE("{methods: [api_key], claim_headers: {tier: \"X Tier\"}}"),
+            "claim \"tier\": header \"X Tier\" is not a valid header name");
+    invalid(AUTH_ROUTE("{methods: [api_key], claim_headers: {tier: Cookie}}"),
+            "is a header HTTP or the gateway already uses");
+    invalid(AUTH_ROUTE("{methods: [api_key], claim_headers: {tier: X-A, scopes: x_a}}"),
+            "header \"x_a\" is used twice");
+}
+
+static void test_validate__auth_settings_problems_are_reported(void **state)
+{
+    invalid(BASE "auth: {api_key_header: \"X Key\"}\n",
+            "auth.api_key_header: \"X Key\" is not a valid header name");
+    invalid(BASE "auth: {user_header: Authorization}\n", "auth.user_header");
+    invalid(BASE "auth: {user_header: X-Id, client_id_header: x_id}\n",
+            "auth.client_id_header: \"x_id\" is also user_header");
+    invalid(BASE "auth: {usage_flush_ms: 10}\n", "auth.usage_flush_ms: 10 is out of range");
+    invalid(BASE "auth: {realm: \"a\\\"b\"}\n", "auth.realm");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1166,6 +1219,9 @@ int main(void)
         T(test_validate__access_log_path_may_not_be_a_directory),
         T(test_validate__every_problem_is_reported),
         T(test_validate__error_count_is_capped),
+        T(test_validate__route_auth_valid_forms),
+        T(test_validate__route_auth_problems_are_reported),
+        T(test_validate__auth_settings_problems_are_reported),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "observe/metrics.h"
+#include "auth/stats.h"
 #include "ratelimit/stats.h"
 #include "portico/errors.h"
 
@@ -575,9 +576,10 @@ static void test_metrics_prometheus__parses_back_with_the_counters(void **state)
         {"portico_circuit_state", "gauge"},
         {"portico_circuit_transitions_total", "counter"},
         {"portico_ratelimit_decisions_total", "counter"},
+        {"portico_auth_decisions_total", "counter"},
     };
-    assert_int_equal(e.nfam, 22);
-    for (size_t i = 0; i < 22; i++) {
+    assert_int_equal(e.nfam, 23);
+    for (size_t i = 0; i < 23; i++) {
         struct family *f = fam_find(&e, fams[i][0]);
         assert_non_null(f);
         assert_string_equal(f->type, fams[i][1]);
@@ -670,6 +672,42 @@ static void test_metrics_prometheus__rate_limit_decisions_by_rule(void **state)
     free(text);
 }
 
+static void test_metrics_prometheus__auth_decisions_by_route_and_method(void **state)
+{
+    (void)state;
+    struct pt_auth_stats *st = pt_auth_stats_ref("api \"v1\"", 1u << 0);
+    pt_auth_stats_count(st, 0, PT_AUTH_ALLOWED);
+    pt_auth_stats_count(st, 0, PT_AUTH_ALLOWED);
+    pt_auth_stats_count(st, 0, PT_AUTH_FORBIDDEN);
+    pt_auth_stats_count(st, -1, PT_AUTH_DENIED);
+    struct pt_metrics_process proc = {0};
+    size_t len = 0;
+    char *text = pt_metrics_prometheus(&proc, &len);
+    struct exposition e;
+    parse_exposition(text, len, &e); /* still valid text with the new family */
+    free(e.s);
+    static const char *const want[] = {
+        "portico_auth_decisions_total{route=\"api \\\"v1\\\"\",method=\"api_key\","
+        "decision=\"allowed\"} 2\n",
+        "portico_auth_decisions_total{route=\"api \\\"v1\\\"\",method=\"api_key\","
+        "decision=\"forbidden\"} 1\n",
+        "portico_auth_decisions_total{route=\"api \\\"v1\\\"\",method=\"api_key\","
+        "decision=\"denied\"} 0\n",
+        "portico_auth_decisions_total{route=\"api \\\"v1\\\"\",method=\"none\","
+        "decision=\"denied\"} 1\n",
+        "portico_auth_decisions_total{route=\"api \\\"v1\\\"\",method=\"none\","
+        "decision=\"anonymous\"} 0\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(text, want[i]))
+            fail_msg("missing: %s", want[i]);
+    free(text);
+    pt_auth_stats_unref(st);
+    text = pt_metrics_prometheus(&proc, NULL);
+    assert_null(strstr(text, "portico_auth_decisions_total{"));
+    free(text);
+}
+
 static void test_metrics_prometheus__empty_registry_has_process_gauges(void **state)
 {
     (void)state;
@@ -678,7 +716,7 @@ static void test_metrics_prometheus__empty_registry_has_process_gauges(void **st
     char *text = pt_metrics_prometheus(&proc, &len);
     struct exposition e;
     parse_exposition(text, len, &e);
-    assert_int_equal(e.nfam, 22);
+    assert_int_equal(e.nfam, 23);
     assert_int_equal(e.ns, 4);
     free(e.s);
     free(text);
@@ -776,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_metrics_prometheus__parses_back_with_the_counters),
         cmocka_unit_test(test_metrics_prometheus__empty_registry_has_process_gauges),
         cmocka_unit_test(test_metrics_prometheus__rate_limit_decisions_by_rule),
+        cmocka_unit_test(test_metrics_prometheus__auth_decisions_by_route_and_method),
         cmocka_unit_test(test_metrics_stats__workers_write_while_admin_reads),
         cmocka_unit_test(test_metrics_stats__cost_per_request),
     };

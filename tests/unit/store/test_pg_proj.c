@@ -230,6 +230,19 @@ static void test_pg_migrations__embedded_in_order(void **state)
     free(sql);
 }
 
+static void test_pg_key_use_json__names_escaped_microseconds(void **state)
+{
+    (void)state;
+    struct pt_store_key_use v[] = {{"k1", 1700000000123456789ull}, {"we\"ird\\key", 1000}};
+    char *j = pt_store_pg_key_use_json(v, 2);
+    assert_string_equal(j, "[{\"n\":\"k1\",\"us\":1700000000123456},"
+                           "{\"n\":\"we\\\"ird\\\\key\",\"us\":1}]");
+    free(j);
+    j = pt_store_pg_key_use_json(v, 0);
+    assert_string_equal(j, "[]");
+    free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_pg_struct_json__nested_values),
         cmocka_unit_test(test_pg_project__api_key_timestamps_in_microseconds),
         cmocka_unit_test(test_pg_migrations__embedded_in_order),
+        cmocka_unit_test(test_pg_key_use_json__names_escaped_microseconds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
