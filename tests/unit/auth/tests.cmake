@@ -6,3 +6,9 @@ foreach(t ${pt_auth_tests})
   string(REGEX REPLACE "^test_" "" n ${n})
   pt_unit_test(auth ${n} DEPS pt_auth PkgConfig::LIBJWT)
 endforeach()
+# test_fetch.c runs authsrv.py (next to it) with /usr/bin/python3, and the
+# openssl CLI for its test certificates.
+if(TARGET test_auth_fetch)
+  target_compile_definitions(test_auth_fetch PRIVATE PT_AUTH_TEST_DIR="${CMAKE_CURRENT_LIST_DIR}")
+  set_tests_properties(unit/auth/fetch PROPERTIES ENVIRONMENT PYTHONDONTWRITEBYTECODE=1)
+endif()

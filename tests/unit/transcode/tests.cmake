@@ -5,3 +5,53 @@ foreach(t ${pt_transcode_tests})
   string(REGEX REPLACE "^test_" "" n ${n})
   pt_unit_test(transcode ${n} DEPS pt_transcode)
 endforeach()
+
+# descpool: the test protos (tests/protos/transcode) compiled twice - by
+# protoc-c into the reference C code, and by protoc into the descriptor set
+# the pool is built from at run time.
+if(TARGET test_transcode_descpool)
+  set(pt_tc_proto_dir ${CMAKE_SOURCE_DIR}/tests/protos/transcode)
+  set(pt_tc_gen ${CMAKE_BINARY_DIR}/gen-tests/transcode)
+  set(pt_tc_c_protos common.proto kitchen.proto legacy.proto)
+  set(pt_tc_all_protos ${pt_tc_c_protos} optional.proto)
+  # pt_proto carries most well-known types; generate the rest here.
+  get_target_property(pt_tc_proto_srcs pt_proto SOURCES)
+  set(pt_tc_wkt)
+  if(NOT pt_tc_proto_srcs MATCHES "google/protobuf/duration\\.pb-c\\.c")
+    list(APPEND pt_tc_wkt google/protobuf/duration.proto)
+  endif()
+  set(pt_tc_gen_c)
+  set(pt_tc_inputs)
+  foreach(p ${pt_tc_c_protos} ${pt_tc_wkt})
+    string(REGEX REPLACE "\\.proto$" ".pb-c.c" c ${p})
+    list(APPEND pt_tc_gen_c ${pt_tc_gen}/${c})
+  endforeach()
+  foreach(p ${pt_tc_all_protos})
+    list(APPEND pt_tc_inputs ${pt_tc_proto_dir}/${p})
+  endforeach()
+  add_custom_command(
+    OUTPUT ${pt_tc_gen_c} ${pt_tc_gen}/transcode_test.desc
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${pt_tc_gen}
+    COMMAND ${PROTOC_C} -I${pt_tc_proto_dir} -I${CMAKE_SOURCE_DIR}/proto/third_party -I/usr/include
+            --c_out=${pt_tc_gen} ${pt_tc_c_protos} ${pt_tc_wkt}
+    COMMAND ${PROTOC} -I${pt_tc_proto_dir} -I${CMAKE_SOURCE_DIR}/proto/third_party -I/usr/include
+            --include_imports --descriptor_set_out=${pt_tc_gen}/transcode_test.desc
+            ${pt_tc_all_protos}
+    DEPENDS ${pt_tc_inputs}
+    WORKING_DIRECTORY ${pt_tc_proto_dir}
+    COMMENT "protoc-c/protoc: transcode test protos")
+  add_library(pt_tc_testpb STATIC ${pt_tc_gen_c} ${pt_tc_gen}/transcode_test.desc)
+  # Generated code is not ours to lint; protoc-c 1.4 also writes proto2
+  # float defaults as bare `inf`/`nan`, which the forced header defines.
+  target_compile_options(pt_tc_testpb PRIVATE -w
+    -include ${CMAKE_CURRENT_LIST_DIR}/protoc_c_compat.h)
+  target_include_directories(pt_tc_testpb PUBLIC ${pt_tc_gen})
+  target_link_libraries(pt_tc_testpb PUBLIC pt_proto)
+  # pbgen: random messages and deep comparison for any descriptor.
+  add_library(pt_tc_pbgen STATIC ${CMAKE_CURRENT_LIST_DIR}/pbgen.c)
+  target_link_libraries(pt_tc_pbgen PUBLIC pt_transcode m)
+  target_include_directories(pt_tc_pbgen PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+  target_link_libraries(test_transcode_descpool PRIVATE pt_tc_testpb pt_tc_pbgen m Threads::Threads)
+  target_compile_definitions(test_transcode_descpool PRIVATE
+    PT_TC_DESC="${pt_tc_gen}/transcode_test.desc")
+endif()

@@ -1,0 +1,1 @@
+pt_fuzz_target(descpool DEPS pt_transcode)

@@ -1,0 +1,1 @@
+pt_fuzz_target(transcode_template DEPS pt_transcode pt_core pt_proto)
