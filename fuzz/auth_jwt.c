@@ -6,7 +6,8 @@
  * peeks the same alg; no result text is ever empty.
  *
  * Input: byte 0 selects the mode (low two bits 3: JWKS document, else a
- * token); the rest is the token or document. The keys are copies of
+ * token; bit 2 set: the issuer requires typ at+jwt, and a verified token
+ * must then say so); the rest is the token or document. The keys are copies of
  * tests/unit/auth/fixtures/jwt/{hmac_secret.txt,rsa_public.pem,
  * ec256_public.pem}, so the committed seeds (fixture tokens) verify all the
  * way; refresh both if those fixtures are regenerated.
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/jwk.h"
 #include "auth/jwt.h"
@@ -76,12 +78,27 @@ static void fuzz_jwks(struct pt_str doc)
         const struct pt_jwk *k = pt_jwk_set_key(s, i);
         check(k->material_len > 0);
         check(!k->has_alg || pt_jwk_fits(k, k->alg));
+        /* Public keys are parsed once, here; secrets never are keys. */
+        check((k->pkey != NULL) == (k->kty != PT_JWK_OCT));
     }
     pt_jwk_set_unref(s);
     pt_jwk_builder_free(b);
 }
 
-static void fuzz_token(struct pt_str token)
+/* The peeked header says typ at+jwt or application/at+jwt, in any case. */
+static bool says_at_jwt(const json_t *header)
+{
+    json_t *typ = json_object_get(header, "typ");
+    if (!json_is_string(typ))
+        return false;
+    struct pt_str v = {json_string_value(typ), json_string_length(typ)};
+    struct pt_str app = PT_STR("application/");
+    if (v.len > app.len && strncasecmp(v.ptr, app.ptr, app.len) == 0)
+        v = (struct pt_str){v.ptr + app.len, v.len - app.len};
+    return v.len == 6 && strncasecmp(v.ptr, "at+jwt", 6) == 0;
+}
+
+static void fuzz_token(struct pt_str token, bool require_at_jwt)
 {
     static const struct pt_str auds[] = {PT_STR("portico")};
     struct pt_jwt_issuer s;
@@ -90,6 +107,7 @@ static void fuzz_token(struct pt_str token)
     s.audiences = auds;
     s.naudiences = 1;
     s.algs = PT_JWT_ALGS_ALL;
+    s.require_typ_at_jwt = require_at_jwt;
 
     struct pt_jwt_peek p;
     enum pt_jwt_result pr = pt_jwt_peek(token, s.max_token_bytes, &p);
@@ -103,6 +121,7 @@ static void fuzz_token(struct pt_str token)
         check(json_is_object(v.claims));
         check(s.algs & PT_JWT_ALG_BIT(v.alg));
         check(pt_str_eq(p.alg, pt_str_from_cstr(pt_jwt_alg_name(v.alg))));
+        check(!require_at_jwt || says_at_jwt(p.header));
         struct pt_str scopes[4];
         pt_jwt_claims_scopes(v.claims, scopes, 4);
         pt_jwt_claims_sub(v.claims);
@@ -130,6 +149,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((data[0] & 3) == 3)
         fuzz_jwks(rest);
     else
-        fuzz_token(rest);
+        fuzz_token(rest, (data[0] & 4) != 0);
     return 0;
 }

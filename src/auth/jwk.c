@@ -3,8 +3,8 @@
  *
  * RSA and EC keys from every source go through one funnel (adopt_pkey): an
  * EVP_PKEY checked by OpenSSL, its type, curve and size checked against our
- * rules, then written out as SubjectPublicKeyInfo PEM, which is what libjwt
- * 1.10 parses when it verifies. JWKS members become an EVP_PKEY through
+ * rules, then kept (a reference) for verification and also written out as
+ * SubjectPublicKeyInfo PEM text. JWKS members become an EVP_PKEY through
  * OSSL_PARAM_BLD and EVP_PKEY_fromdata (OpenSSL 3), never through the
  * deprecated RSA/EC_KEY setters.
  */
@@ -184,6 +184,7 @@ static void key_fini(struct pt_jwk *k)
     free((void *)k->kid.ptr);
     if (k->material)
         OPENSSL_clear_free((void *)k->material, k->material_len);
+    EVP_PKEY_free(k->pkey);
 }
 
 static void set_err(struct pt_jwk_builder *b, const char *fmt, ...)
@@ -224,12 +225,14 @@ const char *pt_jwk_builder_error(const struct pt_jwk_builder *b)
     return b->err;
 }
 
-/* Status. Takes ownership of material (freed on failure too). */
+/* Status. Takes ownership of material and of k.pkey (both freed on failure
+ * too). */
 static int push_key(struct pt_jwk_builder *b, struct pt_jwk k, struct pt_str kid,
                     unsigned char *material, size_t len)
 {
     if (b->n >= b->lim.max_keys) {
         OPENSSL_clear_free(material, len);
+        EVP_PKEY_free(k.pkey);
         set_err(b, "more than %zu keys", b->lim.max_keys);
         return PT_ERR_LIMIT;
     }
@@ -317,7 +320,8 @@ static enum pt_jwk_crv curve_of(const EVP_PKEY *pkey)
 }
 
 /* Status: checks pkey (type, curve, size, OpenSSL's public-key check) and
- * adds it as SPKI PEM. Does not take pkey. alg < 0: none declared. */
+ * adds it, with its SPKI PEM text. Takes a reference of its own to pkey
+ * (the caller keeps and frees its own). alg < 0: none declared. */
 static int adopt_pkey(struct pt_jwk_builder *b, struct pt_str kid, EVP_PKEY *pkey, int alg)
 {
     struct pt_jwk k = {0};
@@ -378,6 +382,12 @@ static int adopt_pkey(struct pt_jwk_builder *b, struct pt_str kid, EVP_PKEY *pke
     unsigned char *m = pt_xmalloc((size_t)len);
     memcpy(m, data, (size_t)len);
     BIO_free(mem);
+    if (EVP_PKEY_up_ref(pkey) != 1) {
+        OPENSSL_clear_free(m, (size_t)len);
+        set_err(b, "cannot keep the key");
+        return PT_ERR_INVALID;
+    }
+    k.pkey = pkey;
     return push_key(b, k, kid, m, (size_t)len);
 }
 

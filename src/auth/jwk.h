@@ -12,7 +12,9 @@
  * verify with the old set keep their reference until they drop it.
  *
  * Every RSA/EC key is checked by OpenSSL (EVP_PKEY_public_check) and kept
- * as canonical SubjectPublicKeyInfo PEM, the form libjwt 1.10 verifies with.
+ * twice: as the parsed EVP_PKEY that signatures are verified with
+ * (auth/jws.h; parsed once here, never per token) and as canonical
+ * SubjectPublicKeyInfo PEM text (for comparison and display).
  * A key's type fixes the algorithms it may verify (pt_jwk_fits): HS* only
  * with secrets, RS* only with RSA keys, ES256/384/512 only with EC keys on
  * P-256/P-384/P-521, and only the declared "alg" when a JWK names one. A
@@ -35,10 +37,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "portico/str.h"
 
-/* The JWS algorithms portico verifies. libjwt 1.10 has no PS256/384/512
- * (RSASSA-PSS) and no EdDSA, so neither do we. */
+/* The JWS algorithms portico verifies. No PS256/384/512 (RSASSA-PSS) and
+ * no EdDSA yet (see docs/jwt.md). */
 enum pt_jwt_alg {
     PT_JWT_ALG_HS256 = 0,
     PT_JWT_ALG_HS384,
@@ -96,6 +100,10 @@ struct pt_jwk {
     /* oct: the secret bytes; RSA/EC: SubjectPublicKeyInfo PEM text. */
     const unsigned char *material;
     size_t material_len;
+    /* RSA/EC: the public key, parsed and checked once when the key was
+     * added; what signatures are verified with. NULL for oct. Owned by the
+     * set; may be used from several threads at once (read-only). */
+    EVP_PKEY *pkey;
 };
 
 /* Can key k verify a token signed with alg? Family from kty, the curve for

@@ -2,25 +2,25 @@
  * auth/jwt.c - JWT verification (see jwt.h and docs/jwt.md).
  *
  * We parse the header and payload ourselves (strict base64url, jansson with
- * duplicate members rejected) and decide alg and key before libjwt sees the
- * token: libjwt 1.10 picks the algorithm from the token header and would
- * happily verify HS256 with whatever bytes it is given as the key, so the
- * only safe use is to hand it a key that our rules chose for the alg we
- * checked, and to confirm afterwards that it verified with that alg.
+ * duplicate members rejected) and decide alg and key by our rules before
+ * any cryptography: a JWS library that picks the algorithm from the token
+ * header would happily verify HS256 with whatever bytes it is given as the
+ * key. The signature is then checked by auth/jws.c with OpenSSL directly,
+ * on the key parsed when the set was built, over the signing input exactly
+ * as received.
  *
- * The claims returned are the payload we decoded from the same signed
- * base64url text libjwt verified, so they are exactly the signed claims.
+ * The claims returned are the payload we decoded from that same signed
+ * base64url text, so they are exactly the signed claims.
  */
 #include "auth/jwt.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jwt.h>
-
+#include "auth/jws.h"
 #include "core/arena.h"
 #include "core/strutil.h"
+#include "portico/errors.h"
 
 static const struct {
     const char *name;
@@ -61,6 +61,7 @@ void pt_jwt_issuer_init(struct pt_jwt_issuer *s)
         .max_token_bytes = PT_JWT_DEFAULT_MAX_TOKEN_BYTES,
         .require_exp = true,
         .max_key_tries = PT_JWT_DEFAULT_MAX_KEY_TRIES,
+        .require_typ_at_jwt = false,
     };
 }
 
@@ -189,6 +190,24 @@ void pt_jwt_peek_fini(struct pt_jwt_peek *p)
 
 /* ---- header checks and key choice ---------------------------------------- */
 
+enum typ { TYP_ABSENT, TYP_JWT, TYP_AT_JWT, TYP_OTHER };
+
+/* RFC 7515 4.1.9: "typ" is a media type, compared case-insensitively, and
+ * one without a '/' stands for "application/" followed by it. So JWT, jwt
+ * and application/jwt are one type (RFC 7519 5.1), and at+jwt and
+ * application/at+jwt another (RFC 9068 2.1). */
+static enum typ typ_of(struct pt_str v)
+{
+    const struct pt_str app = PT_STR("application/");
+    if (v.len > app.len && pt_str_eq_nocase((struct pt_str){v.ptr, app.len}, app))
+        v = (struct pt_str){v.ptr + app.len, v.len - app.len};
+    if (pt_str_eq_nocase(v, PT_STR("JWT")))
+        return TYP_JWT;
+    if (pt_str_eq_nocase(v, PT_STR("at+jwt")))
+        return TYP_AT_JWT;
+    return TYP_OTHER;
+}
+
 static enum pt_jwt_result check_header(const struct pt_jwt_issuer *s, const json_t *h,
                                        enum pt_jwt_alg *alg)
 {
@@ -207,9 +226,13 @@ static enum pt_jwt_result check_header(const struct pt_jwt_issuer *s, const json
     v = json_object_get(h, "typ");
     if (v && !json_is_string(v))
         return PT_JWT_MALFORMED;
-    /* libjwt 1.10 refuses any typ but JWT; say so rather than "bad signature". */
-    if (v && !pt_str_eq_nocase((struct pt_str){json_string_value(v), json_string_length(v)},
-                               PT_STR("JWT")))
+    enum typ t =
+        v ? typ_of((struct pt_str){json_string_value(v), json_string_length(v)}) : TYP_ABSENT;
+    /* Explicit typing (RFC 8725 3.11): a token that says it is something
+     * else (a logout token, a DPoP proof, ...) is not taken for an access
+     * token. RFC 9068 4: resource servers that require it refuse anything
+     * but at+jwt. */
+    if (t == TYP_OTHER || (s->require_typ_at_jwt && t != TYP_AT_JWT))
         return PT_JWT_UNSUPPORTED;
     v = json_object_get(h, "kid");
     if (v && !json_is_string(v))
@@ -251,41 +274,25 @@ static enum pt_jwt_result choose_keys(const struct pt_jwk_set *keys, enum pt_jwt
     return *n ? PT_JWT_OK : PT_JWT_UNKNOWN_KID;
 }
 
-static const jwt_alg_t libjwt_alg[PT_JWT_ALG_COUNT] = {
-    [PT_JWT_ALG_HS256] = JWT_ALG_HS256, [PT_JWT_ALG_HS384] = JWT_ALG_HS384,
-    [PT_JWT_ALG_HS512] = JWT_ALG_HS512, [PT_JWT_ALG_RS256] = JWT_ALG_RS256,
-    [PT_JWT_ALG_RS384] = JWT_ALG_RS384, [PT_JWT_ALG_RS512] = JWT_ALG_RS512,
-    [PT_JWT_ALG_ES256] = JWT_ALG_ES256, [PT_JWT_ALG_ES384] = JWT_ALG_ES384,
-    [PT_JWT_ALG_ES512] = JWT_ALG_ES512,
-};
-
-static enum pt_jwt_result check_signature(struct pt_str token, enum pt_jwt_alg alg,
+/* The signing input is the token's first two segments and the dot between
+ * them, exactly as received (RFC 7515 5.2 step 8). */
+static enum pt_jwt_result check_signature(const struct parsed *p, enum pt_jwt_alg alg,
                                           const struct pt_jwk *const *cands, size_t n)
 {
-    /* libjwt wants a C string; the token is bounded by max_token_bytes. */
-    char *cstr = pt_xmalloc(token.len + 1);
-    memcpy(cstr, token.ptr, token.len);
-    cstr[token.len] = '\0';
-    enum pt_jwt_result r = PT_JWT_BAD_SIGNATURE;
+    struct pt_str input = {p->seg[0].ptr, p->seg[0].len + 1 + p->seg[1].len};
+    /* A longer signature fits no key; it is refused before decoding. */
+    unsigned char sig[PT_JWS_MAX_SIG_BYTES];
+    size_t siglen = 0;
+    if (pt_b64url_decode(p->seg[2], sig, sizeof(sig), &siglen) != 0)
+        return PT_JWT_BAD_SIGNATURE;
     for (size_t i = 0; i < n; i++) {
-        const struct pt_jwk *k = cands[i];
-        if (k->material_len == 0 || k->material_len > 0x7fffffff)
-            continue;
-        jwt_t *jwt = NULL;
-        int rc = jwt_decode(&jwt, cstr, k->material, (int)k->material_len);
-        if (rc == 0) {
-            bool same = jwt_get_alg(jwt) == libjwt_alg[alg];
-            jwt_free(jwt);
-            r = same ? PT_JWT_OK : PT_JWT_BAD_SIGNATURE;
-            break;
-        }
-        if (rc == ENOMEM) {
-            r = PT_JWT_INTERNAL;
-            break;
-        }
+        int rc = pt_jws_verify(cands[i], alg, input, sig, siglen);
+        if (rc == 0)
+            return PT_JWT_OK;
+        if (rc == PT_ERR_NOMEM)
+            return PT_JWT_INTERNAL;
     }
-    free(cstr);
-    return r;
+    return PT_JWT_BAD_SIGNATURE;
 }
 
 /* ---- claims ---------------------------------------------------------------- */
@@ -440,7 +447,7 @@ enum pt_jwt_result pt_jwt_verify(const struct pt_jwt_issuer *s, const struct pt_
     r = choose_keys(keys, alg, kid, kid.ptr != NULL, cands, max, &n);
     if (r != PT_JWT_OK)
         goto done;
-    r = check_signature(token, alg, cands, n);
+    r = check_signature(&p, alg, cands, n);
     if (r != PT_JWT_OK)
         goto done;
 

@@ -7,15 +7,18 @@
  * code. The order of checks is fixed:
  *
  *   size -> three base64url segments -> header JSON object -> "alg" present,
- *   not "none", in the allow-list -> "crit"/"typ" -> payload JSON object ->
- *   key choice by "kid" and key type -> signature (libjwt jwt_decode, and
- *   jwt_get_alg() must equal the alg checked above) -> claims: exp, nbf,
- *   iat, iss, aud, required claims (each of the right JSON type)
+ *   not "none", in the allow-list -> "crit"/"typ"/"kid" -> payload JSON
+ *   object -> key choice by "kid", key type and curve -> signature with
+ *   the alg checked above (auth/jws.h: OpenSSL on keys parsed once, over
+ *   "header.payload" exactly as received) -> claims: exp, nbf, iat, iss,
+ *   aud, required claims (each of the right JSON type)
  *
  * so nothing about the token is trusted before its alg and key are decided
  * by our rules, and no claim is believed before the signature checks out.
  * An unknown "kid" has its own result (PT_JWT_UNKNOWN_KID) so the caller
  * can refresh the issuer's JWKS (rate-limited: anyone can send any kid).
+ * "typ" may be absent, JWT or at+jwt (RFC 9068 access tokens), with or
+ * without "application/", in any case; require_typ_at_jwt demands at+jwt.
  *
  * pt_jwt_result_text() gives a short fixed text per result, fit for
  * WWW-Authenticate: Bearer error="invalid_token", error_description="...";
@@ -41,7 +44,8 @@ enum pt_jwt_result {
     PT_JWT_MALFORMED,       /* not three base64url segments of JSON objects, bad header */
     PT_JWT_TOO_LARGE,       /* more than max_token_bytes */
     PT_JWT_ALG_NOT_ALLOWED, /* "none", unknown, or not in the issuer's allow-list */
-    PT_JWT_UNSUPPORTED,     /* "crit" header, or "typ" other than JWT (libjwt 1.10) */
+    PT_JWT_UNSUPPORTED,     /* "crit" header, "typ" not JWT or at+jwt (or not at+jwt when
+                               required) */
     PT_JWT_UNKNOWN_KID,     /* "kid" names no key of the set: refresh the JWKS? */
     PT_JWT_NO_KEY,          /* no key of the set fits the token's alg */
     PT_JWT_BAD_SIGNATURE,
@@ -51,7 +55,7 @@ enum pt_jwt_result {
     PT_JWT_BAD_AUDIENCE,
     PT_JWT_MISSING_CLAIM, /* exp (when required) or a required claim absent or null */
     PT_JWT_BAD_CLAIM,     /* a registered claim of the wrong JSON type */
-    PT_JWT_INTERNAL,      /* allocation failure inside libjwt/OpenSSL */
+    PT_JWT_INTERNAL,      /* allocation failure inside OpenSSL */
     PT_JWT_RESULT_COUNT
 };
 
@@ -85,10 +89,16 @@ struct pt_jwt_issuer {
      * signature verification): keys sharing the token's kid, or, for a
      * token without kid, every key of the right type. */
     unsigned max_key_tries;
+    /* RFC 9068 4: the header's "typ" must be at+jwt (or
+     * application/at+jwt), so that no other kind of JWT from the same
+     * issuer (an ID token, say) passes for an access token. Default
+     * false: plain JWTs and tokens without typ are accepted too. */
+    bool require_typ_at_jwt;
 };
 
 /* Fill s with the defaults: no issuer/audience check, PT_JWT_DEFAULT_ALGS,
- * 60 s leeway, 8192 bytes, exp required, 4 key tries. */
+ * 60 s leeway, 8192 bytes, exp required, 4 key tries, typ at+jwt not
+ * required. */
 void pt_jwt_issuer_init(struct pt_jwt_issuer *s);
 
 /* The outcome of a successful verification. */

@@ -205,6 +205,7 @@ static void test_jwk_secret__raw_and_base64_forms_are_equal(void **state)
     const struct pt_jwk *raw = pt_jwk_set_key(s, 0), *u = pt_jwk_set_key(s, 1),
                         *st = pt_jwk_set_key(s, 2);
     assert_int_equal(raw->kty, PT_JWK_OCT);
+    assert_null(raw->pkey); /* a secret is never an EVP_PKEY */
     assert_true(same_material(raw, u));
     assert_int_equal(st->material_len, 48);
     assert_memory_equal(st->material, bin, 48);
@@ -228,10 +229,15 @@ static void test_jwk_pem__rsa_ec_and_certificate(void **state)
     assert_false(k->has_kid);
     assert_false(k->has_alg);
     assert_non_null(strstr((const char *)k->material, "-----BEGIN PUBLIC KEY-----"));
+    /* Parsed once, here: the key signatures are verified with. */
+    assert_non_null(k->pkey);
+    assert_true(EVP_PKEY_is_a(k->pkey, "RSA"));
+    assert_int_equal(EVP_PKEY_get_bits(k->pkey), 2048);
 
     /* A certificate gives the same key, in the same canonical PEM. */
     struct pt_jwk_set *cert = pem_set("rsa_cert.pem", NULL);
     assert_true(same_material(k, pt_jwk_set_key(cert, 0)));
+    assert_int_equal(EVP_PKEY_eq(k->pkey, pt_jwk_set_key(cert, 0)->pkey), 1);
 
     static const struct {
         const char *file;
@@ -245,6 +251,7 @@ static void test_jwk_pem__rsa_ec_and_certificate(void **state)
         assert_int_equal(pt_jwk_set_key(s, 0)->kty, PT_JWK_EC);
         assert_int_equal(pt_jwk_set_key(s, 0)->crv, ec[i].crv);
         assert_int_equal(pt_jwk_set_key(s, 0)->bits, ec[i].bits);
+        assert_true(EVP_PKEY_is_a(pt_jwk_set_key(s, 0)->pkey, "EC"));
         pt_jwk_set_unref(s);
     }
     pt_jwk_set_unref(cert);
@@ -326,6 +333,7 @@ static void test_jwk_jwks__same_keys_as_pem(void **state)
         /* The JWK converted by OSSL_PARAM_BLD/EVP_PKEY_fromdata is the very
          * key of the PEM file. */
         assert_true(same_material(k, pt_jwk_set_key(p, 0)));
+        assert_int_equal(EVP_PKEY_eq(k->pkey, pt_jwk_set_key(p, 0)->pkey), 1);
         pt_jwk_set_unref(p);
     }
     pt_jwk_set_unref(s);
@@ -341,6 +349,7 @@ static void test_jwk_jwks__same_keys_as_pem(void **state)
     struct pt_str secret = fixture_read("hmac_secret.txt");
     const struct pt_jwk *oct = pt_jwk_set_key(s, 5);
     assert_int_equal(oct->kty, PT_JWK_OCT);
+    assert_null(oct->pkey);
     assert_int_equal(oct->material_len, secret.len);
     assert_memory_equal(oct->material, secret.ptr, secret.len);
     fixture_free(secret);
@@ -457,6 +466,10 @@ static void test_jwk_jwks__document_errors_and_limits(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(pt_jwk_builder_add_secret(b, PT_STR_NULL, secret), 0);
     assert_int_equal(pt_jwk_builder_add_secret(b, PT_STR_NULL, secret), PT_ERR_LIMIT);
+    /* A parsed public key refused at the limit is freed (LeakSanitizer). */
+    struct pt_str rsa_pem = fixture_read("rsa_public.pem");
+    assert_int_equal(pt_jwk_builder_add_pem(b, PT_STR_NULL, rsa_pem), PT_ERR_LIMIT);
+    fixture_free(rsa_pem);
     struct pt_jwk_set *five = pt_jwk_builder_finish(b);
     assert_int_equal(pt_jwk_set_count(five), 5);
     pt_jwk_set_unref(five);
