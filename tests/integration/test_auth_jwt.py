@@ -386,6 +386,173 @@ class TestJwtStatic(AuthCase):
         self.assertEqual(value("denied"), d + 1)
 
 
+class AuthServer(object):
+    """tests/unit/auth/authsrv.py as a process: JWKS from DIR/jwks.json
+    (rewritten by the test), an RFC 7662 endpoint, request counts."""
+
+    def __init__(self, directory, client_id="portico", client_secret="s3cr3t"):
+        self.dir = directory
+        self.args = ["--client-id", client_id, "--client-secret", client_secret]
+        self.proc = None
+        self.port = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([harness.PYTHON, AUTHSRV, "--dir", self.dir] + self.args,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("port "):
+            self.stop()
+            raise RuntimeError("authsrv did not start: %r" % line)
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.proc:
+            harness._terminate(self.proc)
+            self.proc.stdout.close()
+            self.proc = None
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def count(self, path):
+        st, _, body = http_get("127.0.0.1:%d" % self.port, "/count?p=" + path)
+        assert st == 200
+        return int(body)
+
+    def set_jwks(self, keys):
+        doc = {"keys": keys}
+        tmp = os.path.join(self.dir, "jwks.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, os.path.join(self.dir, "jwks.json"))
+
+
+def jwk_of(pub_pem, kid, alg):
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    pub = load_pem_public_key(pub_pem)
+    algo = jwt.algorithms.RSAAlgorithm if alg.startswith("RS") else jwt.algorithms.ECAlgorithm
+    k = json.loads(algo.to_jwk(pub))
+    k.update({"kid": kid, "alg": alg, "use": "sig"})
+    return k
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestJwks(AuthCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = contextlib.ExitStack()
+        try:
+            cls.tmp = cls.stack.enter_context(harness.TempDir(prefix="portico-jwks-"))
+            d = cls.tmp.path
+            cls.k1, cls.k1_pub, _ = make_key(d, "k1", "rsa")
+            cls.k2, cls.k2_pub, _ = make_key(d, "k2", "rsa")
+            cls.k3, cls.k3_pub, _ = make_key(d, "k3", "ec")
+            cls.jwks = {"k1": jwk_of(cls.k1_pub, "k1", "RS256"),
+                        "k2": jwk_of(cls.k2_pub, "k2", "RS256"),
+                        "k3": jwk_of(cls.k3_pub, "k3", "ES256")}
+            cls.srv = cls.stack.enter_context(AuthServer(d))
+            cls.srv.set_jwks([cls.jwks["k1"]])
+            file_jwks = cls.tmp.write("file-jwks.json", json.dumps({"keys": [cls.jwks["k3"]]}))
+            cls.be = cls.stack.enter_context(harness.HttpBackend())
+            cfg = {
+                "listeners": [{"name": "main", "address": "127.0.0.1:0",
+                               "protocols": ["http1", "h2c"]}],
+                "services": [{"name": "web", "instances": [cls.be.instance()]}],
+                "auth": {"jwt_issuers": [
+                    {"name": "idp", "issuer": "https://idp.test", "audiences": ["api"],
+                     "jwks_url": cls.srv.url("/jwks"), "jwks_refresh_ms": 1500},
+                    {"name": "filekeys", "issuer": "https://file.test", "jwks_file": file_jwks},
+                ]},
+                "routes": [
+                    {"name": "api", "path_prefix": "/echo", "service": "web",
+                     "auth": {"methods": ["jwt"]}},
+                ],
+            }
+            cls.gw = cls.stack.enter_context(harness.Portico(cfg, workers=2))
+            cls.addr = cls.gw.addr("main")
+        except BaseException:
+            cls.stack.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+
+    def token(self, key, kid, alg="RS256", iss="https://idp.test", **kw):
+        return sign(key, alg, claims(iss, **kw), kid=kid)
+
+    def test_rotation(self):
+        # The first document is there (fetched at start, or waited for).
+        self.echo("/echo/x", bearer(self.token(self.k1, "k1")))
+        # A key appears: its first token names an unknown kid, which makes
+        # the gateway fetch the document again and wait for it.
+        self.srv.set_jwks([self.jwks["k1"], self.jwks["k2"]])
+        before = self.srv.count("/jwks")
+        seen = self.echo("/echo/x", bearer(self.token(self.k2, "k2", sub="bob")))["headers"]
+        self.assertEqual(seen["x-authenticated-user"], "bob")
+        self.assertGreater(self.srv.count("/jwks"), before)
+        self.echo("/echo/x", bearer(self.token(self.k1, "k1")))
+        # The old key goes: once the gateway has the new document (the
+        # next timed refresh, or an on-demand one), k1 tokens are refused.
+        self.srv.set_jwks([self.jwks["k2"]])
+        old = self.token(self.k1, "k1")
+
+        def refused():
+            st, hdrs, _ = self.get("/echo/x", bearer(old))
+            return st == 401 and header(hdrs, "www-authenticate") == [challenge("unknown signing key")]
+        harness.wait_until(refused, timeout=15, message="k1 refused after its removal")
+        self.assert_refused("/echo/x", bearer(old), www=challenge("unknown signing key"))
+        self.echo("/echo/x", bearer(self.token(self.k2, "k2")))
+
+    def test_unknown_kid_is_refused_after_a_refresh(self):
+        forged, _, _ = make_key(self.tmp.path, "forged", "rsa")
+        tok = self.token(forged, "never-published")
+        t0 = time.monotonic()
+        self.assert_refused("/echo/x", bearer(tok), www=challenge("unknown signing key"))
+        self.assertLess(time.monotonic() - t0, 8)
+        # A flood of made-up kids costs at most one fetch per interval.
+        before = self.srv.count("/jwks")
+        for i in range(20):
+            self.assert_refused("/echo/x", bearer(self.token(forged, "made-up-%d" % i)))
+        self.assertLessEqual(self.srv.count("/jwks") - before, 3)
+
+    def test_jwks_file(self):
+        tok = sign(self.k3, "ES256", claims("https://file.test"), kid="k3")
+        self.echo("/echo/x", bearer(tok))
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestJwksUnreachable(AuthCase):
+    """A JWKS that cannot be fetched: requests wait for the fetch (bounded)
+    and get 503 - the keys are unavailable, the token may be fine."""
+
+    def test_503_when_the_keys_never_came(self):
+        with harness.TempDir(prefix="portico-jwks-") as tmp, \
+                harness.HttpBackend() as be:
+            key, _, _ = make_key(tmp.path, "k", "rsa")
+            port = harness.free_port()  # nothing listens there
+            cfg = {
+                "listeners": [{"name": "main", "address": "127.0.0.1:0", "protocols": ["http1"]}],
+                "services": [{"name": "web", "instances": [be.instance()]}],
+                "auth": {"jwt_issuers": [{"name": "idp", "jwks_url":
+                                          "http://127.0.0.1:%d/jwks" % port}]},
+                "routes": [{"name": "api", "path_prefix": "/", "service": "web",
+                            "auth": {"methods": ["jwt"]}}],
+            }
+            with harness.Portico(cfg, workers=1) as gw:
+                self.addr, self.be = gw.addr("main"), be
+                t0 = time.monotonic()
+                self.assert_refused("/echo", bearer(sign(key, "RS256", claims("x"), kid="a")),
+                                    status=503)
+                self.assertLess(time.monotonic() - t0, 10)
+                self.assertRegex(gw.stderr, r"jwt: issuer idp: no keys")
+
+
 def hs256_with_secret(secret, payload):
     """The classic forgery: HS256 keyed with a public key's PEM text.
     (PyJWT refuses to do it, so it is done by hand.)"""
