@@ -362,4 +362,14 @@ void pt_conf_validate_auth_ext(const struct pt_conf *c, const Portico__Config__V
     }
     for (size_t i = 0; i < cfg->n_routes; i++)
         check_route(&v, cfg->routes[i], i);
+    for (size_t i = 0; i < cfg->n_api_keys; i++) {
+        const Portico__Config__V1__ApiKey *k = cfg->api_keys[i];
+        for (size_t r = 0; r < k->n_roles; r++)
+            if (!name_ok(k->roles[r])) {
+                char p[64], f[48];
+                snprintf(p, sizeof(p), "api_keys[%zu]", i);
+                snprintf(f, sizeof(f), "roles[%zu]", r);
+                aerr(&v, k, f, p, "a role is a non-empty word of printable ASCII (at most 100)");
+            }
+    }
 }
