@@ -19,6 +19,10 @@ TestJwtStatic (one gateway; RSA, EC and HMAC issuers from files):
   * roles and scopes from the claims; gRPC callers get UNAUTHENTICATED
     (with the description) and PERMISSION_DENIED;
   * the verified-token cache on and off; decision counters.
+TestIntrospection (the same server's RFC 7662 endpoint): active tokens,
+  the answer cache (a second request makes no call), inactive tokens and
+  the negative cache, an endpoint that is down or fails (503, gRPC
+  UNAVAILABLE, not cached), the order of jwt and introspection methods.
 TestJwks (a local JWKS server, tests/unit/auth/authsrv.py, whose keys the
   test rotates): a token with a new kid triggers a refresh and passes; a
   removed key is refused after the next refresh; a gateway started before
@@ -551,6 +555,135 @@ class TestJwksUnreachable(AuthCase):
                                     status=503)
                 self.assertLess(time.monotonic() - t0, 10)
                 self.assertRegex(gw.stderr, r"jwt: issuer idp: no keys")
+
+
+@unittest.skipIf(harness.DIRECT, "gateway-only")
+class TestIntrospection(AuthCase):
+    """Opaque tokens checked with a local RFC 7662 endpoint (authsrv.py:
+    tokens "active..." are active for sub "user-<token>", client app-1,
+    scopes read, write, admin:x; "inactive..." are not; "err500..." make
+    it fail)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = contextlib.ExitStack()
+        try:
+            cls.tmp = cls.stack.enter_context(harness.TempDir(prefix="portico-intro-"))
+            cls.rs, _, rs_pub = make_key(cls.tmp.path, "rs", "rsa")
+            cls.srv = cls.stack.enter_context(AuthServer(cls.tmp.path, "portico", "s3cr3t:&+%"))
+            secret_file = cls.tmp.write("down.secret", "whatever\n")
+            cls.be = cls.stack.enter_context(harness.HttpBackend())
+            cls.gbe = cls.stack.enter_context(harness.GrpcBackend())
+            corp = ["introspection:corp"]
+            cfg = {
+                "listeners": [{"name": "main", "address": "127.0.0.1:0",
+                               "protocols": ["http1", "h2c"]}],
+                "services": [{"name": "web", "instances": [cls.be.instance()]},
+                             {"name": "grpc", "protocol": "grpc",
+                              "instances": [cls.gbe.instance()]}],
+                "auth": {
+                    "jwt_issuers": [{"name": "rs", "issuer": "https://rs.test",
+                                     "public_key_file": rs_pub}],
+                    "introspection": [
+                        {"name": "corp", "url": cls.srv.url("/introspect"), "client_id": "portico",
+                         "client_secret_env": "PT_TEST_INTROSPECT_SECRET",
+                         "token_type_hint": "access_token", "negative_ttl_ms": 60000},
+                        {"name": "down", "url": "http://127.0.0.1:%d/introspect" % harness.free_port(),
+                         "client_id": "x", "client_secret_file": secret_file, "timeout_ms": 2000},
+                    ]},
+                "routes": [
+                    {"name": "opaque", "path_prefix": "/echo/opaque", "service": "web",
+                     "auth": {"methods": corp, "claim_headers": {"username": "X-Username"}}},
+                    {"name": "scoped", "path_prefix": "/echo/scoped", "service": "web",
+                     "auth": {"methods": corp, "required_scopes": ["admin:x"]}},
+                    {"name": "down", "path_prefix": "/echo/down", "service": "web",
+                     "auth": {"methods": ["introspection:down"]}},
+                    {"name": "jwt-first", "path_prefix": "/echo/jwt-first", "service": "web",
+                     "auth": {"methods": ["jwt"] + corp}},
+                    {"name": "intro-first", "path_prefix": "/echo/intro-first", "service": "web",
+                     "auth": {"methods": corp + ["jwt"]}},
+                    {"name": "grpc", "path_prefix": "/portico.test.Echo", "service": "grpc",
+                     "auth": {"methods": corp}},
+                    {"name": "open", "path_prefix": "/", "service": "web"},
+                ],
+            }
+            cls.gw = cls.stack.enter_context(harness.Portico(
+                cfg, workers=2, env={"PT_TEST_INTROSPECT_SECRET": "s3cr3t:&+%"}))
+            cls.addr = cls.gw.addr("main")
+        except BaseException:
+            cls.stack.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+
+    def calls(self):
+        return self.srv.count("/introspect")
+
+    def test_active_token_and_the_cache(self):
+        before = self.calls()
+        seen = self.echo("/echo/opaque/x", bearer("active-cache-1"))["headers"]
+        self.assertEqual(seen["x-authenticated-user"], "user-active-cache-1")
+        self.assertEqual(seen["x-client-id"], "app-1")
+        self.assertEqual(seen["x-username"], "alice")
+        self.assertNotIn("authorization", seen)
+        self.assertEqual(self.calls(), before + 1)
+        # The second request is answered from the cache: no call.
+        for _ in range(3):
+            self.echo("/echo/opaque/x", bearer("active-cache-1"))
+        self.assertEqual(self.calls(), before + 1)
+        self.echo("/echo/scoped/x", bearer("active-cache-1"))
+
+    def test_inactive_token_and_the_negative_cache(self):
+        before = self.calls()
+        www = 'Bearer realm="portico", error="invalid_token", error_description="token is not active"'
+        self.assert_refused("/echo/opaque/x", bearer("inactive-neg-1"), www=www,
+                            description="token is not active")
+        self.assertEqual(self.calls(), before + 1)
+        self.assert_refused("/echo/opaque/x", bearer("inactive-neg-1"), www=www)
+        self.assertEqual(self.calls(), before + 1, "the inactive answer was not cached")
+
+    def test_endpoint_errors_are_503_and_not_cached(self):
+        self.assert_refused("/echo/down/x", bearer("active-down"), status=503)
+        before = self.calls()
+        self.assert_refused("/echo/opaque/x", bearer("err500-1"), status=503)
+        self.assert_refused("/echo/opaque/x", bearer("err500-1"), status=503)
+        self.assertEqual(self.calls(), before + 2)
+        self.assertRegex(self.gw.stderr, r"introspection (down|corp): no answer")
+
+    def test_method_order_decides(self):
+        jwt_tok = sign(self.rs, "RS256", claims("https://rs.test"))
+        before = self.calls()
+        # jwt first: a JWT is the jwt method's, an opaque token falls through.
+        self.echo("/echo/jwt-first/x", bearer(jwt_tok))
+        self.assertEqual(self.calls(), before)
+        seen = self.echo("/echo/jwt-first/x", bearer("active-order-1"))["headers"]
+        self.assertEqual(seen["x-authenticated-user"], "user-active-order-1")
+        self.assertEqual(self.calls(), before + 1)
+        # A bad JWT fails there: no fall-through to introspection.
+        expired = sign(self.rs, "RS256", claims("https://rs.test", exp=int(time.time()) - 3600))
+        self.assert_refused("/echo/jwt-first/x", bearer(expired))
+        self.assertEqual(self.calls(), before + 1)
+        # introspection first: every bearer token goes to the endpoint.
+        self.assert_refused("/echo/intro-first/x", bearer(jwt_tok))
+        self.assertEqual(self.calls(), before + 2)
+
+    def test_grpc_callers(self):
+        ch = harness.grpc_channel(self.addr)
+        self.addCleanup(ch.close)
+        stub = protoload.Stub(ch, ECHO)
+        _, call = stub.Echo.with_call(Req(tag="intro-ok"), timeout=30,
+                                      metadata=[("authorization", "Bearer active-grpc")])
+        self.assertEqual(dict(call.initial_metadata()).get("x-authenticated-user"),
+                         "user-active-grpc")
+        for tok, code in (("inactive-grpc", grpc.StatusCode.UNAUTHENTICATED),
+                          ("err500-grpc", grpc.StatusCode.UNAVAILABLE)):
+            with self.subTest(token=tok):
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.Echo(Req(tag="intro-no"), timeout=30,
+                              metadata=[("authorization", "Bearer " + tok)])
+                self.assertEqual(cm.exception.code(), code)
 
 
 def hs256_with_secret(secret, payload):
