@@ -10,9 +10,13 @@
  *      FAIL is a 401, PENDING pauses until pt_auth_call_done()
  *   4. no credential at all: allow_anonymous (and no policy) continues as
  *      anonymous, anything else is a 401 with every method's challenge
- *   5. an identity: the policy (403 on refusal); then the identity is set,
- *      its headers added, Authorization / Cookie (unless kept) and the
- *      API-key header removed, and the request continues
+ *   5. an identity: the policy (scopes, roles), then the route's rule
+ *      (rule.h) - 403 on refusal; then the identity is set, its headers
+ *      added, Authorization / Cookie (unless kept), the API-key header
+ *      and the route's token query parameter / cookie removed, and the
+ *      request continues
+ * A method that could not decide (JWKS or introspection endpoint
+ * unavailable: result.error) makes a 503 without a challenge.
  * Response head: a 401 gets its WWW-Authenticate challenges.
  * on_done: a pending method is cancelled; owned claims are released.
  */

@@ -531,9 +531,39 @@ class TestJwks(AuthCase):
 
 
 @unittest.skipIf(harness.DIRECT, "gateway-only")
-class TestJwksUnreachable(AuthCase):
+class TestJwksLifecycle(AuthCase):
     """A JWKS that cannot be fetched: requests wait for the fetch (bounded)
-    and get 503 - the keys are unavailable, the token may be fine."""
+    and get 503 - the keys are unavailable, the token may be fine. A
+    reload that keeps the issuer keeps its JWKS source (no new fetch)."""
+
+    def test_reload_keeps_the_source(self):
+        with harness.TempDir(prefix="portico-jwks-") as tmp, \
+                AuthServer(tmp.path) as srv, harness.HttpBackend() as be:
+            key, pub, _ = make_key(tmp.path, "k", "rsa")
+            srv.set_jwks([jwk_of(pub, "k", "RS256")])
+
+            def cfg(extra_route):
+                routes = [{"name": "api", "path_prefix": "/echo", "service": "web",
+                           "auth": {"methods": ["jwt"]}}]
+                if extra_route:
+                    routes.append({"name": "other", "path_prefix": "/echo/other", "service": "web"})
+                return {
+                    "listeners": [{"name": "main", "address": "127.0.0.1:0",
+                                   "protocols": ["http1"]}],
+                    "services": [{"name": "web", "instances": [be.instance()]}],
+                    "auth": {"jwt_issuers": [{"name": "idp", "jwks_url": srv.url("/jwks")}]},
+                    "routes": routes,
+                }
+            with harness.Portico(cfg(False), workers=1) as gw:
+                self.addr, self.be = gw.addr("main"), be
+                tok = bearer(sign(key, "RS256", claims("x"), kid="k"))
+                self.echo("/echo/x", tok)
+                fetched = srv.count("/jwks")
+                self.assertGreaterEqual(fetched, 1)
+                gw.reload(cfg(True), wait_for=r"configuration generation \d+ loaded")
+                self.echo("/echo/x", tok)
+                self.echo("/echo/other/x")
+                self.assertEqual(srv.count("/jwks"), fetched, "the reload fetched the JWKS again")
 
     def test_503_when_the_keys_never_came(self):
         with harness.TempDir(prefix="portico-jwks-") as tmp, \
