@@ -141,9 +141,13 @@ static int read_float(struct jdec *d, bool is_float, double *v)
     } else {
         return jdec_type_error(d, "a number", k);
     }
-    if (num_to_double(text.ptr, text.len, v) != 0 || (is_float && fabs(*v) > FLT_MAX))
+    /* A float accepts what rounds to a finite float: below FLT_MAX plus half
+     * an ulp (0x1.ffffffp+127), as printed by fmt_float for FLT_MAX. */
+    if (num_to_double(text.ptr, text.len, v) != 0 || (is_float && fabs(*v) >= 0x1.ffffffp+127))
         return jctx_fail(&d->c, PT_ERR_INVALID, at, "%s out of range (use \"Infinity\")",
                          is_float ? "float" : "double");
+    if (is_float && fabs(*v) > FLT_MAX)
+        *v = copysign(FLT_MAX, *v);
     return 0;
 }
 

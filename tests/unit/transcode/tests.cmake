@@ -38,3 +38,11 @@ endforeach()
 add_executable(tc_json ${CMAKE_CURRENT_LIST_DIR}/tc_json.c)
 target_link_libraries(tc_json PRIVATE pt_test_json)
 set_target_properties(tc_json PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+
+# Random messages through tc_json against python's json_format, both ways
+# (integration-labelled: it runs python and protoc).
+add_test(NAME integration/transcode_json_roundtrip
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/json_roundtrip.py
+                 --tc-json $<TARGET_FILE:tc_json> --count 300)
+set_tests_properties(integration/transcode_json_roundtrip PROPERTIES
+  LABELS integration TIMEOUT 300 ENVIRONMENT PYTHONDONTWRITEBYTECODE=1)
