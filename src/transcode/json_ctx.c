@@ -118,7 +118,18 @@ int jctx_fail(struct jctx *c, int status, size_t offset, const char *fmt, ...)
     if (!c->err)
         return -1;
     c->err->offset = offset;
-    size_t n = format_path(c, c->err->message, sizeof(c->err->message));
+    /* Deep paths keep their last part, which names the value. */
+    char path[1024];
+    size_t n = format_path(c, path, sizeof(path));
+    size_t keep = 120;
+    if (n > keep) {
+        memcpy(c->err->message, "...", 3);
+        memcpy(c->err->message + 3, path + n - keep, keep);
+        n = keep + 3;
+    } else {
+        memcpy(c->err->message, path, n);
+    }
+    c->err->message[n] = '\0';
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->err->message + n, sizeof(c->err->message) - n, fmt, ap);

@@ -479,7 +479,9 @@ int jdec_regular_fields(struct jdec *d, const ProtobufCMessageDescriptor *m, boo
                 return jctx_fail(c, PT_ERR_INVALID, at, "unknown field \"%.*s\" in %s",
                                  (int)(key.len > 64 ? 64 : key.len), key.ptr, m->name);
             jkeys_push(d, key);
+            jpath_push(c, JSEG_FIELD, key.ptr, key.len, 0);
             TRY(jlex_skip(d));
+            jpath_pop(c);
             continue;
         }
         size_t fi = (size_t)(f - m->fields);

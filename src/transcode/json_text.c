@@ -4,6 +4,7 @@
  * round-trip formatting of doubles and floats.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,17 +223,19 @@ size_t fmt_i64(int64_t v, char *buf)
     return 1 + pt_u64_format(0 - (uint64_t)v, buf + 1);
 }
 
-/* The shortest of %.15g, %.16g, %.17g that reads back as v: any shorter
- * round-tripping decimal is found by %.15g already (it drops trailing
- * zeros), and 17 significant digits always round-trip. */
+/* The shortest of %.15g, %.16g, %.17g that reads back as v. For a normal
+ * double, 15-digit decimals are spaced wider than its rounding interval, so
+ * a shorter round-tripping decimal, padded, is exactly what %.15g prints
+ * (%g drops the trailing zeros); 17 digits always round-trip. */
 size_t fmt_double(double v, char *buf)
 {
     if (v == 0)
         return (size_t)snprintf(buf, 32, signbit(v) ? "-0" : "0");
     if (fabs(v) < 1e15 && v == (double)(int64_t)v)
         return fmt_i64((int64_t)v, buf);
+    /* Subnormals have fewer significant bits: search from one digit. */
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
+    for (int prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         n = snprintf(buf, 32, "%.*g", prec, v);
         if (prec == 17 || strtod(buf, NULL) == v)
             break;
