@@ -141,13 +141,19 @@ static int read_float(struct jdec *d, bool is_float, double *v)
     } else {
         return jdec_type_error(d, "a number", k);
     }
-    /* A float accepts what rounds to a finite float: below FLT_MAX plus half
-     * an ulp (0x1.ffffffp+127), as printed by fmt_float for FLT_MAX. */
-    if (num_to_double(text.ptr, text.len, v) != 0 || (is_float && fabs(*v) >= 0x1.ffffffp+127))
+    /* A float is read as a float (no double rounding): what rounds to a
+     * finite float is accepted, e.g. 3.4028235e38, FLT_MAX as printed. */
+    int rc;
+    if (is_float) {
+        float f;
+        rc = num_to_float(text.ptr, text.len, &f);
+        *v = f;
+    } else {
+        rc = num_to_double(text.ptr, text.len, v);
+    }
+    if (rc != 0)
         return jctx_fail(&d->c, PT_ERR_INVALID, at, "%s out of range (use \"Infinity\")",
                          is_float ? "float" : "double");
-    if (is_float && fabs(*v) > FLT_MAX)
-        *v = copysign(FLT_MAX, *v);
     return 0;
 }
 

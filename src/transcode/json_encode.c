@@ -329,16 +329,29 @@ int jenc_scalar(struct jenc *e, const ProtobufCFieldDescriptor *f, const struct 
     return jctx_fail(c, PT_ERR_INTERNAL, 0, "message where a scalar was expected");
 }
 
-/* Default value of an implicit-presence field, by its wire representation. */
-static bool occ_is_default(const struct jocc *o)
+/* Default value of an implicit-presence field, by its wire representation
+ * (32-bit varint types keep only their low 32 bits, as protobuf reads them). */
+static bool occ_is_default(const ProtobufCFieldDescriptor *f, const struct jocc *o)
 {
+    if (is_null_enum(f))
+        return true; /* NullValue has one value; any number prints as null */
     switch (o->wt) {
     case WT_I32:
         return le32(o->p) == 0;
     case WT_I64:
         return le64(o->p) == 0;
+    case WT_VARINT:
+        switch (f->type) {
+        case PROTOBUF_C_TYPE_INT32:
+        case PROTOBUF_C_TYPE_UINT32:
+        case PROTOBUF_C_TYPE_SINT32:
+        case PROTOBUF_C_TYPE_ENUM:
+            return (uint32_t)o->v == 0;
+        default:
+            return o->v == 0;
+        }
     default:
-        return o->v == 0; /* varint value, or LEN length */
+        return o->v == 0; /* LEN length */
     }
 }
 
@@ -590,6 +603,15 @@ int jenc_map(struct jenc *e, const struct jview *v, unsigned i)
     return jout_byte(c, '}');
 }
 
+/* Are all occurrences of a repeated scalar field empty packed runs? */
+static bool packed_empty(const struct jenc *e, const struct jview *v, unsigned i)
+{
+    for (uint32_t k = jview_first(e, v, i); k != JOCC_END; k = e->occ[k].next)
+        if (e->occ[k].wt != WT_LEN || e->occ[k].v != 0)
+            return false;
+    return true;
+}
+
 /* A field with no occurrence, printed only with emit_defaults. */
 static bool default_printed(const struct jctx *c, const ProtobufCFieldDescriptor *f)
 {
@@ -627,9 +649,12 @@ int jenc_fields(struct jenc *e, const struct jview *v, bool *first)
                 continue;
         }
         bool is_map = jfield_is_map(c, m, f);
+        if (count > 0 && !is_map && f->label == PROTOBUF_C_LABEL_REPEATED && packable(f->type) &&
+            !c->opt.emit_defaults && packed_empty(e, v, i))
+            continue;
         if (count > 0 && !is_map && f->label != PROTOBUF_C_LABEL_REPEATED &&
             f->type != PROTOBUF_C_TYPE_MESSAGE && !jfield_has_presence(f) &&
-            !c->opt.emit_defaults && occ_is_default(&e->occ[jview_last(e, v, i)]))
+            !c->opt.emit_defaults && occ_is_default(f, &e->occ[jview_last(e, v, i)]))
             continue;
         char buf[128];
         struct pt_str name = jfield_name(c, m, f, buf, sizeof(buf));
@@ -669,9 +694,14 @@ int jenc_message(struct jenc *e, const ProtobufCMessageDescriptor *m, size_t spa
     struct jctx *c = &e->c;
     if (!m)
         return jctx_fail(c, PT_ERR_INVALID, 0, "message type without descriptor");
-    TRY(jctx_enter(c, nspans ? jenc_off(e, e->spans[span_base].p) : 0));
     ProtobufCType wrapped = 0;
     enum jwkt kind = jwkt_kind(m, &wrapped);
+    /* Depth counts JSON containers, as the decoder does: a message's object
+     * here, maps and arrays where they are printed; the well-known types
+     * printed as strings or numbers are no level. */
+    bool object = kind == JWKT_NONE || kind == JWKT_ANY;
+    if (object)
+        TRY(jctx_enter(c, nspans ? jenc_off(e, e->spans[span_base].p) : 0));
     if (kind != JWKT_NONE) {
         TRY(jenc_wkt(e, m, kind, wrapped, span_base, nspans));
     } else {
@@ -683,7 +713,8 @@ int jenc_message(struct jenc *e, const ProtobufCMessageDescriptor *m, size_t spa
         TRY(jout_byte(c, '}'));
         jview_pop(e, &v);
     }
-    jctx_leave(c);
+    if (object)
+        jctx_leave(c);
     return 0;
 }
 

@@ -215,6 +215,7 @@ bool json_number_syntax(const char *s, size_t n);
 enum num_int num_to_int(const char *s, size_t n, bool *neg, uint64_t *mag);
 /* strtod on s[0..n) (JSON grammar, already checked); 0 ok, -1 out of range. */
 int num_to_double(const char *s, size_t n, double *out);
+int num_to_float(const char *s, size_t n, float *out);
 
 /* ---- schema helpers (json_schema.c) ---- */
 

@@ -47,6 +47,8 @@ size_t utf8_seq_len(const uint8_t *p, const uint8_t *end)
 
 bool utf8_valid(const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return true;
     const uint8_t *end = p + n;
     while (p < end) {
         /* Fast path: eight ASCII bytes at a time. */
@@ -363,6 +365,19 @@ enum num_int num_to_int(const char *s, size_t n, bool *neg, uint64_t *mag)
     }
     *mag = v;
     return NUM_INT_OK;
+}
+
+int num_to_float(const char *s, size_t n, float *out)
+{
+    char small[64];
+    char *buf = n < sizeof(small) ? small : pt_xmalloc(n + 1);
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    float v = strtof(buf, NULL);
+    if (buf != small)
+        free(buf);
+    *out = v;
+    return isinf(v) ? -1 : 0;
 }
 
 int num_to_double(const char *s, size_t n, double *out)

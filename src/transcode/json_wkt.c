@@ -334,9 +334,7 @@ static int dec_any(struct jdec *d)
                     return jctx_fail(c, PT_ERR_INVALID, jdec_off(d), "duplicate key \"value\"");
                 have = true;
                 jpath_push(c, JSEG_FIELD, "value", 5, 0);
-                TRY(jctx_enter(c, jdec_off(d)));
                 TRY(jdec_wkt(d, m, kind, wrapped));
-                jctx_leave(c);
                 jpath_pop(c);
             } else if (c->opt.ignore_unknown) {
                 TRY(jlex_skip(d));
@@ -476,20 +474,30 @@ static int enc_duration(struct jenc *e, const struct jview *v)
 static int enc_field_mask(struct jenc *e, const struct jview *v)
 {
     struct jctx *c = &e->c;
-    TRY(jout_byte(c, '"'));
     int i = jview_field(v, 1);
+    size_t total = 0;
+    for (uint32_t k = i < 0 ? JOCC_END : jview_first(e, v, (unsigned)i); k != JOCC_END;
+         k = e->occ[k].next)
+        total += e->occ[k].v + 1;
+    char *buf = pt_arena_alloc(&c->arena, total + 1);
+    if (!buf)
+        return jctx_fail(c, PT_ERR_LIMIT, 0, "out of scratch memory");
+    size_t n = 0;
     bool first = true;
     for (uint32_t k = i < 0 ? JOCC_END : jview_first(e, v, (unsigned)i); k != JOCC_END;
          k = e->occ[k].next) {
         const struct jocc *o = &e->occ[k];
+        if (!utf8_valid(o->p, o->v))
+            return jctx_fail(c, PT_ERR_INVALID, jenc_off(e, o->p), "invalid UTF-8 in FieldMask");
         if (!first)
-            TRY(jout_byte(c, ','));
+            buf[n++] = ',';
         first = false;
+        /* snake_case -> lowerCamelCase; only what reads back the same has a
+         * JSON form (json_format's rules). */
         bool under = false;
         for (size_t j = 0; j < o->v; j++) {
             char ch = (char)o->p[j];
-            if ((ch >= 'A' && ch <= 'Z') || (under && !(ch >= 'a' && ch <= 'z')) ||
-                (unsigned char)ch < 0x20 || ch == '"' || ch == '\\' || (unsigned char)ch >= 0x80)
+            if ((ch >= 'A' && ch <= 'Z') || (under && !(ch >= 'a' && ch <= 'z')))
                 return jctx_fail(c, PT_ERR_INVALID, jenc_off(e, o->p),
                                  "FieldMask path \"%.*s\" has no JSON form (snake_case, "
                                  "lower-case letters after '_')",
@@ -498,13 +506,13 @@ static int enc_field_mask(struct jenc *e, const struct jview *v)
                 under = true;
                 continue;
             }
-            TRY(jout_byte(c, under ? (char)(ch - 32) : ch));
+            buf[n++] = under ? (char)(ch - 32) : ch;
             under = false;
         }
         if (under)
             return jctx_fail(c, PT_ERR_INVALID, jenc_off(e, o->p), "FieldMask path ends with '_'");
     }
-    return jout_byte(c, '"');
+    return jout_string(c, buf, n);
 }
 
 static int enc_value(struct jenc *e, const struct jview *v)
