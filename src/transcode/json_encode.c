@@ -584,9 +584,16 @@ int jenc_map(struct jenc *e, const struct jview *v, unsigned i)
         if (!first)
             TRY(jout_byte(c, ','));
         first = false;
+        size_t key_at = c->out->len;
         TRY(put_map_key(e, kf->type, &en));
+        /* The path names the key as printed (without its quotes). */
+        char keybuf[24];
+        size_t keylen = c->out->len - key_at - 2;
+        if (!str_keys)
+            memcpy(keybuf, c->out->data + key_at + 1, keylen < sizeof(keybuf) ? keylen : 0);
         TRY(jout_byte(c, ':'));
-        jpath_push(c, JSEG_KEY, str_keys ? (const char *)en.kp : "", str_keys ? en.kn : 0, 0);
+        jpath_push(c, JSEG_KEY, str_keys ? (const char *)en.kp : keybuf,
+                   str_keys ? en.kn : (keylen < sizeof(keybuf) ? keylen : 0), 0);
         struct jocc key, val;
         bool has_key, has_val;
         size_t sbase = e->nspans, nsp = 0;

@@ -325,6 +325,9 @@ static void test_json_encode__malformed_wire_rejected(void **st)
     w.n = 0;
     w_lfield(&w, 50, "\x0a\x01\xff", 3);
     fails(&w, "mString: invalid UTF-8 in map key");
+    w.n = 0;
+    w_lfield(&w, 52, "\x08\x7f\x12\x02\x12\x01", 6);
+    fails(&w, "mInt64[\"127\"]: malformed protobuf: length past the end");
 }
 
 static void test_json_encode__well_known_types(void **st)
