@@ -78,7 +78,8 @@ struct pt_json_options {
                             maps as {} (json_format's
                             including_default_value_fields) */
     bool original_names; /* encode: proto field names instead of json names */
-    unsigned max_depth;  /* nesting of JSON objects/arrays and of messages;
+    unsigned max_depth;  /* nesting of JSON objects and arrays (a message
+                            is an object), both directions;
                             0 = PT_JSON_DEFAULT_MAX_DEPTH */
     size_t max_output;   /* bytes this call may append; 0 = PT_JSON_DEFAULT_MAX_OUTPUT */
 };
