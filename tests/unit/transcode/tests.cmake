@@ -96,3 +96,10 @@ add_test(NAME integration/transcode_json_roundtrip
                  --tc-json $<TARGET_FILE:tc_json> --count 300)
 set_tests_properties(integration/transcode_json_roundtrip PROPERTIES
   LABELS integration TIMEOUT 300 ENVIRONMENT PYTHONDONTWRITEBYTECODE=1)
+
+# pool_hooks: the codec over the descpool test protos' run-time pool.
+if(TARGET test_transcode_pool_hooks AND TARGET test_transcode_descpool)
+  add_dependencies(test_transcode_pool_hooks pt_tc_testpb)
+  target_compile_definitions(test_transcode_pool_hooks PRIVATE
+    PT_TC_DESC="${pt_tc_gen}/transcode_test.desc")
+endif()
