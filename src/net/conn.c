@@ -95,11 +95,19 @@ static void update_read_interest(struct pt_conn *c)
 static void finish_linger(struct pt_conn *c)
 {
     c->lingering = true;
+    /* Nothing read from here on is kept: draining everything frees the
+     * buffer's chains (a connection closed at a high rate must not hold a
+     * read buffer for the whole linger time). */
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
     if (c->ssl)
         SSL_shutdown(c->ssl);
     shutdown(c->fd, SHUT_WR);
     event_del(c->wev);
+    /* A peer that already closed its side sends nothing more to wait for:
+     * free on the next loop iteration. */
     struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+    if (c->read_eof)
+        tv = (struct timeval){0, 0};
     event_add(c->timer, &tv);
     update_read_interest(c);
 }
@@ -394,6 +402,11 @@ static void do_read(struct pt_conn *c)
         if (!c->ssl && (size_t)r < want)
             break;
     }
+    /* An empty buffer keeps the chain reserved for a read that found
+     * nothing (EAGAIN, EOF) unless drained: idle connections hold no read
+     * buffer. */
+    if (!evbuffer_get_length(c->in))
+        evbuffer_drain(c->in, 0);
     if (c->lingering) {
         evbuffer_drain(c->in, evbuffer_get_length(c->in));
         if (eof)

@@ -17,10 +17,10 @@ while IFS= read -r line; do
   esac
 done < <(grep -rn --include='*.c' --include='*.h' -E '#include "[a-z0-9_]+/[a-z0-9_]*_int\.h"' src tests fuzz bench 2>/dev/null)
 
-if grep -rn -E '#include "(core|net|http|http1|http2|route|conf|discovery|proxy|upstream|grpc|observe|websocket|filters)/' include/; then
+if grep -rn -E '#include "(core|net|http|http1|http2|route|conf|discovery|proxy|upstream|grpc|observe|websocket|filters|auth|transcode|ratelimit|admin|store|ctl)/' include/; then
   echo "layering: include/portico/ must not include src/ headers"; fail=1
 fi
-if grep -rn -E '#include "(net|http|http1|http2|route|conf|discovery|proxy|upstream|grpc|observe|websocket)/' src/filters/; then
+if grep -rn -E '#include "(net|http|http1|http2|route|conf|discovery|proxy|upstream|grpc|observe|websocket|auth|transcode|ratelimit|admin|store)/' src/filters/; then
   echo "layering: built-in filters use only the ABI (include/portico/) and core helpers"; fail=1
 fi
 [ $fail -eq 0 ] && echo "layering: ok"
