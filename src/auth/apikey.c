@@ -49,6 +49,12 @@ static json_t *key_claims(const Portico__Config__V1__ApiKey *k, const char *clie
     if (k->client_name && *k->client_name)
         json_object_set_new(c, "client_name", json_string(k->client_name));
     json_object_set_new(c, "scopes", scopes);
+    if (k->n_roles) {
+        json_t *roles = json_array();
+        for (size_t i = 0; i < k->n_roles; i++)
+            json_array_append_new(roles, json_string(k->roles[i]));
+        json_object_set_new(c, "roles", roles);
+    }
     json_object_set_new(c, "tier", json_string(tier));
     return c;
 }
@@ -85,6 +91,8 @@ struct pt_auth_keys *pt_auth_keys_compile(const Portico__Config__V1__Config *cfg
             .credential = name,
             .scopes = k->scopes,
             .nscopes = k->n_scopes,
+            .roles = k->roles,
+            .nroles = k->n_roles,
             .claims = key_claims(k, client_id, tier),
         };
         pt_auth_identity_build(&e->id, &spec);

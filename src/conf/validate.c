@@ -1672,5 +1672,6 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
     check_admin(&v, cfg->admin);
     check_dns(&v, cfg->dns);
     check_auth(&v, cfg->auth);
+    pt_conf_validate_auth_ext(c, cfg, diag, &v.errors);
     return v.errors ? PT_ERR_CONFIG : 0;
 }
