@@ -216,10 +216,18 @@ const struct pt_identity_full *pt_auth_identity_in_exchange(struct pt_exchange *
     if (!ok)
         return NULL;
     if (f->claims && json_is_object(f->claims)) {
-        /* Sized first, then written into the arena: no heap per request. */
-        size_t n = json_dumpb(f->claims, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
+        /* One dump into the stack for the usual claim set, then copied into
+         * the arena (no heap per request); a larger set is dumped again at
+         * its size. Keys stay in the token's order (jansson keeps insertion
+         * order): sorting them would allocate on every request. */
+        char stack[2048];
+        size_t n = json_dumpb(f->claims, stack, sizeof(stack), JSON_COMPACT);
         char *buf = n ? pt_exchange_alloc(x, n) : NULL;
-        if (!buf || json_dumpb(f->claims, buf, n, JSON_COMPACT | JSON_SORT_KEYS) != n)
+        if (!buf)
+            return NULL;
+        if (n <= sizeof(stack))
+            memcpy(buf, stack, n);
+        else if (json_dumpb(f->claims, buf, n, JSON_COMPACT) != n)
             return NULL;
         id->claims = (struct pt_str){buf, n};
     }
