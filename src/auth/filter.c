@@ -206,7 +206,15 @@ static enum pt_filter_status authenticated(struct auth_x *s, const struct pt_aut
             memcpy(reason, buf, strlen(buf) + 1);
         return forbidden(s, m, reason ? reason : "rule refused");
     }
-    pt_exchange_identity_replace(x, id);
+    if (!id->claims.len && res->claims && json_is_object(res->claims)) {
+        /* The exchange keeps a reference and renders the text only if
+         * someone reads it: most requests never do. */
+        json_t *ref = s->claims_owned ? s->claims_owned : json_incref(res->claims);
+        s->claims_owned = NULL;
+        pt_exchange_identity_adopt(x, id, ref, &pt_auth_claims_ops);
+    } else {
+        pt_exchange_identity_replace(x, id);
+    }
     remove_credentials(s);
     if (identity_headers(s, res->claims) != 0) {
         pt_exchange_reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);

@@ -215,22 +215,6 @@ const struct pt_identity_full *pt_auth_identity_in_exchange(struct pt_exchange *
         copy_list(x, f->roles, f->nroles, &id->list[PT_IDENTITY_ROLES], &id->n[PT_IDENTITY_ROLES]);
     if (!ok)
         return NULL;
-    if (f->claims && json_is_object(f->claims)) {
-        /* One dump into the stack for the usual claim set, then copied into
-         * the arena (no heap per request); a larger set is dumped again at
-         * its size. Keys stay in the token's order (jansson keeps insertion
-         * order): sorting them would allocate on every request. */
-        char stack[2048];
-        size_t n = json_dumpb(f->claims, stack, sizeof(stack), JSON_COMPACT);
-        char *buf = n ? pt_exchange_alloc(x, n) : NULL;
-        if (!buf)
-            return NULL;
-        if (n <= sizeof(stack))
-            memcpy(buf, stack, n);
-        else if (json_dumpb(f->claims, buf, n, JSON_COMPACT) != n)
-            return NULL;
-        id->claims = (struct pt_str){buf, n};
-    }
     return id;
 }
 
@@ -292,3 +276,18 @@ size_t pt_auth_claim_words(const json_t *claim, bool split, struct pt_str *out, 
     }
     return k;
 }
+
+static size_t claims_render(void *src, char *buf, size_t cap)
+{
+    return json_dumpb(src, buf, cap, JSON_COMPACT);
+}
+
+static void claims_release(void *src)
+{
+    json_decref(src);
+}
+
+const struct pt_identity_claims_ops pt_auth_claims_ops = {
+    .render = claims_render,
+    .release = claims_release,
+};

@@ -70,7 +70,8 @@ struct pt_auth_id_fields {
     size_t nscopes;
     const struct pt_str *roles;
     size_t nroles;
-    const json_t *claims; /* an object, kept as JSON text; NULL: none */
+    const json_t *claims; /* unused here: the auth step hands the claims to the
+                             exchange (pt_exchange_identity_adopt) */
 };
 
 /* Pointer: the identity in exchange memory (every string and list
@@ -78,6 +79,10 @@ struct pt_auth_id_fields {
  * NULL when the exchange's memory limit is reached. */
 const struct pt_identity_full *pt_auth_identity_in_exchange(struct pt_exchange *x,
                                                             const struct pt_auth_id_fields *f);
+
+/* Claims (a jansson object) as the exchange's identity keeps them: text
+ * made with json_dumpb on first read, json_decref when the exchange ends. */
+extern const struct pt_identity_claims_ops pt_auth_claims_ops;
 
 /* The value of a claim named by a dotted path ("realm_access.roles"): the
  * top-level member with exactly that name if there is one, else the walk
