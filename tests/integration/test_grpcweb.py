@@ -13,6 +13,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_grpcweb
 """
 
 import base64
+import hashlib
 import struct
 import time
 import unittest
@@ -397,6 +398,42 @@ class TestGrpcWebGatewayErrors(GrpcWebCase):
             self.assertEqual(res.header("content-type"),
                              "application/grpc-web-text" if text else "application/grpc-web+proto")
             self.assertEqual(res.header("access-control-allow-origin"), ORIGIN)
+
+    def test_auth_failure_is_unauthenticated_trailer_frame(self):
+        secret = "pk_test_grpcweb_0123456789abcdef"
+        cfg = self.config()
+        cfg["routes"][0]["auth"] = {"methods": ["api_key"]}
+        cfg["api_keys"] = [{"name": "k", "client_id": "c", "key_prefix": secret[:8],
+                            "key_hash": hashlib.sha256(secret.encode()).hexdigest()}]
+        gw = self.start_gateway(cfg)
+        host, port = gw.addr("main").rsplit(":", 1)
+        addr = (host, int(port))
+        body = frame(Req(message="a").SerializeToString())
+        res = self.h1_call(addr, ECHO, body)
+        self.assertEqual(res.status, 200)
+        self.assertEqual(res.code, 16, res.trailers)
+        self.assertEqual(res.header("access-control-allow-origin"), ORIGIN)
+        # A preflight needs no credentials.
+        conn = wire.RawConn(*addr)
+        self._stack.callback(conn.close)
+        conn.send(wire.request_bytes("OPTIONS", ECHO, headers=[
+            ("Origin", ORIGIN), ("Access-Control-Request-Method", "POST")]))
+        self.assertEqual(conn.read_response(method="OPTIONS").status, 204)
+        res = self.h1_call(addr, ECHO, body, extra=[("x-api-key", secret)])
+        self.check_ok_echo(res, "a")
+
+    def test_rate_limited_is_resource_exhausted_trailer_frame(self):
+        cfg = self.config()
+        cfg["rate_limit_rules"] = [{"name": "calls", "key_type": "route", "limit": 1,
+                                    "window_seconds": 3600}]
+        gw = self.start_gateway(cfg)
+        host, port = gw.addr("main").rsplit(":", 1)
+        body = base64.b64encode(frame(Req(message="r").SerializeToString()))
+        self.check_ok_echo(self.h1_call((host, int(port)), ECHO, body, text=True), "r")
+        res = self.h1_call((host, int(port)), ECHO, body, text=True)
+        self.assertEqual(res.status, 200)
+        self.assertEqual(res.code, 8, res.trailers)
+        self.assertIn("rate limit", res.trailers.get("grpc-message", ""))
 
     def test_config_requires_grpc_service(self):
         cfg = harness.grpc_gateway_config([{"host": "127.0.0.1", "port": 1}],
