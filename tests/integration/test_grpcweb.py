@@ -435,6 +435,16 @@ class TestGrpcWebGatewayErrors(GrpcWebCase):
         self.assertEqual(res.code, 8, res.trailers)
         self.assertIn("rate limit", res.trailers.get("grpc-message", ""))
 
+    def test_deadline_mid_stream_ends_with_trailer_frame(self):
+        addr = self.gateway()
+        req = Req(message="slow", stream_count=20, stream_interval_ms=300)
+        res = self.h1_call(addr, STREAM, frame(req.SerializeToString()),
+                           extra=[("grpc-timeout", "1000m")])
+        self.assertEqual(res.status, 200)
+        self.assertGreaterEqual(len(res.messages), 1)
+        self.assertLess(len(res.messages), 20)
+        self.assertEqual(res.code, 4, res.trailers)
+
     def test_config_requires_grpc_service(self):
         cfg = harness.grpc_gateway_config([{"host": "127.0.0.1", "port": 1}],
                                           route_extra={"grpc_web": {}})
