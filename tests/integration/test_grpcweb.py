@@ -14,6 +14,11 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_grpcweb
 
 import base64
 import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
 import struct
 import time
 import unittest
@@ -452,6 +457,67 @@ class TestGrpcWebGatewayErrors(GrpcWebCase):
         rc, err = harness.check_config(cfg)
         self.assertNotEqual(rc, 0)
         self.assertIn("grpc_web needs services with protocol grpc", err)
+
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "interop",
+                        "grpcweb-node")
+
+
+def node_deps_current():
+    with open(os.path.join(NODE_DIR, "package.json")) as f:
+        wanted = json.load(f).get("dependencies", {})
+    for name, version in wanted.items():
+        try:
+            with open(os.path.join(NODE_DIR, "node_modules", *name.split("/"), "package.json")) as f:
+                if json.load(f).get("version") != version:
+                    return False
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+class TestGrpcWebNodeClient(GrpcWebCase):
+    """A real gRPC-Web client library (interop/grpcweb-node/README.md)."""
+
+    def setUp(self):
+        super().setUp()
+        self.node = os.environ.get("PORTICO_NODE") or shutil.which("node")
+        npm = os.environ.get("PORTICO_NPM") or shutil.which("npm")
+        if not self.node or not npm:
+            self.skipTest("node and npm are needed for the @improbable-eng/grpc-web client")
+        if not node_deps_current():
+            proc = subprocess.Popen([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                out, _ = proc.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                self.fail("npm ci in %s did not finish in 300 s (npm registry reachable?)" % NODE_DIR)
+            self.assertTrue(proc.returncode == 0 and node_deps_current(),
+                            "npm ci failed:\n%s" % out.decode("utf-8", "replace")[-2000:])
+
+    def test_improbable_eng_client(self):
+        host, port = self.gateway(grpc_web={})
+        protos = os.path.join(os.path.dirname(os.path.abspath(__file__)), "protos")
+        proc = subprocess.run([self.node, os.path.join(NODE_DIR, "client.js"),
+                               "http://%s:%d" % (host, port), protos],
+                              capture_output=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode("utf-8", "replace")[-2000:])
+        out = json.loads(proc.stdout)
+        unary = out["unary"]
+        self.assertEqual(unary["code"], 0)
+        self.assertEqual([m["message"] for m in unary["messages"]], ["hello from node"])
+        self.assertEqual(unary["trailers"].get("x-trailer"), ["trailer-value"])
+        self.assertEqual(unary["trailers"].get("x-trailing-from-node"), ["grpc-web"])
+        err = out["error"]
+        self.assertEqual(err["code"], 5)
+        self.assertEqual(err["message"], "caf\u00e9 100% \u263a")
+        self.assertEqual(err["messages"], [])
+        stream = out["stream"]
+        self.assertEqual(stream["code"], 0)
+        self.assertEqual([m["index"] for m in stream["messages"]], [0, 1, 2])
 
 
 if __name__ == "__main__":
