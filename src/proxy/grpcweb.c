@@ -32,6 +32,9 @@ struct pt_proxy_grpcweb {
     /* grpc-status and grpc-message of a trailers-only head, moved out of
      * the response head into the trailer frame. */
     struct pt_headers head_status;
+    /* The upstream answered an HTTP error without a gRPC status: its body
+     * is dropped and its status mapped into the trailer frame. */
+    int http_error;
     bool ended; /* the trailer frame went out */
 };
 
@@ -193,6 +196,11 @@ void pt_proxy_grpcweb_head(struct pt_exchange *x)
             if (pt_headers_add_ref(&g->head_status, moved[i], h->v[k].value) == 0)
                 pt_headers_remove(h, moved[i]);
         }
+        if (x->resp.status != 200 &&
+            pt_headers_index(&g->head_status, PT_STR("grpc-status"), 0) < 0) {
+            g->http_error = x->resp.status;
+            x->resp.status = 200;
+        }
         pt_headers_remove(h, PT_STR("content-length"));
         if (set_header(h, PT_STR("content-type"), g->content_type) != 0)
             x->error = x->error ? x->error : PT_ERR_LIMIT;
@@ -272,10 +280,10 @@ int pt_proxy_grpcweb_encode(struct pt_exchange *x, struct evbuffer *chunk, bool 
                             const struct pt_headers *trailers)
 {
     struct pt_proxy_grpcweb *g = x->grpcweb;
-    if (g->ended) {
+    if (g->ended || g->http_error)
         evbuffer_drain(chunk, evbuffer_get_length(chunk));
+    if (g->ended)
         return 0;
-    }
     if (g->mode == PT_GRPCWEB_TEXT && base64_in_place(chunk) != 0)
         return PT_ERR_NOMEM;
     if (!end)
@@ -299,13 +307,16 @@ int pt_proxy_grpcweb_encode(struct pt_exchange *x, struct evbuffer *chunk, bool 
         f[n++] = (struct pt_grpcweb_field){t->name, t->value};
     }
     have_status |= nh && pt_headers_index(&g->head_status, PT_STR("grpc-status"), 0) >= 0;
-    char code[8];
+    char code[8], why[48];
     if (!have_status) {
-        int c = status_from_http(x->resp.status == 200 ? 0 : x->resp.status);
+        int c = status_from_http(g->http_error);
         int cl = snprintf(code, sizeof(code), "%d", c);
+        int wl =
+            g->http_error
+                ? snprintf(why, sizeof(why), "upstream%%20answered%%20HTTP%%20%d", g->http_error)
+                : snprintf(why, sizeof(why), "upstream%%20sent%%20no%%20grpc-status");
         f[n++] = (struct pt_grpcweb_field){PT_STR("grpc-status"), {code, (size_t)cl}};
-        f[n++] = (struct pt_grpcweb_field){PT_STR("grpc-message"),
-                                           PT_STR("upstream%20sent%20no%20grpc-status")};
+        f[n++] = (struct pt_grpcweb_field){PT_STR("grpc-message"), {why, (size_t)wl}};
         x->grpc_status = c;
     }
     int rc = frame_append(g, f, n, chunk);

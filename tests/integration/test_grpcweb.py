@@ -18,7 +18,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import struct
 import time
 import unittest
@@ -449,6 +451,73 @@ class TestGrpcWebGatewayErrors(GrpcWebCase):
         self.assertGreaterEqual(len(res.messages), 1)
         self.assertLess(len(res.messages), 20)
         self.assertEqual(res.code, 4, res.trailers)
+
+    def test_upstream_http_error_without_grpc_status(self):
+        """An h2c upstream answering 503 text/plain (a proxy in front of the
+        gRPC server, say): the client gets 200 and UNAVAILABLE in the trailer
+        frame, not the text body."""
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        srv.settimeout(0.5)
+        stop = threading.Event()
+        self._stack.callback(srv.close)
+
+        def answer(conn):
+            conn.settimeout(10)
+            buf = [b""]
+
+            def need(n):
+                while len(buf[0]) < n:
+                    d = conn.recv(65536)
+                    if not d:
+                        return False
+                    buf[0] += d
+                return True
+
+            with conn:
+                conn.sendall(wire.settings_frame())
+                if not need(24) or not buf[0].startswith(wire.H2_PREFACE):
+                    return
+                buf[0] = buf[0][24:]
+                for _ in range(10000):
+                    if not need(9):
+                        return
+                    n = struct.unpack(">I", b"\x00" + buf[0][:3])[0]
+                    if not need(9 + n):
+                        return
+                    f, buf[0] = buf[0][:9 + n], buf[0][9 + n:]
+                    ftype, flags, sid = f[3], f[4], struct.unpack(">I", f[5:9])[0] & 0x7FFFFFFF
+                    if ftype == wire.SETTINGS and not flags & wire.FLAG_ACK:
+                        conn.sendall(wire.settings_frame(ack=True))
+                    elif ftype == wire.HEADERS and sid:
+                        block = wire.hpack_literal(":status", "503") + \
+                            wire.hpack_literal("content-type", "text/plain")
+                        conn.sendall(wire.frame(wire.HEADERS, wire.FLAG_END_HEADERS, sid, block) +
+                                     wire.frame(wire.DATA, wire.FLAG_END_STREAM, sid, b"busy\n"))
+
+        def serve():
+            for _ in range(1000):
+                if stop.is_set():
+                    return
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self._stack.callback(t.join, 5)
+        self._stack.callback(stop.set)  # first: cleanups run last-in first-out
+        addr = self.gateway(instances=[{"host": "127.0.0.1", "port": srv.getsockname()[1]}])
+        for text in (False, True):
+            body = frame(Req(message="x").SerializeToString())
+            res = self.h1_call(addr, ECHO, base64.b64encode(body) if text else body, text=text)
+            self.assertEqual(res.status, 200)
+            self.assertEqual(res.messages, [])
+            self.assertEqual(res.code, 14, res.trailers)
+            self.assertIn("503", res.trailers.get("grpc-message"))
 
     def test_config_requires_grpc_service(self):
         cfg = harness.grpc_gateway_config([{"host": "127.0.0.1", "port": 1}],
