@@ -216,13 +216,17 @@ class TestGrpcWebUnary(GrpcWebCase):
         self.assertEqual(res.code, 9)
         self.assertEqual(res.trailers["grpc-message"], "stop")
 
-    def test_unary_over_http2(self):
-        addr = self.gateway()
+    def h2_call(self, addr, content_type, pieces):
         with wire.H2Conn(*addr) as h2:
             h2.handshake()
-            h2.request(1, "POST", ECHO, extra=[("content-type", "application/grpc-web+proto"),
+            h2.request(1, "POST", ECHO, extra=[("content-type", content_type),
                                                ("x-grpc-web", "1"), ("origin", ORIGIN)],
-                       body=frame(Req(message="over-h2").SerializeToString()))
+                       end_stream=False)
+            for i, p in enumerate(pieces):
+                if i:
+                    time.sleep(0.03)
+                last = i == len(pieces) - 1
+                h2.send(wire.frame(wire.DATA, wire.FLAG_END_STREAM if last else 0, 1, p))
             st = {"headers": [], "body": b"", "end": False}
 
             def until(f):
@@ -240,8 +244,19 @@ class TestGrpcWebUnary(GrpcWebCase):
             h2.collect(until)
         # One header block (no HTTP trailers): the status is in the body.
         self.assertEqual(len(st["headers"]), 1)
-        res = GrpcWebResult(200, [], st["body"], False)
-        self.check_ok_echo(res, "over-h2")
+        return st["body"]
+
+    def test_unary_over_http2(self):
+        addr = self.gateway()
+        body = self.h2_call(addr, "application/grpc-web+proto",
+                            [frame(Req(message="over-h2").SerializeToString())])
+        self.check_ok_echo(GrpcWebResult(200, [], body, False), "over-h2")
+
+    def test_text_over_http2_in_split_data_frames(self):
+        addr = self.gateway()
+        text = base64.b64encode(frame(Req(message="h2-text").SerializeToString()))
+        body = self.h2_call(addr, "application/grpc-web-text", [text[:2], text[2:9], text[9:]])
+        self.check_ok_echo(GrpcWebResult(200, [], body, True), "h2-text")
 
 
 class TestGrpcWebText(GrpcWebCase):
@@ -283,6 +298,11 @@ class TestGrpcWebText(GrpcWebCase):
         body = base64.b64encode(frame(Req(payload=b"z" * 2000).SerializeToString()))
         res = self.h1_call((host, int(port)), ECHO, body, text=True)
         self.assertEqual(res.code, 8, res.trailers)
+        # Binary bodies: the per-message limit of gRPC, answered the same way.
+        res = self.h1_call((host, int(port)), ECHO, b64_pieces(body))
+        self.assertEqual(res.status, 200)
+        self.assertEqual(res.code, 8, res.trailers)
+        self.assertEqual(res.header("content-type"), "application/grpc-web+proto")
 
 
 class TestGrpcWebStreaming(GrpcWebCase):
