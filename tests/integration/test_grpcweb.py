@@ -182,6 +182,20 @@ class TestGrpcWebUnary(GrpcWebCase):
         md = {m.key: m.value for m in resp.metadata}
         self.assertNotIn("x-grpc-web", md)
 
+    def test_native_grpc_still_works_on_the_route(self):
+        import grpc
+        import protoload
+        host, port = self.gateway()
+        ch = harness.grpc_channel("%s:%d" % (host, port))
+        self._stack.callback(ch.close)
+        stub = protoload.Stub(ch, echo_pb2.DESCRIPTOR.services_by_name["Echo"])
+        resp, call = stub.Echo.with_call(Req(message="native"), timeout=30)
+        self.assertEqual(resp.message, "native")
+        self.assertEqual(dict(call.trailing_metadata()).get("x-trailer"), "trailer-value")
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.Echo(Req(fail_code=7, fail_message="no"), timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+
     def test_unary_text_and_content_type_mirrored(self):
         addr = self.gateway()
         body = base64.b64encode(frame(Req(message="texty").SerializeToString()))
