@@ -392,6 +392,16 @@ class TestGrpcWebCors(GrpcWebCase):
         self.assertEqual(r.get("access-control-max-age"), "300")
         self.assertIsNone(r.get("access-control-allow-credentials"))
 
+    def test_preflight_on_a_post_only_route(self):
+        cfg = self.config()
+        cfg["routes"][0]["methods"] = ["POST"]
+        gw = self.start_gateway(cfg)
+        host, port = gw.addr("main").rsplit(":", 1)
+        r = self.preflight((host, int(port)), ORIGIN)
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.get("access-control-allow-origin"), ORIGIN)
+        self.assertEqual(r.get("vary"), "Origin")
+
     def test_preflight_denied_origin_and_method(self):
         addr = self.gateway()
         for origin, method in [("https://evil.example", "POST"), (ORIGIN, "PUT")]:
