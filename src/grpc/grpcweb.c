@@ -130,8 +130,14 @@ long pt_grpcweb_decode(struct pt_grpcweb_decoder *d, const uint8_t *in, size_t l
             int k = quantum_decode(d->quantum, out + n);
             if (k < 0)
                 return d->error = PT_ERR_INVALID;
+            /* Checked quantum by quantum: the first error in stream order
+             * wins, however the body was split. */
+            int rc = frames_check(d, out + n, (size_t)k);
+            if (rc < 0)
+                return d->error = rc;
             n += (size_t)k;
         }
+        return (long)n;
     }
     int rc = frames_check(d, out, n);
     if (rc < 0)
