@@ -176,6 +176,21 @@ static void test_decode__oversized_message_is_resource_exhausted(void **state)
     assert_int_equal(pt_grpcweb_decode_finish(&d), PT_ERR_BODY_TOO_LARGE);
 }
 
+/* An oversized frame prefix followed by a bad character: the first error
+ * in the stream wins at every split point. */
+static void test_decode__first_error_wins_at_every_split(void **state)
+{
+    uint8_t body[8] = {0, 0, 0, 1, 0}; /* a 256-byte message announced */
+    char text[32];
+    size_t tlen = pt_grpcweb_b64_encode(body, 6, text);
+    text[tlen++] = '*';
+    for (size_t at = 0; at <= tlen; at++) {
+        uint8_t out[64];
+        size_t n;
+        assert_int_equal(decode_split(text, tlen, at, out, &n, 100), PT_ERR_BODY_TOO_LARGE);
+    }
+}
+
 static void test_decode__rejects_trailer_and_reserved_flags(void **state)
 {
     const uint8_t flags[] = {0x80, 0x02, 0xff};
@@ -242,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_decode__rejects_bad_base64),
         cmocka_unit_test(test_decode__truncated_input_fails_at_finish),
         cmocka_unit_test(test_decode__oversized_message_is_resource_exhausted),
+        cmocka_unit_test(test_decode__first_error_wins_at_every_split),
         cmocka_unit_test(test_decode__rejects_trailer_and_reserved_flags),
         cmocka_unit_test(test_trailer__frame_has_lowercase_lines),
         cmocka_unit_test(test_trailer__drops_fields_that_break_framing),
