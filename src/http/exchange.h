@@ -43,6 +43,7 @@ struct pt_service;
 struct pt_route_stats;
 struct pt_up_stream;
 struct event;
+struct pt_proxy_grpcweb;
 
 /* What every exchange on a downstream connection shares. Owned by the
  * connection; outlives its exchanges. */
@@ -219,6 +220,9 @@ struct pt_exchange {
     struct pt_pipe req_filtered;
     struct pt_pipe resp_raw;
     void *body_stage[2]; /* owned by src/proxy */
+    /* gRPC-Web state (src/proxy/grpcweb.c), NULL unless the request is
+     * gRPC-Web on a route that enables it. */
+    struct pt_proxy_grpcweb *grpcweb;
 
     /* Owned by src/proxy. */
     struct pt_snap_pin *pin;
