@@ -5,12 +5,12 @@
 #include "auth/apikey.h"
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth_int.h"
 #include "core/arena.h"
+#include "core/digest.h"
 #include "core/strutil.h"
 #include "core/time.h"
 
@@ -142,7 +142,7 @@ enum pt_auth_key_status pt_auth_keys_lookup(const struct pt_auth_keys *t, struct
     if (presented.len > PT_AUTH_MAX_API_KEY)
         return PT_AUTH_KEY_TOO_LONG;
     unsigned char hash[32];
-    SHA256((const unsigned char *)presented.ptr, presented.len, hash);
+    pt_sha256(presented.ptr, presented.len, hash);
     const struct pt_auth_key *e = pt_auth_keys_find_hash(t, hash);
     if (!e)
         return PT_AUTH_KEY_UNKNOWN;
