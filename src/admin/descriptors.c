@@ -19,7 +19,6 @@
 #define GRPC_DEADLINE_EXCEEDED 4
 #define GRPC_NOT_FOUND 5
 #define GRPC_FAILED_PRECONDITION 9
-#define GRPC_UNAVAILABLE 14
 #define REFRESH_WAIT_MS 15000u
 
 /* The service's reflection status as a message (never NULL). */
@@ -100,9 +99,10 @@ void pt_admin_refresh_descriptors(void *ctx, const ProtobufCMessage *rq, Protobu
         return;
     }
     if (rc != 0) {
-        pt_admin_status_set(st, rc == PT_ERR_TIMEOUT ? GRPC_DEADLINE_EXCEEDED : GRPC_UNAVAILABLE,
-                            "service \"%s\": %s (the last good descriptors stay in use)",
-                            r->service, err);
+        /* Not UNAVAILABLE: that would read as "the admin service is down". */
+        pt_admin_status_set(
+            st, rc == PT_ERR_TIMEOUT ? GRPC_DEADLINE_EXCEEDED : GRPC_FAILED_PRECONDITION,
+            "service \"%s\": %s (the last good descriptors stay in use)", r->service, err);
         return;
     }
     *rs = status_msg(r->service);

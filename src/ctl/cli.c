@@ -69,6 +69,7 @@ static const struct {
     {"registrations", PT_CTL_CMD_REGISTRATIONS},
     {"deregister", PT_CTL_CMD_DEREGISTER},
     {"json", PT_CTL_CMD_JSON},
+    {"descriptors", PT_CTL_CMD_DESCRIPTORS},
 };
 
 static int fail(char *err, size_t n, const char *fmt, const char *arg)
@@ -160,6 +161,8 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
             a->keep_absent = true;
         } else if (strcmp(s, "-y") == 0 || strcmp(s, "--yes") == 0) {
             a->yes = true;
+        } else if (strcmp(s, "--refresh") == 0) {
+            a->refresh = true;
         } else if (strcmp(s, "--ignore-unknown") == 0) {
             a->ignore_unknown = true, json_enc_opt = true;
         } else if (strcmp(s, "--emit-defaults") == 0) {
@@ -217,6 +220,11 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
             return fail(err, n, "missing the lease id", NULL);
         want = 1;
         break;
+    case PT_CTL_CMD_DESCRIPTORS:
+        if (npos == 0)
+            return fail(err, n, "missing the service", NULL);
+        want = 1;
+        break;
     case PT_CTL_CMD_JSON:
         if (npos == 0)
             return fail(err, n, "json needs encode or decode", NULL);
@@ -271,6 +279,8 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
         return fail(err, n, "-f FILE is required", NULL);
     if (!file && !file_optional && a->file)
         return fail(err, n, "-f is not an option of this command", NULL);
+    if (a->cmd != PT_CTL_CMD_DESCRIPTORS && a->refresh)
+        return fail(err, n, "--refresh is an option of descriptors", NULL);
     if (a->cmd != PT_CTL_CMD_APPLY && (a->dry_run || a->keep_absent || a->yes))
         return fail(err, n, "--dry-run, --keep-absent and -y are options of apply", NULL);
     return 0;
@@ -316,6 +326,11 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
     case PT_CTL_CMD_DEREGISTER:
         return "usage: porticoctl [options] deregister LEASE_ID\n"
                "Remove a registered instance now.\n";
+    case PT_CTL_CMD_DESCRIPTORS:
+        return "usage: porticoctl [options] descriptors SERVICE [--refresh]\n"
+               "Show the descriptors a service with `reflection: true` fetched from its\n"
+               "backend (generation, gRPC services, last error). --refresh fetches them now\n"
+               "and waits for the result; a failure exits 1 and keeps the last good ones.\n";
     case PT_CTL_CMD_JSON:
         return "usage: porticoctl json encode --descriptor-set FILE --type pkg.Msg "
                "[--ignore-unknown]\n"
@@ -341,6 +356,7 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
                "  create <kind> -f FILE   apply -f FILE [--dry-run] [--keep-absent] [-y]\n"
                "  export [-f FILE]        health             validate -f FILE\n"
                "  registrations [SERVICE] deregister LEASE_ID\n"
+               "  descriptors SERVICE [--refresh]\n"
                "  json encode|decode --descriptor-set FILE --type pkg.Msg (local, no server)\n"
                "kinds: route, service, rate-limit, plugin, api-key (plurals accepted)\n"
                "\n"

@@ -43,6 +43,7 @@ enum pt_ctl_cmd {
     PT_CTL_CMD_REGISTRATIONS, /* registrations [SERVICE] */
     PT_CTL_CMD_DEREGISTER,    /* deregister LEASE_ID */
     PT_CTL_CMD_JSON,          /* json encode|decode: local, no server (ctl/json.h) */
+    PT_CTL_CMD_DESCRIPTORS,   /* descriptors SERVICE [--refresh] */
 };
 
 enum pt_ctl_json_op {
@@ -93,6 +94,7 @@ struct pt_ctl_args {
     bool emit_defaults;         /* decode */
     bool original_names;        /* decode */
     size_t max_input;           /* --max-input BYTES; default PT_CTL_JSON_DEFAULT_MAX_INPUT */
+    bool refresh;               /* descriptors --refresh */
 };
 
 /*

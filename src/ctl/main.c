@@ -478,6 +478,26 @@ static int cmd_validate(struct conn *c, const struct pt_ctl_args *a)
     return rc;
 }
 
+static int cmd_descriptors(struct conn *c, const struct pt_ctl_args *a)
+{
+    const ProtobufCMessageDescriptor *d =
+        a->refresh ? &portico__admin__v1__refresh_descriptors_request__descriptor
+                   : &portico__admin__v1__get_descriptors_status_request__descriptor;
+    ProtobufCMessage *req = new_message(d);
+    pt_ctl_msg_set_string(req, "service", a->name);
+    Portico__Admin__V1__DescriptorsStatus *r;
+    int rc =
+        simple(c,
+               a->refresh ? "/" ADMIN_SERVICE "/RefreshDescriptors"
+                          : "/" ADMIN_SERVICE "/GetDescriptorsStatus",
+               req, &portico__admin__v1__descriptors_status__descriptor, (ProtobufCMessage **)&r);
+    if (rc)
+        return rc;
+    print_yaml(&r->base);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return 0;
+}
+
 /* json encode|decode: local, no connection (ctl/json.h). Exit 1 on an
  * unreadable or unusable descriptor set, an unknown type or bad input. */
 static int cmd_json(const struct pt_ctl_args *a)
@@ -563,6 +583,9 @@ int main(int argc, char **argv)
             break;
         case PT_CTL_CMD_DEREGISTER:
             rc = cmd_deregister(&c, &a);
+            break;
+        case PT_CTL_CMD_DESCRIPTORS:
+            rc = cmd_descriptors(&c, &a);
             break;
         default:
             rc = PT_CTL_EXIT_USAGE;

@@ -12,6 +12,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_reflection_des
 """
 
 import os
+import subprocess
 import time
 import unittest
 
@@ -22,6 +23,12 @@ from adminclient import AdminClient
 
 PROTOS = os.path.join(harness.REPO_ROOT, "tests", "protos", "transcode")
 SCRIPT = os.path.join(harness.BACKENDS_DIR, "reflection_backend.py")
+CTL = os.environ.get("PORTICOCTL_BIN", os.path.join(harness.REPO_ROOT, "build", "porticoctl"))
+
+
+def ctl(gw, *args):
+    return subprocess.run([CTL, "--addr", gw.admin_addr, "--timeout", "20"] + list(args),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
 class ReflectionBackend(harness.BackendProcess):
@@ -80,6 +87,10 @@ class ReflectionDescriptorsTest(unittest.TestCase):
                 self.assertIn("file_by_filename common.proto", log)
                 self.assertIn("file_by_filename google/protobuf/any.proto", log)
                 self.assertRegex(gw.stderr, r"reflection: service kitchen: generation 1")
+                p = ctl(gw, "descriptors", "kitchen")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn("generation: 1", p.stdout)
+                self.assertIn("pt.test.kitchen.Kitchen", p.stdout)
 
                 # Same schema again: a new generation all the same.
                 r = c.to_dict(c.call("RefreshDescriptors", service="kitchen"))
@@ -96,8 +107,11 @@ class ReflectionDescriptorsTest(unittest.TestCase):
                 backend.stop()
                 backend = None
                 err = c.error("RefreshDescriptors", service="kitchen")
-                self.assertEqual(err.code(), grpc.StatusCode.UNAVAILABLE, err.details())
+                self.assertEqual(err.code(), grpc.StatusCode.FAILED_PRECONDITION, err.details())
                 self.assertIn("last good descriptors stay in use", err.details())
+                p = ctl(gw, "descriptors", "kitchen", "--refresh")
+                self.assertEqual(p.returncode, 1, p.stdout)
+                self.assertIn("error: FAILED_PRECONDITION: service \"kitchen\"", p.stderr)
                 st = self.status(c, "kitchen")
                 self.assertEqual(int(st["generation"]), 3)
                 self.assertEqual(st["grpc_services"], ["pt.test.legacy.Legacy"])
@@ -112,7 +126,7 @@ class ReflectionDescriptorsTest(unittest.TestCase):
         with ReflectionBackend(["kitchen.proto"], "--no-reflection") as backend, \
                 harness.Portico(config([svc("plain", backend.port)])) as gw, AdminClient(gw.admin_addr) as c:
             err = c.error("RefreshDescriptors", service="plain")
-            self.assertEqual(err.code(), grpc.StatusCode.UNAVAILABLE, err.details())
+            self.assertEqual(err.code(), grpc.StatusCode.FAILED_PRECONDITION, err.details())
             self.assertIn("does not serve grpc.reflection", err.details())
             st = self.status(c, "plain")
             self.assertEqual(int(st.get("generation", 0)), 0)

@@ -62,6 +62,9 @@ static void test_json__parse_ok(void **state)
     assert_int_equal(a.json_op, PT_CTL_JSON_DECODE);
     assert_true(a.emit_defaults && a.original_names && !a.ignore_unknown);
     assert_int_equal(a.max_input, 100);
+    assert_int_equal(parse(&a, "descriptors orders --refresh", err), 0);
+    assert_int_equal(a.cmd, PT_CTL_CMD_DESCRIPTORS);
+    assert_true(a.refresh);
     assert_int_equal(parse(&a, "json --help", err), 0);
     assert_non_null(strstr(pt_ctl_usage(a.cmd), "--descriptor-set"));
 }
@@ -86,6 +89,8 @@ static void test_json__parse_errors(void **state)
         {"json decode --descriptor-set x --type a.B extra", "unexpected argument"},
         {"json decode --descriptor-set x --type a.B -f y", "-f is not"},
         {"get route r --type a.B", "options of json"},
+        {"descriptors", "missing the service"},
+        {"list routes --refresh", "--refresh is an option of descriptors"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         err[0] = '\0';
