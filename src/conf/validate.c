@@ -678,6 +678,11 @@ static void check_reflection(struct vctx *v, const Service *s, const char *path)
     if (s->reflection &&
         s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
         verr(v, s, "reflection", path, "reflection needs protocol grpc");
+    /* The reflection thread asks the first static instance, in cleartext. */
+    else if (s->reflection && s->discovery)
+        verr(v, s, "reflection", path, "reflection needs static instances (not discovery)");
+    else if (s->reflection && s->tls && s->tls->enabled)
+        verr(v, s, "reflection", path, "reflection does not support TLS to the backend yet");
     if (s->descriptor_refresh_ms && !s->reflection)
         verr(v, s, "descriptor_refresh_ms", path, "descriptor_refresh_ms needs reflection: true");
     else if (s->descriptor_refresh_ms && s->descriptor_refresh_ms < 1000)

@@ -456,6 +456,12 @@ static void test_validate__reflection_rules(void **state)
     invalid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
                      "descriptor_refresh_ms: 5000}]\n",
             "services[0].descriptor_refresh_ms: descriptor_refresh_ms needs reflection: true");
+    invalid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
+                     "tls: {enabled: true}, reflection: true}]\n",
+            "services[0].reflection: reflection does not support TLS to the backend yet");
+    invalid(LISTENER "services: [{name: a, protocol: grpc, discovery: {kind: registration}, "
+                     "reflection: true}]\n",
+            "services[0].reflection: reflection needs static instances (not discovery)");
 }
 
 static void test_validate__outlier_max_ejection_time_not_below_base(void **state)
