@@ -522,7 +522,8 @@ static int cmd_json(const struct pt_ctl_args *a)
         pt_json_out_fini(&out);
         return PT_CTL_EXIT_REFUSED;
     }
-    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+    /* An empty message encodes to no bytes (and out.data may be NULL). */
+    if ((out.len && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0) {
         fprintf(stderr, "error: cannot write the output: %s\n", strerror(errno));
         rc = PT_CTL_EXIT_REFUSED;
     }
