@@ -52,6 +52,7 @@ struct pt_tc_reflector {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* targets changed, a fetch finished, stop */
     bool stop;
+    grpc_call *current; /* the call in flight, for stop to cancel (under lock) */
     struct target *t;
     size_t n;
     unsigned seed;
@@ -91,15 +92,21 @@ static char *xstrdup(const char *s)
 /* Status: the gRPC status code of one ServerReflectionInfo call carrying
  * req; on OK *resp (gpr-allocated slice copy, caller frees) holds the
  * answer. msg gets grpc's status message. */
-static int call_once(grpc_channel *ch, grpc_completion_queue *cq, const char *method,
-                     const uint8_t *req, size_t len, gpr_timespec deadline, uint8_t **resp,
-                     size_t *resp_len, char *msg, size_t msglen)
+static int call_once(struct pt_tc_reflector *r, grpc_channel *ch, grpc_completion_queue *cq,
+                     const char *method, const uint8_t *req, size_t len, gpr_timespec deadline,
+                     uint8_t **resp, size_t *resp_len, char *msg, size_t msglen)
 {
     *resp = NULL;
     *resp_len = 0;
     grpc_call *gc =
         grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                  grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    pthread_mutex_lock(&r->lock);
+    bool stopping = r->stop;
+    r->current = gc;
+    pthread_mutex_unlock(&r->lock);
+    if (stopping)
+        grpc_call_cancel(gc, NULL);
     grpc_slice body = grpc_slice_from_copied_buffer((const char *)req, len);
     grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
     grpc_slice_unref(body);
@@ -168,6 +175,9 @@ static int call_once(grpc_channel *ch, grpc_completion_queue *cq, const char *me
     if (recv)
         grpc_byte_buffer_destroy(recv);
     grpc_byte_buffer_destroy(send);
+    pthread_mutex_lock(&r->lock);
+    r->current = NULL;
+    pthread_mutex_unlock(&r->lock);
     grpc_call_unref(gc);
     return rc;
 }
@@ -237,15 +247,24 @@ static int fetch(struct pt_tc_reflector *r, const char *name, const char *addres
         size_t resp_len;
         char msg[160];
         int code =
-            call_once(ch, cq, method, req, len, deadline, &resp, &resp_len, msg, sizeof(msg));
+            call_once(r, ch, cq, method, req, len, deadline, &resp, &resp_len, msg, sizeof(msg));
         if (code == GRPC_STATUS_UNIMPLEMENTED && first && !alpha) {
             method = V1ALPHA; /* an older server: the same messages */
             alpha = true;
-            code =
-                call_once(ch, cq, method, req, len, deadline, &resp, &resp_len, msg, sizeof(msg));
+            code = call_once(r, ch, cq, method, req, len, deadline, &resp, &resp_len, msg,
+                             sizeof(msg));
         }
         free(req);
         first = false;
+        pthread_mutex_lock(&r->lock);
+        bool stopping = r->stop;
+        pthread_mutex_unlock(&r->lock);
+        if (code != GRPC_STATUS_OK && stopping) {
+            free(resp);
+            snprintf(why, whylen, "stopped");
+            rc = PT_ERR_SHUTTING_DOWN;
+            break;
+        }
         if (code != GRPC_STATUS_OK) {
             snprintf(why, whylen, "%s: %s%s%s", address, code_name(code), *msg ? ": " : "", msg);
             if (code == GRPC_STATUS_UNIMPLEMENTED)
@@ -497,6 +516,8 @@ void pt_tc_reflector_stop(struct pt_tc_reflector *r)
         return;
     pthread_mutex_lock(&r->lock);
     r->stop = true;
+    if (r->current)
+        grpc_call_cancel(r->current, NULL); /* thread-safe; the call ends at once */
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
     pthread_join(r->thread, NULL);

@@ -70,8 +70,8 @@ void pt_tc_reflector_configure(struct pt_tc_reflector *r, const Portico__Config_
 int pt_tc_reflector_refresh(struct pt_tc_reflector *r, const char *name, unsigned timeout_ms,
                             uint64_t *generation, char *err, size_t errlen);
 
-/* Stop the thread (a fetch in progress is cut at its next call) and free
- * r. NULL is a no-op. */
+/* Stop the thread (a call in flight is cancelled, the fetch ends) and
+ * free r. NULL is a no-op. */
 void pt_tc_reflector_stop(struct pt_tc_reflector *r);
 
 #endif

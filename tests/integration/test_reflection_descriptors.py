@@ -143,6 +143,23 @@ class ReflectionDescriptorsTest(unittest.TestCase):
             st = self.wait_generation(c, "old", 1)
             self.assertEqual(st["grpc_services"], ["pt.test.legacy.Legacy"])
 
+    def test_hanging_backend_neither_blocks_admin_nor_shutdown(self):
+        with ReflectionBackend(["kitchen.proto"], "--hang") as backend, \
+                harness.Portico(config([svc("slow", backend.port)])) as gw:
+            harness.wait_until(lambda: "reflection: hanging" in backend.log_text(), timeout=10,
+                               message="the fetch in flight")
+            with AdminClient(gw.admin_addr) as c:
+                t0 = time.time()
+                self.assertEqual(c.to_dict(c.call("GetHealth")).get("status"), "STATUS_SERVING")
+                st = self.status(c, "slow")
+                self.assertLess(time.time() - t0, 2)
+                self.assertEqual(int(st.get("generation", 0)), 0)
+            t0 = time.time()
+            gw.stop()
+            # the call in flight (5 s deadline) is cancelled, not waited for
+            self.assertLess(time.time() - t0, 3)
+            self.assertNotIn("reflection: service slow", gw.stderr)
+
     def test_timer_refresh(self):
         with ReflectionBackend(["kitchen.proto"]) as backend, \
                 harness.Portico(config([svc("timed", backend.port, refresh_ms=1000)])) as gw, \

@@ -10,10 +10,10 @@ grpc.reflection.v1 and v1alpha ServerReflectionInfo (the same messages):
   file_by_filename         that file
   anything else / unknown  error_response NOT_FOUND
 With --no-reflection nothing is served (every call: UNIMPLEMENTED); with
---v1alpha-only, v1 is not served. Every request is logged to stderr.
+--v1alpha-only, v1 is not served; with --hang no request is ever answered. Every request is logged to stderr.
 
 Usage: reflection_backend.py --host H --port P --proto-dir D --proto F [--proto F ...]
-                             [--no-reflection] [--v1alpha-only]
+                             [--no-reflection] [--v1alpha-only] [--hang]
 Prints "READY port=<port>" on stdout once serving; SIGTERM stops it.
 """
 
@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--proto", action="append", required=True)
     ap.add_argument("--no-reflection", action="store_true")
     ap.add_argument("--v1alpha-only", action="store_true")
+    ap.add_argument("--hang", action="store_true", help="never answer a reflection request")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="reflection-backend-") as tmp:
@@ -100,8 +101,14 @@ def main():
         r.file_descriptor_response.file_descriptor_proto.append(files[name].SerializeToString())
         return r
 
+    done = threading.Event()
+
     def info(request_iterator, context):
         for req in request_iterator:
+            if args.hang:
+                sys.stderr.write("reflection: hanging\n")
+                sys.stderr.flush()
+                done.wait(120)  # bounded; ends at SIGTERM
             yield answer(req)
 
     handler = grpc.stream_stream_rpc_method_handler(info, request_deserializer=Req.FromString,
@@ -117,7 +124,6 @@ def main():
     server.start()
     sys.stdout.write("READY port=%d\n" % port)
     sys.stdout.flush()
-    done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     done.wait()
     server.stop(1).wait(5)
