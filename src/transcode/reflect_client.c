@@ -42,7 +42,22 @@ struct target {
     int last_rc;       /* of the last finished fetch */
     uint64_t last_gen; /* published by the last successful fetch */
     char last_err[256];
-    bool live; /* still configured */
+    bool live;    /* still configured */
+    bool running; /* a slot is fetching it */
+};
+
+/* Fetches run on up to SLOTS threads of their own, so a backend that hangs
+ * delays only its own service. */
+#define SLOTS 4
+
+struct slot {
+    struct pt_tc_reflector *r;
+    pthread_t thread;
+    bool busy;          /* fetching (cleared by the slot thread at the end) */
+    bool joinable;      /* started and not joined yet */
+    grpc_call *current; /* the call in flight, for stop to cancel (under lock) */
+    char *name, *address;
+    uint64_t answers; /* every refresh asked before the fetch started */
 };
 
 struct pt_tc_reflector {
@@ -52,7 +67,7 @@ struct pt_tc_reflector {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* targets changed, a fetch finished, stop */
     bool stop;
-    grpc_call *current; /* the call in flight, for stop to cancel (under lock) */
+    struct slot slots[SLOTS];
     struct target *t;
     size_t n;
     unsigned seed;
@@ -92,9 +107,10 @@ static char *xstrdup(const char *s)
 /* Status: the gRPC status code of one ServerReflectionInfo call carrying
  * req; on OK *resp (gpr-allocated slice copy, caller frees) holds the
  * answer. msg gets grpc's status message. */
-static int call_once(struct pt_tc_reflector *r, grpc_channel *ch, grpc_completion_queue *cq,
-                     const char *method, const uint8_t *req, size_t len, gpr_timespec deadline,
-                     uint8_t **resp, size_t *resp_len, char *msg, size_t msglen)
+static int call_once(struct pt_tc_reflector *r, struct slot *sl, grpc_channel *ch,
+                     grpc_completion_queue *cq, const char *method, const uint8_t *req, size_t len,
+                     gpr_timespec deadline, uint8_t **resp, size_t *resp_len, char *msg,
+                     size_t msglen)
 {
     *resp = NULL;
     *resp_len = 0;
@@ -103,7 +119,7 @@ static int call_once(struct pt_tc_reflector *r, grpc_channel *ch, grpc_completio
                                  grpc_slice_from_static_string(method), NULL, deadline, NULL);
     pthread_mutex_lock(&r->lock);
     bool stopping = r->stop;
-    r->current = gc;
+    sl->current = gc;
     pthread_mutex_unlock(&r->lock);
     if (stopping)
         grpc_call_cancel(gc, NULL);
@@ -176,7 +192,7 @@ static int call_once(struct pt_tc_reflector *r, grpc_channel *ch, grpc_completio
         grpc_byte_buffer_destroy(recv);
     grpc_byte_buffer_destroy(send);
     pthread_mutex_lock(&r->lock);
-    r->current = NULL;
+    sl->current = NULL;
     pthread_mutex_unlock(&r->lock);
     grpc_call_unref(gc);
     return rc;
@@ -205,8 +221,8 @@ static const char *code_name(int code)
 }
 
 /* Status: 0 with a published generation in *gen, or a PT_ERR_* with why. */
-static int fetch(struct pt_tc_reflector *r, const char *name, const char *address, uint64_t *gen,
-                 char *why, size_t whylen)
+static int fetch(struct pt_tc_reflector *r, struct slot *sl, const char *name, const char *address,
+                 uint64_t *gen, char *why, size_t whylen)
 {
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(address, creds, NULL);
@@ -246,12 +262,12 @@ static int fetch(struct pt_tc_reflector *r, const char *name, const char *addres
         uint8_t *resp;
         size_t resp_len;
         char msg[160];
-        int code =
-            call_once(r, ch, cq, method, req, len, deadline, &resp, &resp_len, msg, sizeof(msg));
+        int code = call_once(r, sl, ch, cq, method, req, len, deadline, &resp, &resp_len, msg,
+                             sizeof(msg));
         if (code == GRPC_STATUS_UNIMPLEMENTED && first && !alpha) {
             method = V1ALPHA; /* an older server: the same messages */
             alpha = true;
-            code = call_once(r, ch, cq, method, req, len, deadline, &resp, &resp_len, msg,
+            code = call_once(r, sl, ch, cq, method, req, len, deadline, &resp, &resp_len, msg,
                              sizeof(msg));
         }
         free(req);
@@ -318,7 +334,7 @@ static struct target *due(struct pt_tc_reflector *r, uint64_t now, uint64_t *wak
     *wake = NEVER;
     for (size_t i = 0; i < r->n; i++) {
         struct target *t = &r->t[i];
-        if (!t->live)
+        if (!t->live || t->running)
             continue;
         if (t->next_at <= now)
             return t;
@@ -328,64 +344,116 @@ static struct target *due(struct pt_tc_reflector *r, uint64_t now, uint64_t *wak
     return NULL;
 }
 
+/* Under r->lock: the result of a fetch of `name` onto its target. */
+static void finish(struct pt_tc_reflector *r, const char *name, uint64_t answers, int rc,
+                   uint64_t gen, const char *why)
+{
+    /* The table may have changed meanwhile: find the target again. */
+    for (size_t i = 0; i < r->n; i++) {
+        struct target *x = &r->t[i];
+        if (strcmp(x->name, name) != 0)
+            continue;
+        x->running = false;
+        if (answers > x->finished)
+            x->finished = answers;
+        x->fetched = true;
+        x->last_rc = rc;
+        x->last_gen = gen;
+        snprintf(x->last_err, sizeof(x->last_err), "%s", why);
+        if (rc == 0)
+            x->failures = 0;
+        else
+            x->failures++;
+        if (x->asked > answers) {
+            x->next_at = 0; /* asked again (or moved) while this fetch ran */
+        } else if (rc == 0) {
+            x->next_at = x->refresh_ms ? now_ms() + x->refresh_ms : NEVER;
+        } else {
+            uint32_t b = pt_tc_reflect_backoff_ms(x->failures);
+            x->next_at = now_ms() + b - b / 4 + (uint64_t)(rand_r(&r->seed) % (b / 2 + 1));
+        }
+    }
+}
+
+static void *slot_main(void *arg)
+{
+    struct slot *sl = arg;
+    struct pt_tc_reflector *r = sl->r;
+    uint64_t gen = 0;
+    char why[256] = "";
+    int rc = fetch(r, sl, sl->name, sl->address, &gen, why, sizeof(why));
+    if (rc != 0 && rc != PT_ERR_SHUTTING_DOWN) {
+        pt_tc_reflect_record_failure(r->reg, sl->name, why);
+        pt_log_warn("reflection: service %s: %s (keeping the last good descriptors)", sl->name,
+                    why);
+    }
+    pthread_mutex_lock(&r->lock);
+    finish(r, sl->name, sl->answers, rc, gen, why);
+    free(sl->name);
+    free(sl->address);
+    sl->name = sl->address = NULL;
+    sl->busy = false;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* The scheduler: starts due fetches on free slots, reaps finished ones. */
 static void *run(void *arg)
 {
     struct pt_tc_reflector *r = arg;
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
+        struct slot *free_slot = NULL;
+        for (int i = 0; i < SLOTS; i++) {
+            struct slot *sl = &r->slots[i];
+            if (sl->joinable && !sl->busy) {
+                pthread_join(sl->thread, NULL); /* it has released the lock and is ending */
+                sl->joinable = false;
+            }
+            if (!sl->joinable && !free_slot)
+                free_slot = sl;
+        }
         uint64_t now = now_ms(), wake;
-        struct target *t = due(r, now, &wake);
+        struct target *t = free_slot ? due(r, now, &wake) : NULL;
         if (!t) {
-            /* Sleep until the next one is due, at most a second. */
+            /* Sleep until the next one is due or a slot frees, at most a second. */
+            if (!free_slot)
+                wake = NEVER;
             uint64_t ms = wake == NEVER || wake - now > 1000 ? 1000 : wake - now;
             struct timespec ts = wall_in(ms);
             pthread_cond_timedwait(&r->cond, &r->lock, &ts);
             continue;
         }
-        char *name = xstrdup(t->name), *address = xstrdup(t->address);
-        uint64_t answers = t->asked; /* every refresh asked so far sees this fetch */
-        t->next_at = NEVER;          /* until this fetch ends */
-        pthread_mutex_unlock(&r->lock);
-        uint64_t gen = 0;
-        char why[256] = "";
-        int rc = fetch(r, name, address, &gen, why, sizeof(why));
-        if (rc != 0 && rc != PT_ERR_SHUTTING_DOWN) {
-            pt_tc_reflect_record_failure(r->reg, name, why);
-            pt_log_warn("reflection: service %s: %s (keeping the last good descriptors)", name,
-                        why);
+        struct slot *sl = free_slot;
+        sl->r = r;
+        sl->name = xstrdup(t->name);
+        sl->address = xstrdup(t->address);
+        sl->answers = t->asked; /* every refresh asked so far sees this fetch */
+        sl->busy = true;
+        t->running = true;
+        t->next_at = NEVER; /* until this fetch ends */
+        int e = pthread_create(&sl->thread, NULL, slot_main, sl);
+        if (e != 0) {
+            pt_log_warn("reflection: service %s: cannot start a fetch: %s", t->name, strerror(e));
+            free(sl->name);
+            free(sl->address);
+            sl->name = sl->address = NULL;
+            sl->busy = false;
+            t->running = false;
+            t->next_at = now + 1000;
+            continue;
         }
-        pthread_mutex_lock(&r->lock);
-        /* The table may have changed meanwhile: find the target again. */
-        for (size_t i = 0; i < r->n; i++) {
-            struct target *x = &r->t[i];
-            if (strcmp(x->name, name) != 0)
-                continue;
-            if (answers > x->finished)
-                x->finished = answers;
-            x->fetched = true;
-            x->last_rc = rc;
-            x->last_gen = gen;
-            snprintf(x->last_err, sizeof(x->last_err), "%s", why);
-            if (x->asked > answers) {
-                x->next_at = 0; /* asked again while this fetch ran */
-                if (rc == 0)
-                    x->failures = 0;
-                else
-                    x->failures++;
-            } else if (rc == 0) {
-                x->failures = 0;
-                x->next_at = x->refresh_ms ? now_ms() + x->refresh_ms : NEVER;
-            } else {
-                x->failures++;
-                uint32_t b = pt_tc_reflect_backoff_ms(x->failures);
-                x->next_at = now_ms() + b - b / 4 + (uint64_t)(rand_r(&r->seed) % (b / 2 + 1));
-            }
-        }
-        free(name);
-        free(address);
-        pthread_cond_broadcast(&r->cond);
+        sl->joinable = true;
     }
+    /* Stopping: cut the calls in flight, then wait for every slot. */
+    for (int i = 0; i < SLOTS; i++)
+        if (r->slots[i].current)
+            grpc_call_cancel(r->slots[i].current, NULL);
     pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < SLOTS; i++)
+        if (r->slots[i].joinable)
+            pthread_join(r->slots[i].thread, NULL);
     return NULL;
 }
 
@@ -457,6 +525,7 @@ void pt_tc_reflector_configure(struct pt_tc_reflector *r, const Portico__Config_
             t->next_at = 0; /* new: fetch at once */
         } else if (strcmp(t->address, address) != 0) {
             t->next_at = 0; /* moved: fetch again at once */
+            t->asked++;     /* also after a fetch of the old address in flight */
         }
         free(t->address);
         t->address = xstrdup(address);
@@ -516,8 +585,9 @@ void pt_tc_reflector_stop(struct pt_tc_reflector *r)
         return;
     pthread_mutex_lock(&r->lock);
     r->stop = true;
-    if (r->current)
-        grpc_call_cancel(r->current, NULL); /* thread-safe; the call ends at once */
+    for (int i = 0; i < SLOTS; i++)
+        if (r->slots[i].current) /* thread-safe; the call ends at once */
+            grpc_call_cancel(r->slots[i].current, NULL);
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
     pthread_join(r->thread, NULL);

@@ -10,8 +10,10 @@
  * health-check thread: reflection is plain gRPC with no latency demands,
  * and grpc core already brings what a correct client needs (name
  * resolution, HTTP/2 flow control, deadlines, TLS, status trailers); the
- * admin server and porticoctl drive it the same way. One blocking call at
- * a time on an own completion queue keeps the thread simple; nothing here
+ * admin server and porticoctl drive it the same way. A scheduler thread
+ * starts each due fetch on a thread of its own (at most 4 at once, so a
+ * backend that hangs delays only its own service), and each fetch makes
+ * blocking calls on its own channel and completion queue; nothing here
  * ever runs on the control thread or a worker, and the only shared state
  * is the registry.
  *
@@ -26,7 +28,8 @@
  *                 ^               └─ fail: record, next = backoff (1 s .. 60 s, jittered)
  *                 └── refresh request (admin) makes it due now
  *
- * Threads: start/stop on the main thread; configure from the control
+ * Threads: start/stop on the main thread (stop cancels the calls in
+ * flight and joins every thread); configure from the control
  * plane (any thread, it copies what it needs); refresh from the admin
  * thread (it waits, bounded, for the fetch it asked for).
  */
