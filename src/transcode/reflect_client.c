@@ -523,15 +523,17 @@ void pt_tc_reflector_configure(struct pt_tc_reflector *r, const Portico__Config_
             memset(t, 0, sizeof(*t));
             t->name = xstrdup(s->name);
             t->next_at = 0; /* new: fetch at once */
-        } else if (strcmp(t->address, address) != 0) {
-            t->next_at = 0; /* moved: fetch again at once */
-            t->asked++;     /* also after a fetch of the old address in flight */
+        } else if (strcmp(t->address, address) != 0 || !t->live) {
+            t->asked++; /* moved or back: also after a fetch in flight ends */
         }
+        bool again = t->asked > t->finished && t->fetched;
         free(t->address);
         t->address = xstrdup(address);
         if (t->refresh_ms != s->descriptor_refresh_ms && t->failures == 0 && t->fetched)
             t->next_at = s->descriptor_refresh_ms ? now_ms() + s->descriptor_refresh_ms : NEVER;
         t->refresh_ms = s->descriptor_refresh_ms;
+        if (again)
+            t->next_at = 0; /* moved, back in the configuration, or a refresh pending */
         t->live = true;
         pt_tc_reflect_entry_get(r->reg, s->name);
     }

@@ -164,6 +164,15 @@ class ReflectionDescriptorsTest(unittest.TestCase):
             self.assertLess(time.time() - t0, 3)
             self.assertNotIn("reflection: service slow", gw.stderr)
 
+    def test_reload_to_another_backend_fetches_at_once(self):
+        with ReflectionBackend(["kitchen.proto"]) as a, ReflectionBackend(["legacy.proto"]) as b:
+            with harness.Portico(config([svc("moving", a.port)])) as gw, AdminClient(gw.admin_addr) as c:
+                st = self.wait_generation(c, "moving", 1)
+                self.assertEqual(st["grpc_services"], ["pt.test.kitchen.Kitchen"])
+                gw.reload(config([svc("moving", b.port)]))
+                st = self.wait_generation(c, "moving", 2)
+                self.assertEqual(st["grpc_services"], ["pt.test.legacy.Legacy"])
+
     def test_timer_refresh(self):
         with ReflectionBackend(["kitchen.proto"]) as backend, \
                 harness.Portico(config([svc("timed", backend.port, refresh_ms=1000)])) as gw, \
