@@ -59,6 +59,7 @@ def svc(name, port, reflection=True, refresh_ms=0):
     return s
 
 
+@unittest.skipIf(harness.DIRECT, "gateway-only")
 class ReflectionDescriptorsTest(unittest.TestCase):
     def status(self, client, name):
         return client.to_dict(client.call("GetDescriptorsStatus", service=name))
