@@ -528,11 +528,13 @@ uint64_t pt_tc_reflect_publish(struct pt_tc_reflect_registry *r, const char *nam
     e->last_error[0] = '\0';
     size_t at = 0;
     e->services[0] = '\0';
-    for (size_t i = 0; i < n && at < sizeof(e->services); i++) {
+    for (size_t i = 0; i < n; i++) {
         int w =
             snprintf(e->services + at, sizeof(e->services) - at, "%s%s", i ? "," : "", services[i]);
-        if (w < 0)
+        if (w < 0 || (size_t)w >= sizeof(e->services) - at) {
+            e->services[at] = '\0'; /* whole names only */
             break;
+        }
         at += (size_t)w;
     }
     uint64_t gen = atomic_load_explicit(&e->generation, memory_order_relaxed) + 1;

@@ -376,6 +376,15 @@ static void test_reflect__registry_publishes_and_keeps_the_last_good_pool(void *
     assert_non_null(pt_descpool_find_message(held, PT_STR("pt.test.common.Point")));
     pt_descpool_unref(held);
     pt_descpool_unref(now);
+    /* the service list keeps whole names only */
+    char longname[600];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    const char *many[] = {"a.B", longname, longname, "c.D"};
+    pt_tc_reflect_publish(r, "orders", whole_pool(), many, 4);
+    assert_int_equal(pt_tc_reflect_status_get(r, "orders", &st), 0);
+    assert_int_equal(strlen(st.services), 4 + 599);
+    assert_int_equal(strncmp(st.services, "a.B,xxx", 7), 0);
     /* other services are independent */
     assert_null(pt_tc_reflect_pool_ref(r, "billing", NULL));
     pt_tc_reflect_registry_free(r);
