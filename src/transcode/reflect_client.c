@@ -225,7 +225,15 @@ static int fetch(struct pt_tc_reflector *r, struct slot *sl, const char *name, c
                  uint64_t *gen, char *why, size_t whylen)
 {
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(address, creds, NULL);
+    /* One answer may carry up to the fetch's byte limit (grpc's default
+     * receive limit is 4 MiB); a little more for the envelope. */
+    size_t max_bytes =
+        r->o.limits.max_bytes ? r->o.limits.max_bytes : PT_TC_REFLECT_DEFAULT_MAX_BYTES;
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
+                    .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                    .value.integer = max_bytes > (1u << 30) ? (1 << 30) : (int)max_bytes + 65536};
+    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    grpc_channel *ch = grpc_channel_create(address, creds, &args);
     grpc_channel_credentials_release(creds);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     gpr_timespec end =
