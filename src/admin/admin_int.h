@@ -19,6 +19,8 @@
 
 typedef Portico__Config__V1__Config Config;
 
+struct pt_tc_reflector;
+
 struct pt_control {
     pthread_mutex_t lock;
     char *config_path;
@@ -44,6 +46,10 @@ struct pt_control {
     struct pt_discovery *disc;
     struct pt_ctl_disc *dsets;
     size_t ndsets;
+
+    /* Services with `reflection: true`: the thread fetching their
+     * descriptors (started on attach, told every new configuration). */
+    struct pt_tc_reflector *reflector;
 
     /* API-key usage (auth/usage.h) written to the store in batches, every
      * auth.usage_flush_ms on the main thread's loop (started on attach). */
@@ -179,5 +185,12 @@ void pt_admin_deregister_instance(void *ctx, const ProtobufCMessage *rq, Protobu
                                   struct pt_admin_status *st);
 void pt_admin_list_registrations(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
                                  struct pt_admin_status *st);
+
+/* ---- descriptors from reflection (descriptors.c) ---- */
+
+void pt_admin_refresh_descriptors(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                  struct pt_admin_status *st);
+void pt_admin_get_descriptors_status(void *ctx, const ProtobufCMessage *rq, ProtobufCMessage **rs,
+                                     struct pt_admin_status *st);
 
 #endif

@@ -18,6 +18,8 @@
 #include "portico/admin/v1/admin.pb-c.h"
 #include "portico/errors.h"
 #include "proxy/proxy.h"
+#include "transcode/reflect.h"
+#include "transcode/reflect_client.h"
 
 #define MAX_WORKERS 1024
 #define COMMIT_ATTEMPTS 4
@@ -187,6 +189,8 @@ static void publish(struct pt_control *c, struct pt_snapshot *s)
     c->snap = s;
     if (c->disc)
         pt_discovery_configure(c->disc, pt_conf_config(s->conf));
+    if (c->reflector)
+        pt_tc_reflector_configure(c->reflector, pt_conf_config(s->conf));
 }
 
 /* ---- store ---- */
@@ -725,6 +729,15 @@ void pt_control_attach(struct pt_control *c, struct pt_worker **wptrs)
     if (pt_discovery_start(c->disc) != 0)
         pt_log_error("discovery: not running; discovered services stay without instances");
     pt_discovery_configure(c->disc, pt_conf_config(c->snap->conf));
+    /* Descriptors by reflection: fetched on their own thread, published to
+     * the process-wide registry the transcoder reads (transcode/reflect.h). */
+    char err[256];
+    c->reflector = pt_tc_reflector_start(pt_tc_reflect_registry_default(), NULL, err, sizeof(err));
+    if (!c->reflector)
+        pt_log_error("reflection: not running (%s); services with reflection get no descriptors",
+                     err);
+    else
+        pt_tc_reflector_configure(c->reflector, pt_conf_config(c->snap->conf));
     pt_control_unlock(c);
 }
 
@@ -829,6 +842,8 @@ void pt_control_close(struct pt_control *c)
     }
     pt_discovery_free(c->disc); /* its thread may be waiting for the lock */
     c->disc = NULL;
+    pt_tc_reflector_stop(c->reflector);
+    c->reflector = NULL;
     for (size_t i = 0; i < c->ndsets; i++) {
         free(c->dsets[i].service);
         free(c->dsets[i].v);

@@ -1102,6 +1102,8 @@ static const struct pt_admin_method methods[] = {
     M("DeregisterInstance", deregister_instance_request, pt_admin_deregister_instance),
     M("ListRegistrations", list_registrations_request, pt_admin_list_registrations),
     M("GetRateLimitStats", get_rate_limit_stats_request, get_rate_limit_stats),
+    M("RefreshDescriptors", refresh_descriptors_request, pt_admin_refresh_descriptors),
+    M("GetDescriptorsStatus", get_descriptors_status_request, pt_admin_get_descriptors_status),
 };
 
 const struct pt_admin_method *pt_admin_service_methods(size_t *n)

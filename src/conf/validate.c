@@ -672,6 +672,28 @@ static void check_dns(struct vctx *v, const Portico__Config__V1__Dns *d)
     check_range_set(v, d, "attempts", "dns", d->attempts, 1, 10);
 }
 
+/* Descriptors from the backend's server reflection (issue 5). */
+static void check_reflection(struct vctx *v, const Service *s, const char *path)
+{
+    if (s->reflection &&
+        s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
+        verr(v, s, "reflection", path, "reflection needs protocol grpc");
+    /* The reflection thread asks the first static instance, in cleartext. */
+    else if (s->reflection && s->discovery)
+        verr(v, s, "reflection", path, "reflection needs static instances (not discovery)");
+    else if (s->reflection && s->tls && s->tls->enabled)
+        verr(v, s, "reflection", path, "reflection does not support TLS to the backend yet");
+    if (s->descriptor_refresh_ms && !s->reflection)
+        verr(v, s, "descriptor_refresh_ms", path, "descriptor_refresh_ms needs reflection: true");
+    else if (s->descriptor_refresh_ms && s->descriptor_refresh_ms < 1000)
+        verr(v, s, "descriptor_refresh_ms", path,
+             "%u: descriptor_refresh_ms is 0 (only at start and when asked) or at least 1000",
+             s->descriptor_refresh_ms);
+    else
+        check_max(v, s, "descriptor_refresh_ms", path, s->descriptor_refresh_ms,
+                  MAX_LONG_TIMEOUT_MS);
+}
+
 static void check_service(struct vctx *v, const Service *s, const char *path)
 {
     if (!set(s->name))
@@ -694,6 +716,7 @@ static void check_service(struct vctx *v, const Service *s, const char *path)
     check_max(v, s, "idle_timeout_ms", path, s->idle_timeout_ms, MAX_LONG_TIMEOUT_MS);
     check_max(v, s, "max_connections", path, s->max_connections, 100000);
     check_upstream_tls(v, s, path);
+    check_reflection(v, s, path);
 }
 
 static void check_services(struct vctx *v, const Config *cfg)

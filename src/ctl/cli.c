@@ -68,6 +68,8 @@ static const struct {
     {"validate", PT_CTL_CMD_VALIDATE},
     {"registrations", PT_CTL_CMD_REGISTRATIONS},
     {"deregister", PT_CTL_CMD_DEREGISTER},
+    {"json", PT_CTL_CMD_JSON},
+    {"descriptors", PT_CTL_CMD_DESCRIPTORS},
 };
 
 static int fail(char *err, size_t n, const char *fmt, const char *arg)
@@ -83,15 +85,17 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
     a->addr = "127.0.0.1:9901";
     a->timeout_s = 10;
     a->token = env_token && *env_token ? env_token : NULL;
+    a->max_input = PT_CTL_JSON_DEFAULT_MAX_INPUT;
+    bool json_opt = false, json_enc_opt = false, json_dec_opt = false;
     const char *pos[3];
     size_t npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *v = NULL;
         /* Options with a value: "--opt V" or "--opt=V". */
-        static const char *const valued[] = {"--addr", "--token",   "--cacert", "--cert",
-                                             "--key",  "--timeout", "-o",       "--output",
-                                             "-f",     "--file"};
+        static const char *const valued[] = {
+            "--addr",   "--token", "--cacert", "--cert",           "--key",  "--timeout",  "-o",
+            "--output", "-f",      "--file",   "--descriptor-set", "--type", "--max-input"};
         const char *opt = NULL;
         for (size_t j = 0; j < sizeof(valued) / sizeof(valued[0]); j++) {
             size_t l = strlen(valued[j]);
@@ -134,6 +138,16 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
                     a->json = true;
                 else
                     return fail(err, n, "-o takes yaml or json, got \"%s\"", v);
+            } else if (strcmp(opt, "--descriptor-set") == 0) {
+                a->descriptor_set = v, json_opt = true;
+            } else if (strcmp(opt, "--type") == 0) {
+                a->type_name = v, json_opt = true;
+            } else if (strcmp(opt, "--max-input") == 0) {
+                char *end;
+                unsigned long long m = strtoull(v, &end, 10);
+                if (end == v || *end || *v == '-' || m == 0 || m > PT_CTL_JSON_MAX_INPUT_CAP)
+                    return fail(err, n, "--max-input takes bytes (1 .. 1073741824), got \"%s\"", v);
+                a->max_input = (size_t)m, json_opt = true;
             } else {
                 a->file = v;
             }
@@ -147,6 +161,14 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
             a->keep_absent = true;
         } else if (strcmp(s, "-y") == 0 || strcmp(s, "--yes") == 0) {
             a->yes = true;
+        } else if (strcmp(s, "--refresh") == 0) {
+            a->refresh = true;
+        } else if (strcmp(s, "--ignore-unknown") == 0) {
+            a->ignore_unknown = true, json_enc_opt = true;
+        } else if (strcmp(s, "--emit-defaults") == 0) {
+            a->emit_defaults = true, json_dec_opt = true;
+        } else if (strcmp(s, "--original-names") == 0) {
+            a->original_names = true, json_dec_opt = true;
         } else if (s[0] == '-' && s[1]) {
             return fail(err, n, "unknown option %s", s);
         } else if (a->cmd == PT_CTL_CMD_NONE) {
@@ -198,6 +220,31 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
             return fail(err, n, "missing the lease id", NULL);
         want = 1;
         break;
+    case PT_CTL_CMD_DESCRIPTORS:
+        if (npos == 0)
+            return fail(err, n, "missing the service", NULL);
+        want = 1;
+        break;
+    case PT_CTL_CMD_JSON:
+        if (npos == 0)
+            return fail(err, n, "json needs encode or decode", NULL);
+        if (strcmp(pos[0], "encode") == 0)
+            a->json_op = PT_CTL_JSON_ENCODE;
+        else if (strcmp(pos[0], "decode") == 0)
+            a->json_op = PT_CTL_JSON_DECODE;
+        else
+            return fail(err, n, "json takes encode or decode, got \"%s\"", pos[0]);
+        if (!a->descriptor_set)
+            return fail(err, n, "--descriptor-set FILE is required", NULL);
+        if (!a->type_name || !*a->type_name)
+            return fail(err, n, "--type pkg.Msg is required", NULL);
+        if (a->json_op == PT_CTL_JSON_ENCODE && json_dec_opt)
+            return fail(err, n, "--emit-defaults and --original-names are options of json decode",
+                        NULL);
+        if (a->json_op == PT_CTL_JSON_DECODE && json_enc_opt)
+            return fail(err, n, "--ignore-unknown is an option of json encode", NULL);
+        want = 1;
+        break;
     default:
         break;
     }
@@ -210,7 +257,15 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
                     NULL);
     if (npos > want)
         return fail(err, n, "unexpected argument \"%s\"", pos[want]);
-    if (kind) {
+    if (a->cmd != PT_CTL_CMD_JSON && (json_opt || json_enc_opt || json_dec_opt))
+        return fail(err, n,
+                    "--descriptor-set, --type, --max-input, --ignore-unknown, --emit-defaults "
+                    "and --original-names are options of json",
+                    NULL);
+    if (a->cmd == PT_CTL_CMD_JSON) {
+        if (a->file)
+            return fail(err, n, "-f is not an option of this command", NULL);
+    } else if (kind) {
         a->kind = pt_ctl_kind_find(pos[0]);
         if (!a->kind)
             return fail(err, n, "unknown kind \"%s\" (route, service, rate-limit, plugin, api-key)",
@@ -224,6 +279,8 @@ int pt_ctl_args_parse(struct pt_ctl_args *a, int argc, char *const *argv, const 
         return fail(err, n, "-f FILE is required", NULL);
     if (!file && !file_optional && a->file)
         return fail(err, n, "-f is not an option of this command", NULL);
+    if (a->cmd != PT_CTL_CMD_DESCRIPTORS && a->refresh)
+        return fail(err, n, "--refresh is an option of descriptors", NULL);
     if (a->cmd != PT_CTL_CMD_APPLY && (a->dry_run || a->keep_absent || a->yes))
         return fail(err, n, "--dry-run, --keep-absent and -y are options of apply", NULL);
     return 0;
@@ -269,6 +326,28 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
     case PT_CTL_CMD_DEREGISTER:
         return "usage: porticoctl [options] deregister LEASE_ID\n"
                "Remove a registered instance now.\n";
+    case PT_CTL_CMD_DESCRIPTORS:
+        return "usage: porticoctl [options] descriptors SERVICE [--refresh]\n"
+               "Show the descriptors a service with `reflection: true` fetched from its\n"
+               "backend (generation, gRPC services, last error). --refresh fetches them now\n"
+               "and waits for the result; a failure exits 1 and keeps the last good ones.\n";
+    case PT_CTL_CMD_JSON:
+        return "usage: porticoctl json encode --descriptor-set FILE --type pkg.Msg "
+               "[--ignore-unknown]\n"
+               "       porticoctl json decode --descriptor-set FILE --type pkg.Msg "
+               "[--emit-defaults] [--original-names]\n"
+               "Convert one message between the proto3 JSON mapping and binary protobuf, using\n"
+               "the gateway's transcoder; no server is contacted. encode: JSON on stdin,\n"
+               "binary on stdout. decode: binary on stdin, JSON (one line) on stdout.\n"
+               "  --descriptor-set FILE  a FileDescriptorSet (protoc --include_imports\n"
+               "                         --descriptor_set_out=FILE ...)\n"
+               "  --type pkg.Msg         the message type, fully qualified\n"
+               "  --ignore-unknown       encode: skip unknown fields and enum names\n"
+               "  --emit-defaults        decode: print fields that hold their default value\n"
+               "  --original-names       decode: proto field names instead of JSON names\n"
+               "  --max-input BYTES      largest stdin accepted (default 16 MiB)\n"
+               "Bad input, an unknown type or an unusable descriptor set: a one-line error\n"
+               "(with the JSON path of the offending value) and exit 1.\n";
     default:
         return "usage: porticoctl [options] <command> [args]\n"
                "\n"
@@ -277,6 +356,8 @@ const char *pt_ctl_usage(enum pt_ctl_cmd cmd)
                "  create <kind> -f FILE   apply -f FILE [--dry-run] [--keep-absent] [-y]\n"
                "  export [-f FILE]        health             validate -f FILE\n"
                "  registrations [SERVICE] deregister LEASE_ID\n"
+               "  descriptors SERVICE [--refresh]\n"
+               "  json encode|decode --descriptor-set FILE --type pkg.Msg (local, no server)\n"
                "kinds: route, service, rate-limit, plugin, api-key (plurals accepted)\n"
                "\n"
                "options:\n"

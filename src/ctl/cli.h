@@ -8,7 +8,8 @@
  *         pt_ctl_apply_format / pt_ctl_error_format ┘──> text on a FILE
  *
  * Exit codes (PT_CTL_EXIT_*): 0 ok, 1 the server refused (any non-OK
- * status), 2 usage error, 3 the server cannot be reached.
+ * status, or `json` met bad input), 2 usage error, 3 the server cannot be
+ * reached.
  */
 #ifndef PT_CTL_CLI_H
 #define PT_CTL_CLI_H
@@ -41,7 +42,18 @@ enum pt_ctl_cmd {
     PT_CTL_CMD_VALIDATE,
     PT_CTL_CMD_REGISTRATIONS, /* registrations [SERVICE] */
     PT_CTL_CMD_DEREGISTER,    /* deregister LEASE_ID */
+    PT_CTL_CMD_JSON,          /* json encode|decode: local, no server (ctl/json.h) */
+    PT_CTL_CMD_DESCRIPTORS,   /* descriptors SERVICE [--refresh] */
 };
+
+enum pt_ctl_json_op {
+    PT_CTL_JSON_ENCODE = 1, /* JSON on stdin -> binary protobuf on stdout */
+    PT_CTL_JSON_DECODE,     /* binary protobuf on stdin -> JSON on stdout */
+};
+
+/* `json`: the default and the ceiling of --max-input (bytes of stdin). */
+#define PT_CTL_JSON_DEFAULT_MAX_INPUT (16u << 20)
+#define PT_CTL_JSON_MAX_INPUT_CAP (1u << 30)
 
 /* One managed kind and the Admin methods that serve it. Requests are built
  * by field name, so the table names fields rather than C members. */
@@ -74,6 +86,15 @@ struct pt_ctl_args {
     const char *file;
     bool dry_run, keep_absent, yes;
     bool help; /* --help: print pt_ctl_usage(cmd) and exit 0 */
+    /* json encode|decode */
+    enum pt_ctl_json_op json_op;
+    const char *descriptor_set; /* --descriptor-set FILE (a FileDescriptorSet) */
+    const char *type_name;      /* --type pkg.Msg */
+    bool ignore_unknown;        /* encode */
+    bool emit_defaults;         /* decode */
+    bool original_names;        /* decode */
+    size_t max_input;           /* --max-input BYTES; default PT_CTL_JSON_DEFAULT_MAX_INPUT */
+    bool refresh;               /* descriptors --refresh */
 };
 
 /*

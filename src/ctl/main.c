@@ -12,11 +12,15 @@
 #include "conf/conf.h"
 #include "core/diag.h"
 #include "ctl/cli.h"
+#include "ctl/json.h"
 #include "ctl/rpc.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "transcode/descpool.h"
 
-static char *read_file(const char *path, size_t *len)
+/* Pointer: the whole of path ("-" = stdin), NUL-terminated, at most max
+ * bytes; NULL after printing why. */
+static char *read_bounded(const char *path, size_t max, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) {
@@ -26,8 +30,15 @@ static char *read_file(const char *path, size_t *len)
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     for (;;) {
+        if (n > max) {
+            fprintf(stderr, "error: %s is too large (more than %zu bytes)\n",
+                    strcmp(path, "-") == 0 ? "the input" : path, max);
+            free(buf);
+            buf = NULL;
+            break;
+        }
         if (n + 1 >= cap) {
-            if (cap > PT_CONF_MAX_FILE_BYTES) {
+            if (cap > max + 1) {
                 fprintf(stderr, "error: %s is too large\n", path);
                 free(buf);
                 buf = NULL;
@@ -55,6 +66,11 @@ static char *read_file(const char *path, size_t *len)
         *len = n;
     }
     return buf;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    return read_bounded(path, PT_CONF_MAX_FILE_BYTES, len);
 }
 
 static char *slurp_pem(const char *path)
@@ -462,6 +478,59 @@ static int cmd_validate(struct conn *c, const struct pt_ctl_args *a)
     return rc;
 }
 
+static int cmd_descriptors(struct conn *c, const struct pt_ctl_args *a)
+{
+    const ProtobufCMessageDescriptor *d =
+        a->refresh ? &portico__admin__v1__refresh_descriptors_request__descriptor
+                   : &portico__admin__v1__get_descriptors_status_request__descriptor;
+    ProtobufCMessage *req = new_message(d);
+    pt_ctl_msg_set_string(req, "service", a->name);
+    Portico__Admin__V1__DescriptorsStatus *r;
+    int rc =
+        simple(c,
+               a->refresh ? "/" ADMIN_SERVICE "/RefreshDescriptors"
+                          : "/" ADMIN_SERVICE "/GetDescriptorsStatus",
+               req, &portico__admin__v1__descriptors_status__descriptor, (ProtobufCMessage **)&r);
+    if (rc)
+        return rc;
+    print_yaml(&r->base);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return 0;
+}
+
+/* json encode|decode: local, no connection (ctl/json.h). Exit 1 on an
+ * unreadable or unusable descriptor set, an unknown type or bad input. */
+static int cmd_json(const struct pt_ctl_args *a)
+{
+    size_t set_len, in_len;
+    char *set = read_bounded(a->descriptor_set, PT_DESCPOOL_DEFAULT_MAX_BYTES, &set_len);
+    if (!set)
+        return PT_CTL_EXIT_REFUSED;
+    char *in = read_bounded("-", a->max_input, &in_len);
+    if (!in) {
+        free(set);
+        return PT_CTL_EXIT_REFUSED;
+    }
+    struct pt_json_out out = {0};
+    char err[512];
+    int rc = pt_ctl_json_run(a, (const uint8_t *)set, set_len, (const uint8_t *)in, in_len, &out,
+                             err, sizeof(err));
+    free(set);
+    free(in);
+    if (rc != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        pt_json_out_fini(&out);
+        return PT_CTL_EXIT_REFUSED;
+    }
+    /* An empty message encodes to no bytes (and out.data may be NULL). */
+    if ((out.len && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write the output: %s\n", strerror(errno));
+        rc = PT_CTL_EXIT_REFUSED;
+    }
+    pt_json_out_fini(&out);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct pt_ctl_args a;
@@ -478,6 +547,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "porticoctl: -o json is not supported yet; use -o yaml\n");
         return PT_CTL_EXIT_USAGE;
     }
+    if (a.cmd == PT_CTL_CMD_JSON)
+        return cmd_json(&a);
     struct conn c = {0};
     int rc;
     if (conn_open(&c, &a) != 0) {
@@ -513,6 +584,9 @@ int main(int argc, char **argv)
             break;
         case PT_CTL_CMD_DEREGISTER:
             rc = cmd_deregister(&c, &a);
+            break;
+        case PT_CTL_CMD_DESCRIPTORS:
+            rc = cmd_descriptors(&c, &a);
             break;
         default:
             rc = PT_CTL_EXIT_USAGE;

@@ -27,7 +27,7 @@
  * flagged PROTOBUF_C_FIELD_FLAG_ONEOF and sharing one quantifier_offset per
  * oneof; explicit presence (proto2 optional, proto3 `optional`) labelled
  * PROTOBUF_C_LABEL_OPTIONAL; proto3 implicit presence PROTOBUF_C_LABEL_NONE;
- * enum values_by_name sorted by strcmp.
+ * enum values_by_name sorted by strcmp; enum values[] sorted by number.
  */
 #ifndef PT_TRANSCODE_JSON_H
 #define PT_TRANSCODE_JSON_H

@@ -213,9 +213,23 @@ const ProtobufCEnumValue *jenum_by_name(const ProtobufCEnumDescriptor *e, struct
     return NULL;
 }
 
+/* Not protobuf_c_enum_descriptor_get_value(): libprotobuf-c 1.4's range
+ * search computes start_value + length in int, which overflows for a range
+ * starting at INT32_MAX, so a value of 2147483647 is never found. values[]
+ * is sorted by number (protoc-c and the pool both emit it so). */
 const ProtobufCEnumValue *jenum_by_number(const ProtobufCEnumDescriptor *e, int32_t v)
 {
-    return protobuf_c_enum_descriptor_get_value(e, v);
+    unsigned lo = 0, hi = e->n_values;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (e->values[mid].value == v)
+            return &e->values[mid];
+        if (e->values[mid].value < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 int jwire_type(ProtobufCType t)

@@ -199,5 +199,120 @@ class PorticoctlTest(unittest.TestCase):
         self.assertRegex(p.stdout, r"(?m)^  \S+: ")
 
 
+class PorticoctlJsonTest(unittest.TestCase):
+    """`porticoctl json encode|decode`: local, no gateway. The schema is the
+    descpool test protos compiled by protoc here; python3-protobuf builds the
+    same types at run time to check the bytes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="porticoctl-json-")
+        protos = os.path.join(HERE, "..", "protos", "transcode")
+        cls.desc = os.path.join(cls.tmp.name, "t.desc")
+        subprocess.check_call(["protoc", "-I" + protos,
+                               "-I" + os.path.join(HERE, "..", "..", "proto", "third_party"),
+                               "-I/usr/include", "--include_imports", "--descriptor_set_out=" + cls.desc,
+                               "kitchen.proto", "legacy.proto"], cwd=protos, timeout=60)
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+        with open(cls.desc, "rb") as f:
+            fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+        pool = descriptor_pool.DescriptorPool()
+        for fp in fds.file:
+            pool.Add(fp)
+        factory = message_factory.MessageFactory(pool)
+        cls.cls = staticmethod(lambda name: factory.GetPrototype(pool.FindMessageTypeByName(name)))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def json(self, mode, type_name, data, *opts, desc=None):
+        return subprocess.run([CTL, "json", mode, "--descriptor-set", desc or self.desc, "--type", type_name]
+                              + list(opts), input=data, capture_output=True, timeout=30)
+
+    def test_encode_then_decode(self):
+        p = self.json("encode", "pt.test.kitchen.KitchenSink",
+                      b'{"scalars": {"fInt64": "-5", "fString": "h\u00e9", "fMood": "MOOD_SAD"},'
+                      b' "outer": {"customJson": "x"}, "maps": {"intEnum": {"3": "MOOD_HAPPY"}}}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = self.cls("pt.test.kitchen.KitchenSink")()
+        m.ParseFromString(p.stdout)
+        self.assertEqual(m.scalars.f_int64, -5)
+        self.assertEqual(m.scalars.f_string, "h\u00e9")
+        self.assertEqual(m.outer.json_named, "x")
+        self.assertEqual(dict(m.maps.int_enum), {3: 1})
+        d = self.json("decode", "pt.test.kitchen.KitchenSink", p.stdout)
+        self.assertEqual(d.returncode, 0, d.stderr)
+        self.assertEqual(d.stdout.decode(),
+                         '{"scalars":{"fInt64":"-5","fString":"h\u00e9","fMood":"MOOD_SAD"},'
+                         '"maps":{"intEnum":{"3":"MOOD_HAPPY"}},"outer":{"customJson":"x"}}\n')
+        d = self.json("decode", "pt.test.kitchen.KitchenSink", p.stdout, "--original-names")
+        self.assertIn(b'"json_named":"x"', d.stdout)
+
+    def test_decode_emit_defaults_and_proto2(self):
+        d = self.json("decode", "pt.test.kitchen.Scalars", b"", "--emit-defaults")
+        self.assertEqual(d.returncode, 0, d.stderr)
+        self.assertIn(b'"fInt64":"0"', d.stdout)
+        m = self.cls("pt.test.legacy.Defaults")(id=1, name="n", blob=b"\x00", level=10)
+        m.req_sub.SetInParent()
+        d = self.json("decode", "pt.test.legacy.Defaults", m.SerializeToString())
+        self.assertEqual(d.returncode, 0, d.stderr)
+        self.assertEqual(d.stdout, b'{"id":1,"name":"n","blob":"AA==","level":"HIGH","reqSub":{}}\n')
+
+    def test_bad_json_names_the_path(self):
+        p = self.json("encode", "pt.test.kitchen.KitchenSink", b'{"repeated": {"rMsg": [{}, {"fInt32": "x"}]}}')
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, b"")
+        self.assertIn("repeated.rMsg[1].fInt32", p.stderr.decode())
+        self.assertEqual(self.json("encode", "pt.test.kitchen.Scalars", b'{"nope": 1}').returncode, 1)
+        p = self.json("encode", "pt.test.kitchen.Scalars", b'{"nope": 1}', "--ignore-unknown")
+        self.assertEqual((p.returncode, p.stdout), (0, b""))
+
+    def test_bad_wire_bytes(self):
+        p = self.json("decode", "pt.test.kitchen.Scalars", b"\x72\x09ab")
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith(b"error: "), p.stderr)
+
+    def test_unknown_type(self):
+        p = self.json("decode", "pt.test.kitchen.Nope", b"")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('type "pt.test.kitchen.Nope" not found', p.stderr.decode())
+
+    def test_unreadable_and_invalid_descriptor_sets(self):
+        p = self.json("decode", "a.B", b"", desc=os.path.join(self.tmp.name, "missing.desc"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot open", p.stderr.decode())
+        bad = os.path.join(self.tmp.name, "bad.desc")
+        with open(bad, "wb") as f:
+            f.write(b"\x0a\x05not a file descriptor")
+        p = self.json("decode", "a.B", b"", desc=bad)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("descriptor set", p.stderr.decode())
+        # A set missing an import: kitchen.proto without its dependencies.
+        protos = os.path.join(HERE, "..", "protos", "transcode")
+        partial = os.path.join(self.tmp.name, "partial.desc")
+        subprocess.check_call(["protoc", "-I" + protos,
+                               "-I" + os.path.join(HERE, "..", "..", "proto", "third_party"),
+                               "-I/usr/include", "--descriptor_set_out=" + partial, "kitchen.proto"],
+                              cwd=protos, timeout=60)
+        p = self.json("decode", "pt.test.kitchen.Scalars", b"", desc=partial)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("import", p.stderr.decode())
+
+    def test_input_size_is_bounded(self):
+        p = self.json("encode", "pt.test.kitchen.Scalars", b'{"fString": "' + b"a" * 5000 + b'"}',
+                      "--max-input", "1000")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("too large", p.stderr.decode())
+        p = self.json("encode", "pt.test.kitchen.Scalars", b'{"fString": "' + b"a" * 5000 + b'"}')
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_usage_errors_exit_2(self):
+        for args in (["json"], ["json", "encode", "--type", "a.B"], ["json", "decode", "--descriptor-set", "x"],
+                     ["json", "decode", "--descriptor-set", "x", "--type", "a.B", "--ignore-unknown"]):
+            p = subprocess.run([CTL] + args, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+            self.assertEqual(p.returncode, 2, args)
+
+
 if __name__ == "__main__":
     unittest.main()

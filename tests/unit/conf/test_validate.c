@@ -442,6 +442,28 @@ static void test_validate__outlier_detection_bounds(void **state)
             "for the default)");
 }
 
+static void test_validate__reflection_rules(void **state)
+{
+    valid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
+                   "reflection: true, descriptor_refresh_ms: 1000}]\n");
+    valid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
+                   "reflection: true}]\n");
+    invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], reflection: true}]\n",
+            "services[0].reflection: reflection needs protocol grpc");
+    invalid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
+                     "reflection: true, descriptor_refresh_ms: 999}]\n",
+            "services[0].descriptor_refresh_ms: 999: descriptor_refresh_ms is 0");
+    invalid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
+                     "descriptor_refresh_ms: 5000}]\n",
+            "services[0].descriptor_refresh_ms: descriptor_refresh_ms needs reflection: true");
+    invalid(LISTENER "services: [{name: a, protocol: grpc, instances: [{host: a, port: 1}], "
+                     "tls: {enabled: true}, reflection: true}]\n",
+            "services[0].reflection: reflection does not support TLS to the backend yet");
+    invalid(LISTENER "services: [{name: a, protocol: grpc, discovery: {kind: registration}, "
+                     "reflection: true}]\n",
+            "services[0].reflection: reflection needs static instances (not discovery)");
+}
+
 static void test_validate__outlier_max_ejection_time_not_below_base(void **state)
 {
     invalid(LISTENER "services: [{name: a, instances: [{host: a, port: 1}], "
@@ -1153,6 +1175,7 @@ int main(void)
         T(test_validate__grpc_health_check_needs_h2),
         T(test_validate__grpc_service_needs_grpc_check),
         T(test_validate__outlier_detection_bounds),
+        T(test_validate__reflection_rules),
         T(test_validate__outlier_max_ejection_time_not_below_base),
         T(test_validate__circuit_breaker_is_valid),
         T(test_validate__circuit_breaker_rate_is_a_percentage),

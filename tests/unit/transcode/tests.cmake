@@ -103,3 +103,10 @@ if(TARGET test_transcode_pool_hooks AND TARGET test_transcode_descpool)
   target_compile_definitions(test_transcode_pool_hooks PRIVATE
     PT_TC_DESC="${pt_tc_gen}/transcode_test.desc")
 endif()
+
+# reflect: the fetch against a fake server answering from the descpool set.
+if(TARGET test_transcode_reflect AND TARGET test_transcode_descpool)
+  add_dependencies(test_transcode_reflect pt_tc_testpb)
+  target_compile_definitions(test_transcode_reflect PRIVATE
+    PT_TC_DESC="${pt_tc_gen}/transcode_test.desc")
+endif()

@@ -1,0 +1,1 @@
+pt_fuzz_target(transcode_reflect DEPS pt_transcode)
