@@ -192,7 +192,10 @@ void pt_proxy_body_start_request(struct pt_exchange *x)
 
 void pt_proxy_body_start_response(struct pt_exchange *x)
 {
-    if (x->resp_up != &x->resp_raw || x->resp_local || x->body_stage[1])
+    /* The chain's response body hooks (body_prepare routed the upstream
+     * to resp_raw; a transcoded call writes its JSON there). */
+    const struct pt_chain *c = x->chain;
+    if (!c || !c->response_body_hooks || x->resp_local || x->body_stage[1])
         return;
     struct stage *st = stage_new(x, &x->resp_raw, &x->resp_body, false);
     x->body_stage[1] = st;

@@ -289,6 +289,95 @@ static int filter_field(const uint8_t *wire, size_t len, uint32_t id, struct pt_
     return 0;
 }
 
+/* End of the JSON value starting at p[i] (compact JSON from the codec). */
+static size_t value_end(const char *p, size_t n, size_t i)
+{
+    int depth = 0;
+    bool str = false;
+    for (; i < n; i++) {
+        char c = p[i];
+        if (str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                str = false;
+            if (!str && depth == 0)
+                return i + 1;
+            continue;
+        }
+        if (c == '"')
+            str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* the end of the enclosing object */
+            if (--depth == 0)
+                return i + 1;
+        } else if (c == ',' && depth == 0)
+            return i;
+    }
+    return n;
+}
+
+/* The first member's value of the object j[0..n): true with [*vs, *ve). */
+static bool first_member_value(const char *j, size_t n, size_t *vs, size_t *ve)
+{
+    if (n < 2 || j[0] != '{' || j[1] != '"')
+        return false;
+    size_t k = value_end(j, n, 1); /* the key */
+    if (k >= n || j[k] != ':')
+        return false;
+    *vs = k + 1;
+    *ve = value_end(j, n, k + 1);
+    return *ve > *vs;
+}
+
+/* The first member is f (with emit_defaults, fields before f could print). */
+static bool key_is(const char *j, size_t n, const ProtobufCFieldDescriptor *f,
+                   const struct pt_tc_route *r, const ProtobufCMessageDescriptor *d)
+{
+    const char *name = f->name;
+    if (!r->encode.original_names) {
+        const struct pt_descpool_field *fi = pt_descpool_field_info(d, f);
+        if (fi && fi->json_name)
+            name = fi->json_name;
+    }
+    size_t len = strlen(name);
+    return n > len + 2 && memcmp(j + 2, name, len) == 0 && j[2 + len] == '"';
+}
+
+/* What an unset response_body field renders as; NULL for an enum. */
+static const char *unset_value(const ProtobufCFieldDescriptor *f, const struct pt_tc_route *r,
+                               const ProtobufCMessageDescriptor *d)
+{
+    const struct pt_descpool_field *fi = pt_descpool_field_info(d, f);
+    if (fi && fi->is_map)
+        return "{}";
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return "[]";
+    (void)r;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return "null";
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+        return "\"\"";
+    case PROTOBUF_C_TYPE_BOOL:
+        return "false";
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return "\"0\"";
+    case PROTOBUF_C_TYPE_ENUM:
+        return NULL; /* the name of value 0 */
+    default:
+        return "0";
+    }
+}
+
 int pt_tc_response_json(const struct pt_tc_route *r, uint32_t mi,
                         const struct pt_httprule_field *response_field, const uint8_t *wire,
                         size_t len, struct pt_json_out *out, struct pt_tc_error *err)
@@ -313,21 +402,27 @@ int pt_tc_response_json(const struct pt_tc_route *r, uint32_t mi,
         set_err(err, 500, "the backend's response does not parse as %s%s", tm->out->name, NULL);
         goto done;
     }
-    /* Rendered as a one-field message with defaults printed, so that the
-     * field is there unless it is an unset message (null). */
-    struct pt_json_options o = r->encode;
-    o.emit_defaults = true;
-    rc = pt_json_encode(tm->out, (const uint8_t *)only.data, only.len, &r->hooks, &o, &j, &je);
+    /* Rendered as a one-field message: {"<name>":VALUE,...} (with
+     * emit_defaults the other fields follow) or {} when the field is unset. */
+    rc = pt_json_encode(tm->out, (const uint8_t *)only.data, only.len, &r->hooks, &r->encode, &j,
+                        &je);
     if (rc != 0) {
         set_err(err, 500, "the backend's response cannot be rendered: %s%s", je.message, NULL);
         goto done;
     }
-    /* j is {} or {"<name>":VALUE} (compact; the name has no '"'). */
-    const char *colon = j.len > 2 ? memchr(j.data + 2, '"', j.len - 2) : NULL;
-    if (!colon || (size_t)(colon - j.data) + 2 >= j.len)
-        put(out, "null");
-    else
-        pt_tc_out_append(out, colon + 2, (size_t)(j.data + j.len - 1 - (colon + 2)));
+    size_t vs = 0, ve = 0;
+    if (!first_member_value(j.data, j.len, &vs, &ve) || !key_is(j.data, j.len, f, r, tm->out)) {
+        const char *u = unset_value(f, r, tm->out);
+        const ProtobufCEnumValue *v =
+            u ? NULL : protobuf_c_enum_descriptor_get_value(f->descriptor, 0);
+        if (u)
+            put(out, u);
+        else if (v)
+            json_str(out, pt_str_from_cstr(v->name));
+        else
+            put(out, "0");
+    } else
+        pt_tc_out_append(out, j.data + vs, ve - vs);
 done:
     pt_json_out_fini(&only);
     pt_json_out_fini(&j);

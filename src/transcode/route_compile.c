@@ -317,9 +317,11 @@ struct pt_tc_route *pt_tc_route_compile(const Portico__Config__V1__Transcode *tc
         tm->success_status = pt_xcalloc(tm->nbindings, sizeof(*tm->success_status));
         if (ms[i].rule) {
             tm->success_status[0] = (uint16_t)ms[i].rule->success_status;
-            for (uint32_t b = 1; b < tm->nbindings; b++)
-                tm->success_status[b] =
-                    (uint16_t)ms[i].rule->additional_bindings[b - 1]->success_status;
+            /* Additional bindings inherit the rule's unless they set their own. */
+            for (uint32_t b = 1; b < tm->nbindings; b++) {
+                uint32_t v = ms[i].rule->additional_bindings[b - 1]->success_status;
+                tm->success_status[b] = (uint16_t)(v ? v : ms[i].rule->success_status);
+            }
         }
         hm[r->nmethods].name = pt_str_from_cstr(m->path + 1);
         hm[r->nmethods].rule = ms[i].have_spec ? &ms[i].spec : NULL;
