@@ -508,6 +508,17 @@ class TestStreaming(TranscodeCase):
         self.assertEqual((st, text), (200, b""))
 
 
+class TestDeadline(TranscodeCase):
+    route_extra = {"timeout_ms": 1500}
+
+    def test_stream_past_the_deadline_ends_in_band(self):
+        st, h, text = self.request("GET", "/v1/watch?count=6&delay_ms=600")
+        self.assertEqual(st, 200)
+        lines = [json.loads(l) for l in text.decode().splitlines() if l.strip()]
+        self.assertTrue(1 <= len(lines) - 1 < 6, lines)
+        self.assertEqual(lines[-1]["error"]["code"], 4, lines)  # DEADLINE_EXCEEDED
+
+
 class TestNoBackend(unittest.TestCase):
     def test_gateway_errors_are_json(self):
         desc = descriptor_set()
