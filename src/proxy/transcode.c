@@ -63,6 +63,7 @@ struct tc_call {
     bool ended;   /* client_out ended */
     bool pipes;   /* up_req/up_resp initialised */
     bool pumping; /* pump_response is running */
+    bool raw;     /* a stream of google.api.HttpBody: bytes, no framing */
     bool again;   /* ... and was asked to run once more */
 };
 
@@ -187,6 +188,14 @@ static void stream_error(struct tc_call *tc, int code, struct pt_str msg, struct
 {
     if (tc->ended)
         return;
+    if (tc->raw) {
+        /* Raw HttpBody bytes have no room for an error object: the client
+         * sees the stream reset instead of a complete body. */
+        tc->ended = true;
+        tc->x->grpc_status = code;
+        tc->x->down->reset(tc->x, PT_ERR_UPSTREAM_RESET);
+        return;
+    }
     struct pt_json_out e = {0}, out = {0};
     pt_tc_error_json(tc->r, code, msg, details, &e);
     switch (tc->format) {
@@ -258,9 +267,35 @@ static void cancel_call(struct tc_call *tc)
     }
 }
 
+/* One google.api.HttpBody message of a server stream: its data as it is;
+ * the first one's content type is the response's. */
+static void stream_http_body(struct tc_call *tc, struct pt_str ct, struct pt_str data)
+{
+    struct pt_exchange *x = tc->x;
+    if (!tc->started) {
+        struct pt_str ctc = PT_STR("application/octet-stream");
+        if (ct.len && pt_arena_str(&x->arena, ct, &ctc) != 0)
+            ctc = PT_STR("application/octet-stream");
+        tc->raw = true;
+        if (respond(tc, 200, ctc, NULL, false) != 0) {
+            pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
+            return;
+        }
+    }
+    tc->messages++;
+    if (!tc->ended && data.len)
+        pt_pipe_write(tc->client_out, data.ptr, data.len);
+}
+
 /* One message of a server stream. Status: 0, or -1 when the call ended. */
 static int stream_message(struct tc_call *tc, const uint8_t *msg, size_t len)
 {
+    struct pt_str hct, hdata;
+    if (pt_tc_response_http_body(tc->r, tc->m.method, &tc->m.response_field, msg, len, &hct,
+                                 &hdata)) {
+        stream_http_body(tc, hct, hdata);
+        return 0;
+    }
     struct pt_json_out j = {0};
     struct pt_tc_error err;
     const char *pre = tc->format == PT_TC_STREAM_SSE                            ? "data: "
@@ -336,7 +371,7 @@ static void finish(struct tc_call *tc)
             stream_start(tc);
         if (!tc->ended) {
             tc->ended = true;
-            if (tc->format == PT_TC_STREAM_JSON_ARRAY)
+            if (tc->format == PT_TC_STREAM_JSON_ARRAY && !tc->raw)
                 pt_pipe_write(tc->client_out, "]", 1);
             pt_pipe_end(tc->client_out, NULL);
         }
@@ -353,6 +388,19 @@ static void finish(struct tc_call *tc)
     }
     struct pt_json_out j = {0};
     struct pt_tc_error err;
+    struct pt_str hct, hdata;
+    if (pt_tc_response_http_body(tc->r, tc->m.method, &tc->m.response_field,
+                                 (const uint8_t *)tc->unary.data, tc->unary.len, &hct, &hdata)) {
+        /* google.api.HttpBody: its bytes and content type as they are. */
+        struct pt_str ctc = PT_STR("application/octet-stream");
+        if (hct.len && pt_arena_str(&x->arena, hct, &ctc) != 0)
+            ctc = PT_STR("application/octet-stream");
+        pt_tc_out_append(&j, hdata.ptr, hdata.len);
+        if (respond(tc, status_override(tc), ctc, &j, true) != 0)
+            pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
+        pt_json_out_fini(&j);
+        return;
+    }
     if (pt_tc_response_json(tc->r, tc->m.method, &tc->m.response_field,
                             (const uint8_t *)tc->unary.data, tc->unary.len, &j, &err) != 0) {
         pt_json_out_fini(&j);
@@ -546,7 +594,9 @@ static void send_call(struct tc_call *tc)
     pt_tc_out_append(&wire, "\0\0\0\0\0", 5);
     struct pt_tc_error err;
     memset(&err, 0, sizeof(err));
-    if (pt_tc_request_build(tc->r, &tc->m, body, &wire, &err) != 0) {
+    struct pt_str ct = PT_STR_NULL;
+    pt_headers_find(&x->req.headers, PT_STR("content-type"), &ct);
+    if (pt_tc_request_build(tc->r, &tc->m, body, ct, &wire, &err) != 0) {
         pt_json_out_fini(&wire);
         struct pt_str msg = pt_str_from_cstr(err.message);
         if (err.http_status == 413)

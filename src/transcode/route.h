@@ -87,6 +87,11 @@ struct pt_tc_error {
 };
 
 /*
+ * google.api.HttpBody: when the body goes to a message (body "*") or a
+ * field (body "field") of that type, the raw body and content_type become
+ * its data and content_type instead of being parsed as JSON; the response
+ * side is pt_tc_response_http_body.
+ *
  * Build the request message of m->method from body (the whole request
  * body; may be empty) and the bindings of m (path variables, then the
  * query): body JSON per the rule's body ("*", a field, or none), then one
@@ -96,7 +101,8 @@ struct pt_tc_error {
  * to send upstream).
  */
 int pt_tc_request_build(const struct pt_tc_route *r, const struct pt_httprule_match *m,
-                        struct pt_str body, struct pt_json_out *out, struct pt_tc_error *err);
+                        struct pt_str body, struct pt_str content_type, struct pt_json_out *out,
+                        struct pt_tc_error *err);
 
 /*
  * Append the JSON of a response message of method mi (the whole message,
@@ -107,6 +113,19 @@ int pt_tc_request_build(const struct pt_tc_route *r, const struct pt_httprule_ma
 int pt_tc_response_json(const struct pt_tc_route *r, uint32_t mi,
                         const struct pt_httprule_field *response_field, const uint8_t *wire,
                         size_t len, struct pt_json_out *out, struct pt_tc_error *err);
+
+/* Is d google.api.HttpBody (by full name)? */
+bool pt_tc_is_http_body(const ProtobufCMessageDescriptor *d);
+
+/*
+ * When method mi's response (or its response_field) is a google.api.HttpBody:
+ * true, with *content_type and *data pointing into wire (the last
+ * occurrence of each, empty when unset). False otherwise, or when the wire
+ * does not parse.
+ */
+bool pt_tc_response_http_body(const struct pt_tc_route *r, uint32_t mi,
+                              const struct pt_httprule_field *response_field, const uint8_t *wire,
+                              size_t len, struct pt_str *content_type, struct pt_str *data);
 
 /* The HTTP status for a gRPC status code (OK 200, CANCELLED 499, ...;
  * codes out of range are 500). */

@@ -209,13 +209,48 @@ done:
     return rc;
 }
 
+static void put_varint(struct pt_json_out *out, uint64_t v);
+
+bool pt_tc_is_http_body(const ProtobufCMessageDescriptor *d)
+{
+    return d && strcmp(d->name, "google.api.HttpBody") == 0;
+}
+
+/* HttpBody{content_type, data} on the wire. */
+static void http_body_wire(struct pt_str ct, struct pt_str data, struct pt_json_out *out)
+{
+    if (ct.len) {
+        pt_tc_out_append(out, "\x0a", 1);
+        put_varint(out, ct.len);
+        pt_tc_out_append(out, ct.ptr, ct.len);
+    }
+    if (data.len) {
+        pt_tc_out_append(out, "\x12", 1);
+        put_varint(out, data.len);
+        pt_tc_out_append(out, data.ptr, data.len);
+    }
+}
+
 int pt_tc_request_build(const struct pt_tc_route *r, const struct pt_httprule_match *m,
-                        struct pt_str body, struct pt_json_out *out, struct pt_tc_error *err)
+                        struct pt_str body, struct pt_str content_type, struct pt_json_out *out,
+                        struct pt_tc_error *err)
 {
     const struct pt_tc_method *tm = &r->methods[m->method];
     size_t start = out->len;
     int rc = 0;
-    if (m->body == PT_HTTPRULE_BODY_ALL && !is_blank(body)) {
+    const ProtobufCFieldDescriptor *bf =
+        m->body == PT_HTTPRULE_BODY_FIELD ? pt_tc_field_find(tm->in, m->body_field.seg[0]) : NULL;
+    if (m->body == PT_HTTPRULE_BODY_ALL && pt_tc_is_http_body(tm->in)) {
+        http_body_wire(content_type, body, out);
+    } else if (bf && bf->type == PROTOBUF_C_TYPE_MESSAGE &&
+               bf->label != PROTOBUF_C_LABEL_REPEATED && pt_tc_is_http_body(bf->descriptor)) {
+        struct pt_json_out hb = {0};
+        http_body_wire(content_type, body, &hb);
+        put_varint(out, (uint64_t)bf->id << 3 | 2);
+        put_varint(out, hb.len);
+        pt_tc_out_append(out, hb.data, hb.len);
+        pt_json_out_fini(&hb);
+    } else if (m->body == PT_HTTPRULE_BODY_ALL && !is_blank(body)) {
         rc = decode_into(r, tm->in, body, out, err);
     } else if (m->body == PT_HTTPRULE_BODY_FIELD && !is_blank(body)) {
         struct pt_json_out j = {0};
@@ -376,6 +411,67 @@ static const char *unset_value(const ProtobufCFieldDescriptor *f, const struct p
     default:
         return "0";
     }
+}
+
+/* The last length-delimited field `id` of wire into *v. Status: 0 or
+ * PT_ERR_INVALID. */
+static int last_bytes_field(const uint8_t *wire, size_t len, uint32_t id, struct pt_str *v)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, n;
+        if (!read_varint(wire, len, &i, &key))
+            return PT_ERR_INVALID;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(wire, len, &i, &n))
+                return PT_ERR_INVALID;
+            break;
+        case 1:
+        case 5:
+            n = (key & 7) == 1 ? 8 : 4;
+            if (len - i < n)
+                return PT_ERR_INVALID;
+            i += (size_t)n;
+            break;
+        case 2:
+            if (!read_varint(wire, len, &i, &n) || n > len - i)
+                return PT_ERR_INVALID;
+            if ((key >> 3) == id)
+                *v = (struct pt_str){(const char *)wire + i, (size_t)n};
+            i += (size_t)n;
+            break;
+        default:
+            return PT_ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
+bool pt_tc_response_http_body(const struct pt_tc_route *r, uint32_t mi,
+                              const struct pt_httprule_field *response_field, const uint8_t *wire,
+                              size_t len, struct pt_str *content_type, struct pt_str *data)
+{
+    const struct pt_tc_method *tm = &r->methods[mi];
+    *content_type = PT_STR_NULL;
+    *data = PT_STR_NULL;
+    if (response_field && response_field->nseg) {
+        const ProtobufCFieldDescriptor *f = pt_tc_field_find(tm->out, response_field->seg[0]);
+        if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED ||
+            !pt_tc_is_http_body(f->descriptor))
+            return false;
+        struct pt_str sub = PT_STR_NULL;
+        if (last_bytes_field(wire, len, f->id, &sub) != 0)
+            return false;
+        wire = (const uint8_t *)sub.ptr;
+        len = sub.len;
+    } else if (!pt_tc_is_http_body(tm->out)) {
+        return false;
+    }
+    if (len && (last_bytes_field(wire, len, 1, content_type) != 0 ||
+                last_bytes_field(wire, len, 2, data) != 0))
+        return false;
+    return true;
 }
 
 int pt_tc_response_json(const struct pt_tc_route *r, uint32_t mi,

@@ -65,7 +65,7 @@ static const char *build(const struct pt_tc_route *r, const char *method, const 
     if (rc == 0) {
         struct pt_json_out wire = {0}, json = {0};
         struct pt_tc_error err;
-        rc = pt_tc_request_build(r, &m, pt_str_from_cstr(body), &wire, &err);
+        rc = pt_tc_request_build(r, &m, pt_str_from_cstr(body), PT_STR_NULL, &wire, &err);
         *status = rc;
         if (rc == 0) {
             assert_int_equal(pt_json_encode(r->methods[m.method].in, (const uint8_t *)wire.data,

@@ -114,7 +114,7 @@ if(TARGET test_transcode_route)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/gen-tests/transcode
     COMMAND ${PROTOC} -I${pt_tc_bs_dir} -I${CMAKE_SOURCE_DIR}/proto/third_party -I/usr/include
             --include_imports --descriptor_set_out=${pt_tc_bs_desc} portico/test/bookstore.proto
-    DEPENDS ${pt_tc_bs_dir}/portico/test/bookstore.proto
+    DEPENDS ${pt_tc_bs_dir}/portico/test/bookstore.proto ${pt_tc_bs_dir}/google/api/httpbody.proto
     COMMENT "protoc: transcode route test proto")
   add_custom_target(pt_tc_bookstore_desc DEPENDS ${pt_tc_bs_desc})
   add_dependencies(test_transcode_route pt_tc_bookstore_desc)
