@@ -591,12 +591,11 @@ static void send_call(struct tc_call *tc)
     size_t blen = evbuffer_get_length(tc->body);
     struct pt_str body = {(const char *)evbuffer_pullup(tc->body, -1), blen};
     struct pt_json_out wire = {0};
-    pt_tc_out_append(&wire, "\0\0\0\0\0", 5);
     struct pt_tc_error err;
     memset(&err, 0, sizeof(err));
     struct pt_str ct = PT_STR_NULL;
     pt_headers_find(&x->req.headers, PT_STR("content-type"), &ct);
-    if (pt_tc_request_build(tc->r, &tc->m, body, ct, &wire, &err) != 0) {
+    if (pt_tc_request_frames(tc->r, &tc->m, body, ct, &wire, &err) != 0) {
         pt_json_out_fini(&wire);
         struct pt_str msg = pt_str_from_cstr(err.message);
         if (err.http_status == 413)
@@ -605,12 +604,6 @@ static void send_call(struct tc_call *tc)
             pt_proxy_transcode_reply_error(x, PT_ERR_INVALID, msg, NULL);
         return;
     }
-    size_t n = wire.len - 5;
-    uint8_t *p = (uint8_t *)wire.data;
-    p[1] = (uint8_t)(n >> 24);
-    p[2] = (uint8_t)(n >> 16);
-    p[3] = (uint8_t)(n >> 8);
-    p[4] = (uint8_t)n;
     if (rewrite_head(tc, wire.len) != 0) {
         pt_json_out_fini(&wire);
         pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);

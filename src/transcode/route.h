@@ -114,6 +114,17 @@ int pt_tc_response_json(const struct pt_tc_route *r, uint32_t mi,
                         const struct pt_httprule_field *response_field, const uint8_t *wire,
                         size_t len, struct pt_json_out *out, struct pt_tc_error *err);
 
+/*
+ * The gRPC request body of a call: pt_tc_request_build's message with its
+ * 5-byte length prefix; for a client-streaming method, one framed message
+ * per non-blank line of body (NDJSON; every line gets the bindings; no
+ * line, no message). Status and err as pt_tc_request_build (a line's error
+ * names its line number).
+ */
+int pt_tc_request_frames(const struct pt_tc_route *r, const struct pt_httprule_match *m,
+                         struct pt_str body, struct pt_str content_type, struct pt_json_out *out,
+                         struct pt_tc_error *err);
+
 /* Is d google.api.HttpBody (by full name)? */
 bool pt_tc_is_http_body(const ProtobufCMessageDescriptor *d);
 

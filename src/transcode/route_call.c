@@ -269,6 +269,63 @@ int pt_tc_request_build(const struct pt_tc_route *r, const struct pt_httprule_ma
     return rc;
 }
 
+static int one_frame(const struct pt_tc_route *r, const struct pt_httprule_match *m,
+                     struct pt_str body, struct pt_str ct, struct pt_json_out *out,
+                     struct pt_tc_error *err)
+{
+    size_t at = out->len;
+    pt_tc_out_append(out, "\0\0\0\0\0", 5);
+    int rc = pt_tc_request_build(r, m, body, ct, out, err);
+    if (rc != 0) {
+        out->len = at;
+        return rc;
+    }
+    size_t n = out->len - at - 5;
+    if (n > UINT32_MAX) {
+        out->len = at;
+        set_err(err, 413, "invalid request: %s%s", "message too large", NULL);
+        return PT_ERR_LIMIT;
+    }
+    uint8_t *p = (uint8_t *)out->data + at;
+    p[1] = (uint8_t)(n >> 24);
+    p[2] = (uint8_t)(n >> 16);
+    p[3] = (uint8_t)(n >> 8);
+    p[4] = (uint8_t)n;
+    return 0;
+}
+
+int pt_tc_request_frames(const struct pt_tc_route *r, const struct pt_httprule_match *m,
+                         struct pt_str body, struct pt_str content_type, struct pt_json_out *out,
+                         struct pt_tc_error *err)
+{
+    if (!r->methods[m->method].m->client_streaming)
+        return one_frame(r, m, body, content_type, out, err);
+    size_t start = out->len, line = 0;
+    for (size_t i = 0; i < body.len;) {
+        const char *nl = memchr(body.ptr + i, '\n', body.len - i);
+        size_t end = nl ? (size_t)(nl - body.ptr) : body.len;
+        struct pt_str l = {body.ptr + i, end - i};
+        line++;
+        i = end + 1;
+        if (is_blank(l))
+            continue;
+        int rc = one_frame(r, m, l, content_type, out, err);
+        if (rc != 0) {
+            if (err) {
+                char msg[sizeof(err->message)];
+                int k = snprintf(msg, sizeof(msg), "line %zu: ", line);
+                size_t room = sizeof(msg) - (size_t)k - 1, ml = strlen(err->message);
+                memcpy(msg + k, err->message, ml < room ? ml : room);
+                msg[(size_t)k + (ml < room ? ml : room)] = 0;
+                memcpy(err->message, msg, sizeof(msg));
+            }
+            out->len = start;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* --- the response -------------------------------------------------------- */
 
 static bool read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)

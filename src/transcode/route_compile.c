@@ -197,13 +197,6 @@ static int attach_rules(const Portico__Config__V1__Transcode *tc, struct mstate 
             rc = -1;
             continue;
         }
-        if (m->client_streaming) {
-            pt_diag_addf(diag, where, field,
-                         "method \"%s\" is client-streaming, which transcoding does not support",
-                         name);
-            rc = -1;
-            continue;
-        }
         if (ms[k].rule) {
             pt_diag_addf(diag, where, field, "method \"%s\" has two rules", name);
             rc = -1;
@@ -301,13 +294,24 @@ struct pt_tc_route *pt_tc_route_compile(const Portico__Config__V1__Transcode *tc
             rc = -1;
     }
 
-    /* Client-streaming methods are not exposed (docs/transcoding.md). */
     struct pt_httprule_method *hm = pt_xcalloc(n + 1, sizeof(*hm));
     r->methods = pt_xcalloc(n + 1, sizeof(*r->methods));
     for (size_t i = 0; i < n; i++) {
         const struct pt_descpool_method *m = ms[i].m;
-        if (m->client_streaming)
-            continue;
+        /* A client stream comes as NDJSON: every binding takes body "*". */
+        for (size_t b = 0;
+             m->client_streaming && ms[i].have_spec && b <= ms[i].spec.nadditional_bindings; b++) {
+            const struct pt_httprule_spec *sp =
+                b ? &ms[i].spec.additional_bindings[b - 1] : &ms[i].spec;
+            if (!pt_str_eq(sp->body, PT_STR("*"))) {
+                pt_diag_addf(diag, where, "transcode",
+                             "%s is client-streaming: its rules need body \"*\" (an NDJSON "
+                             "request body)",
+                             m->full_name);
+                rc = -1;
+                break;
+            }
+        }
         struct pt_tc_method *tm = &r->methods[r->nmethods];
         tm->m = m;
         tm->in = m->desc->input;

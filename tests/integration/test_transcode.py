@@ -109,7 +109,9 @@ class Backend(object):
             req = msgs[md.input_type.full_name]
             resp = msgs[md.output_type.full_name]
             fn = getattr(self, md.name)
-            if md.client_streaming:
+            if md.client_streaming and md.server_streaming:
+                h = grpc.stream_stream_rpc_method_handler(fn, req.FromString, resp.SerializeToString)
+            elif md.client_streaming:
                 h = grpc.stream_unary_rpc_method_handler(fn, req.FromString, resp.SerializeToString)
             elif md.server_streaming:
                 h = grpc.unary_stream_rpc_method_handler(fn, req.FromString, resp.SerializeToString)
@@ -247,8 +249,13 @@ class Backend(object):
             yield self.m["google.api.HttpBody"](content_type="text/plain", data=b"chunk%d;" % i)
 
     def Upload(self, request_iterator, context):
-        n = sum(1 for _ in request_iterator)
-        return self.m[PKG + ".Echo"](count=n)
+        msgs = list(request_iterator)
+        self.record("Upload", msgs[0] if msgs else self.m[PKG + ".Echo"](), context)
+        return self.m[PKG + ".Echo"](count=len(msgs), message="+".join(m.message for m in msgs))
+
+    def Chat(self, request_iterator, context):
+        for m in request_iterator:
+            yield self.m[PKG + ".Echo"](message=m.message.upper(), shelf=m.shelf)
 
 
 class TranscodeCase(unittest.TestCase):
@@ -369,9 +376,27 @@ class TestUnary(TranscodeCase):
         self.assertEqual(b, {"name": "shelves/s/books/b", "title": "New"})
 
     def test_fallback_route(self):
-        # Do has annotations: no fallback; Upload is client streaming: not exposed
+        # Do has annotations: no fallback route
         self.json("POST", "/%s/Do" % SVC, {"message": "x"}, status=404)
-        self.json("POST", "/%s/Upload" % SVC, {}, status=404)
+
+    def test_client_streaming_from_ndjson(self):
+        b, _ = self.json("POST", "/%s/Upload" % SVC, raw='{"message":"a"}\n\n{"message":"b"}\n'
+                                                         '{"message":"c"}')
+        self.assertEqual(b, {"count": 3, "message": "a+b+c"})
+        b, _ = self.json("POST", "/%s/Upload" % SVC, raw="")
+        self.assertEqual(b, {})
+        n = self.backend.count()
+        b, _ = self.json("POST", "/%s/Upload" % SVC, raw='{"message":"a"}\n{"count":"x"}',
+                         status=400)
+        self.assertIn("line 2", b["message"])
+        self.assertEqual(self.backend.count(), n)
+
+    def test_bidi_streaming(self):
+        st, h, text = self.request("POST", "/v1/chat/s7", raw='{"message":"a"}\n{"message":"b"}\n')
+        self.assertEqual(st, 200)
+        self.assertEqual(h["content-type"], "application/x-ndjson")
+        self.assertEqual([json.loads(l) for l in text.decode().splitlines()],
+                         [{"shelf": "s7", "message": "A"}, {"shelf": "s7", "message": "B"}])
 
     def test_config_rule_replaces_annotation_and_success_status(self):
         b, h = self.json("POST", "/v1/plain", {"message": "hi", "numbers": ["1", 2]}, status=201)
@@ -613,7 +638,7 @@ class TestConfigErrors(unittest.TestCase):
         self.assertIn("unknown gRPC service", self.check({"services": ["no.Such"]}))
         self.assertIn("stream_format", self.check({"stream_format": "xml"}))
         self.assertIn("client-streaming", self.check({"rules": [{"method": SVC + ".Upload",
-                                                                 "post": "/up"}]}))
+                                                                 "post": "/up", "body": "x"}]}))
         out = self.check({}, {"descriptor_set_file": "/nonexistent.pb"})
         self.assertIn("cannot open", out)
         self.assertRegex(out, r":\d+:\d+")

@@ -118,9 +118,28 @@ static void test_route__annotations_fallback_and_bindings(void **state)
     assert_int_equal(st, PT_ERR_INVALID);
     build(r, "GET", "/v1/shelves/s/books", "page_size=x", "", &st);
     assert_int_equal(st, PT_ERR_INVALID);
-    /* Upload (client streaming) is not exposed */
-    build(r, "POST", "/" PKG "Bookstore/Upload", "", "{}", &st);
-    assert_int_equal(st, PT_ERR_NO_ROUTE);
+    /* a client stream: one framed message per NDJSON line */
+    struct pt_arena a;
+    pt_arena_init(&a, NULL, 0);
+    struct pt_httprule_request req = {PT_STR("POST"), PT_STR("/" PKG "Bookstore/Upload"),
+                                      PT_STR_NULL};
+    struct pt_httprule_match m;
+    assert_int_equal(pt_httprule_table_match(r->table, &req, &a, &m), 0);
+    struct pt_json_out w = {0};
+    struct pt_tc_error err;
+    assert_int_equal(pt_tc_request_frames(r, &m, PT_STR("{\"count\":1}\n\n {\"count\":300}\n"),
+                                          PT_STR_NULL, &w, &err),
+                     0);
+    assert_int_equal(w.len, 5 + 2 + 5 + 3);
+    assert_memory_equal(w.data, "\0\0\0\0\x02\x40\x01\0\0\0\0\x03\x40\xac\x02", 15);
+    w.len = 0;
+    assert_int_equal(
+        pt_tc_request_frames(r, &m, PT_STR("{}\n{\"count\":\"x\"}"), PT_STR_NULL, &w, &err),
+        PT_ERR_INVALID);
+    assert_int_equal(w.len, 0);
+    assert_non_null(strstr(err.message, "line 2: "));
+    pt_json_out_fini(&w);
+    pt_arena_fini(&a);
     pt_tc_route_free(r);
     pt_diag_fini(&d);
 }
