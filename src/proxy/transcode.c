@@ -28,6 +28,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/strutil.h"
+#include "core/time.h"
 #include "grpc/grpc.h"
 #include "proxy/chain.h"
 #include "proxy/proxy_int.h"
@@ -53,6 +54,7 @@ struct tc_call {
     struct evbuffer *body;
     struct pt_headers meta; /* the backend's response head */
     struct pt_json_out unary;
+    struct pt_json_out wire; /* the framed request, kept for another attempt */
     uint64_t timeout_ms;
     enum pt_tc_stream_format format;
     uint32_t messages;
@@ -68,6 +70,7 @@ struct tc_call {
 };
 
 static void reply_or_stream_error(struct tc_call *tc, struct pt_str msg);
+static void start_attempt(struct tc_call *tc, int avoid);
 
 static struct tc_call *call_of(const struct pt_exchange *x)
 {
@@ -534,6 +537,14 @@ static void on_closed(struct pt_exchange *x, int err, unsigned flags)
                          pt_str_from_cstr(pt_err_text(err)), PT_STR_NULL);
             return;
         }
+        /* The backend cannot have seen the call (connect failure, refused
+         * stream): another endpoint may take it, up to 3 attempts. */
+        uint32_t n = x->service->nendpoints < 3 ? x->service->nendpoints : 3;
+        if ((flags & PT_UP_RETRYABLE) && x->attempts < (n > 1 ? n : 1) &&
+            !(x->deadline_ns && pt_time_mono_ns() >= x->deadline_ns)) {
+            start_attempt(tc, x->endpoint);
+            return;
+        }
         pt_exchange_handler->reply_error(x, err, PT_STR_NULL);
         return;
     }
@@ -585,6 +596,43 @@ static int rewrite_head(struct tc_call *tc, size_t body_len)
     return 0;
 }
 
+/* One attempt: the framed request (tc->wire) to an endpoint other than
+ * avoid (-1: any). */
+static void start_attempt(struct tc_call *tc, int avoid)
+{
+    struct pt_exchange *x = tc->x;
+    if (tc->pipes) {
+        pt_pipe_fini(&tc->up_req);
+        pt_pipe_fini(&tc->up_resp);
+    }
+    pt_pipe_init(&tc->up_req, PT_PIPE_HIWAT_DEFAULT);
+    pt_pipe_init(&tc->up_resp, PT_PIPE_HIWAT_DEFAULT);
+    tc->pipes = true;
+    pt_pipe_set_limit(&tc->up_resp, TC_MAX_RESPONSE_MESSAGE, true);
+    pt_pipe_write(&tc->up_req, tc->wire.data, tc->wire.len);
+    pt_pipe_end(&tc->up_req, NULL);
+    x->req_up = &tc->up_req;
+    x->resp_up = &tc->up_resp;
+    pt_pipe_set_consumer(&tc->up_resp, on_up_data, tc);
+    pt_pipe_set_producer(tc->client_out, on_client_drain, tc);
+
+    int open = pt_proxy_circuit_admit(x);
+    if (open < 0) {
+        pt_exchange_handler->reply_error(x, open, PT_STR_NULL);
+        return;
+    }
+    int chosen = -1;
+    x->attempts++;
+    int rc = pt_up_forward(x->worker, x->service, x, &tc_events, avoid, &chosen);
+    x->endpoint = chosen;
+    if (rc != 0) {
+        pt_proxy_circuit_abandon(x);
+        pt_exchange_handler->reply_error(x, rc, PT_STR_NULL);
+        return;
+    }
+    pt_proxy_circuit_chosen(x, chosen);
+}
+
 static void send_call(struct tc_call *tc)
 {
     struct pt_exchange *x = tc->x;
@@ -609,33 +657,8 @@ static void send_call(struct tc_call *tc)
         pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
         return;
     }
-    pt_pipe_init(&tc->up_req, PT_PIPE_HIWAT_DEFAULT);
-    pt_pipe_init(&tc->up_resp, PT_PIPE_HIWAT_DEFAULT);
-    tc->pipes = true;
-    pt_pipe_set_limit(&tc->up_resp, TC_MAX_RESPONSE_MESSAGE, true);
-    pt_pipe_write(&tc->up_req, wire.data, wire.len);
-    pt_pipe_end(&tc->up_req, NULL);
-    pt_json_out_fini(&wire);
-    x->req_up = &tc->up_req;
-    x->resp_up = &tc->up_resp;
-    pt_pipe_set_consumer(&tc->up_resp, on_up_data, tc);
-    pt_pipe_set_producer(tc->client_out, on_client_drain, tc);
-
-    int open = pt_proxy_circuit_admit(x);
-    if (open < 0) {
-        pt_exchange_handler->reply_error(x, open, PT_STR_NULL);
-        return;
-    }
-    int chosen = -1;
-    x->attempts++;
-    int rc = pt_up_forward(x->worker, x->service, x, &tc_events, -1, &chosen);
-    x->endpoint = chosen;
-    if (rc != 0) {
-        pt_proxy_circuit_abandon(x);
-        pt_exchange_handler->reply_error(x, rc, PT_STR_NULL);
-        return;
-    }
-    pt_proxy_circuit_chosen(x, chosen);
+    tc->wire = wire;
+    start_attempt(tc, -1);
 }
 
 static void pump_body(struct tc_call *tc)
@@ -761,4 +784,5 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
     if (tc->body)
         evbuffer_free(tc->body);
     pt_json_out_fini(&tc->unary);
+    pt_json_out_fini(&tc->wire);
 }

@@ -616,6 +616,35 @@ class TestNoBackend(unittest.TestCase):
             conn.close()
 
 
+class TestDeadEndpoint(unittest.TestCase):
+    def test_connect_failure_tries_another_endpoint(self):
+        desc = descriptor_set()
+        pool, msgs = load_messages(desc)
+        backend = Backend(pool, msgs)
+        try:
+            cfg = {
+                "listeners": [{"name": "main", "address": "127.0.0.1:0",
+                               "protocols": ["http1", "h2c"]}],
+                "services": [{"name": "books", "protocol": "grpc", "descriptor_set_file": desc,
+                              "instances": [{"host": "127.0.0.1", "port": harness.free_port()},
+                                            {"host": "127.0.0.1", "port": backend.port}]}],
+                "routes": [{"name": "rest", "path_prefix": "/", "service": "books",
+                            "transcode": {}}],
+                "workers": 1,
+            }
+            with harness.Portico(cfg) as gw:
+                for i in range(6):
+                    conn = http.client.HTTPConnection("127.0.0.1", gw.port(), timeout=HTTP_TIMEOUT)
+                    conn.request("GET", "/v1/books/b%d" % i)
+                    r = conn.getresponse()
+                    body = r.read()
+                    conn.close()
+                    self.assertEqual(r.status, 200, body)
+            self.assertEqual(backend.count(), 6)
+        finally:
+            backend.stop()
+
+
 class TestConfigErrors(unittest.TestCase):
     def check(self, transcode, service_extra=None):
         desc = descriptor_set()
