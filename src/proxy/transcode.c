@@ -55,6 +55,7 @@ struct tc_call {
     struct pt_headers meta; /* the backend's response head */
     struct pt_json_out unary;
     struct pt_json_out wire; /* the framed request, kept for another attempt */
+    struct pt_str method;    /* the client's HTTP method */
     uint64_t timeout_ms;
     enum pt_tc_stream_format format;
     uint32_t messages;
@@ -510,6 +511,7 @@ static void on_client_drain(struct pt_pipe *p, size_t n, void *producer)
 static void on_response_head(struct pt_exchange *x)
 {
     struct tc_call *tc = call_of(x);
+    x->req.method = tc->method;
     if (x->resp.status != 200) {
         int code = pt_tc_grpc_code_of_http(x->resp.status);
         char text[64];
@@ -527,6 +529,7 @@ static void on_response_head(struct pt_exchange *x)
 static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 {
     struct tc_call *tc = call_of(x);
+    x->req.method = tc->method;
     if (err) {
         pt_up_attempt_end(x, PT_LB_FAILED);
         pt_proxy_circuit_done(x, err, 0, -1);
@@ -587,7 +590,7 @@ static int rewrite_head(struct tc_call *tc, size_t body_len)
             return PT_ERR_LIMIT;
     }
     x->req.headers = h;
-    x->req.method = PT_STR("POST");
+    tc->method = x->req.method;
     x->forward_path = tc->tm->grpc_path;
     x->req.has_body = true;
     x->req.content_length = (int64_t)body_len;
@@ -615,6 +618,9 @@ static void start_attempt(struct tc_call *tc, int avoid)
     x->resp_up = &tc->up_resp;
     pt_pipe_set_consumer(&tc->up_resp, on_up_data, tc);
     pt_pipe_set_producer(tc->client_out, on_client_drain, tc);
+    /* The upstream stream reads the method when it starts; once it
+     * answered or ended, the client's method is back (access log). */
+    x->req.method = PT_STR("POST");
 
     int open = pt_proxy_circuit_admit(x);
     if (open < 0) {
@@ -626,6 +632,7 @@ static void start_attempt(struct tc_call *tc, int avoid)
     int rc = pt_up_forward(x->worker, x->service, x, &tc_events, avoid, &chosen);
     x->endpoint = chosen;
     if (rc != 0) {
+        x->req.method = tc->method;
         pt_proxy_circuit_abandon(x);
         pt_exchange_handler->reply_error(x, rc, PT_STR_NULL);
         return;
@@ -771,6 +778,8 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
     if (!tc)
         return;
     pt_exchange_set_data(x, &tc_key, NULL);
+    if (tc->method.len)
+        x->req.method = tc->method; /* the access log shows the client's */
     if (tc->body_in)
         pt_pipe_set_consumer(tc->body_in, NULL, NULL);
     if (tc->client_out)

@@ -328,6 +328,15 @@ class TestUnary(TranscodeCase):
         self.assertEqual(b["author"], {"name": "Ann"})
         self.assertNotIn("inPrint", b)  # default omitted without emit_defaults
 
+    def test_access_log_shows_the_client_request(self):
+        self.json("GET", "/v1/books/logged")
+        want = lambda: [e for e in self.gw.access_log_lines()
+                        if "/v1/books/logged" in json.dumps(e)]
+        harness.wait_until(want, timeout=10, message="access log line")
+        entry = json.dumps(want()[0])
+        self.assertIn('"GET"', entry)
+        self.assertNotIn('"POST"', entry)
+
     def test_additional_binding_and_escaped_slash(self):
         b, _ = self.json("GET", "/v1/books/a%2Fb")
         self.assertEqual(self.backend.last()[1]["name"], "a/b")
