@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "core/worker.h"
+#include "auth/fetch.h"
 #include "upstream/hcheck.h"
 #include "observe/access_log.h"
 #include "proxy/proxy.h"
@@ -344,6 +345,14 @@ int main(int argc, char **argv)
     app.base = event_base_new();
     if (!app.base)
         return 1;
+    /* auth: the thread that fetches JWKS documents and asks introspection
+     * endpoints; started before the first snapshot so its JWKS sources
+     * fetch at once (cheap when unused: one idle loop). */
+    if (pt_auth_fetch_start_thread(NULL) != 0) {
+        pt_log_error("cannot start the auth fetch thread");
+        event_base_free(app.base);
+        return 1;
+    }
     struct pt_control_opts copts = {
         .config_path = app.config_path,
         .store_override = app.store_uri,
@@ -352,6 +361,7 @@ int main(int argc, char **argv)
     };
     app.control = pt_control_open(&copts);
     if (!app.control) {
+        pt_auth_fetch_stop_thread();
         event_base_free(app.base);
         return 1;
     }
@@ -428,6 +438,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < app.nworkers; i++)
         pt_worker_join(&app.workers[i]);
     pt_hcheck_stop();                /* health */
+    pt_auth_fetch_stop_thread();     /* auth: after the workers, before their fini */
     pt_admin_server_stop(app.admin); /* admin */
     for (unsigned i = 0; i < app.nworkers; i++) {
         pt_proxy_worker_fini(&app.workers[i]);

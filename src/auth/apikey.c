@@ -5,12 +5,12 @@
 #include "auth/apikey.h"
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth_int.h"
 #include "core/arena.h"
+#include "core/digest.h"
 #include "core/strutil.h"
 #include "core/time.h"
 
@@ -49,6 +49,12 @@ static json_t *key_claims(const Portico__Config__V1__ApiKey *k, const char *clie
     if (k->client_name && *k->client_name)
         json_object_set_new(c, "client_name", json_string(k->client_name));
     json_object_set_new(c, "scopes", scopes);
+    if (k->n_roles) {
+        json_t *roles = json_array();
+        for (size_t i = 0; i < k->n_roles; i++)
+            json_array_append_new(roles, json_string(k->roles[i]));
+        json_object_set_new(c, "roles", roles);
+    }
     json_object_set_new(c, "tier", json_string(tier));
     return c;
 }
@@ -85,6 +91,8 @@ struct pt_auth_keys *pt_auth_keys_compile(const Portico__Config__V1__Config *cfg
             .credential = name,
             .scopes = k->scopes,
             .nscopes = k->n_scopes,
+            .roles = k->roles,
+            .nroles = k->n_roles,
             .claims = key_claims(k, client_id, tier),
         };
         pt_auth_identity_build(&e->id, &spec);
@@ -134,7 +142,7 @@ enum pt_auth_key_status pt_auth_keys_lookup(const struct pt_auth_keys *t, struct
     if (presented.len > PT_AUTH_MAX_API_KEY)
         return PT_AUTH_KEY_TOO_LONG;
     unsigned char hash[32];
-    SHA256((const unsigned char *)presented.ptr, presented.len, hash);
+    pt_sha256(presented.ptr, presented.len, hash);
     const struct pt_auth_key *e = pt_auth_keys_find_hash(t, hash);
     if (!e)
         return PT_AUTH_KEY_UNKNOWN;

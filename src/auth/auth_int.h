@@ -9,6 +9,7 @@
 
 #include "auth/apikey.h"
 #include "auth/auth.h"
+#include "auth/expr.h"
 #include "auth/method.h"
 #include "auth/policy.h"
 #include "auth/stats.h"
@@ -34,13 +35,32 @@ struct pt_auth_claim_header {
     struct pt_str header; /* owned, lower case */
 };
 
+/* Which certificate field the "mtls" method makes the subject. */
+enum pt_auth_mtls_field {
+    PT_AUTH_MTLS_SUBJECT_CN = 0,
+    PT_AUTH_MTLS_SAN_DNS,
+    PT_AUTH_MTLS_SAN_URI,
+    PT_AUTH_MTLS_SAN_EMAIL,
+    PT_AUTH_MTLS_SUBJECT,
+    PT_AUTH_MTLS_FINGERPRINT,
+};
+
+/* Status: 0 and *out for NULL, "" (the default, subject_cn) or a field
+ * name; -1 for anything else. (mtls.c) */
+int pt_auth_mtls_field_parse(const char *s, enum pt_auth_mtls_field *out);
+
 /* The instance of the auth step on one route. */
 struct pt_auth_route {
     const struct pt_auth_plan *plan;
     char *name;
     bool enabled; /* false: the route has no `auth` (header hygiene only) */
     const struct pt_auth_method *methods[PT_AUTH_MAX_ROUTE_METHODS];
+    const void *method_args[PT_AUTH_MAX_ROUTE_METHODS]; /* from each method's bind() */
     unsigned nmethods;
+    struct pt_str token_query_param; /* owned; empty: off */
+    struct pt_str token_cookie;      /* owned; empty: off */
+    enum pt_auth_mtls_field mtls_identity;
+    struct pt_expr *rule; /* ABAC rule (rule.h), or NULL */
     bool allow_anonymous;
     bool keep_authorization;
     bool keep_cookie;

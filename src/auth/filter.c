@@ -10,9 +10,13 @@
  *      FAIL is a 401, PENDING pauses until pt_auth_call_done()
  *   4. no credential at all: allow_anonymous (and no policy) continues as
  *      anonymous, anything else is a 401 with every method's challenge
- *   5. an identity: the policy (403 on refusal); then the identity is set,
- *      its headers added, Authorization / Cookie (unless kept) and the
- *      API-key header removed, and the request continues
+ *   5. an identity: the policy (scopes, roles), then the route's rule
+ *      (rule.h) - 403 on refusal; then the identity is set, its headers
+ *      added, Authorization / Cookie (unless kept), the API-key header
+ *      and the route's token query parameter / cookie removed, and the
+ *      request continues
+ * A method that could not decide (JWKS or introspection endpoint
+ * unavailable: result.error) makes a 503 without a challenge.
  * Response head: a 401 gets its WWW-Authenticate challenges.
  * on_done: a pending method is cancelled; owned claims are released.
  */
@@ -20,6 +24,9 @@
 #include <string.h>
 
 #include "auth/auth_int.h"
+#include "auth/bearer.h"
+#include "auth/rule.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/headers.h"
@@ -70,6 +77,14 @@ static enum pt_filter_status unauthenticated(struct auth_x *s, const struct pt_a
     const struct pt_auth_route *r = s->r;
     set_reason(s->x, reason);
     pt_auth_stats_count(r->stats, method_index(m), PT_AUTH_DENIED);
+    if (res && res->error) {
+        /* The method could not decide (an endpoint is down): not the
+         * caller's fault, so no challenge; logged by the method. */
+        pt_log_debug("auth: route %s: %s (%s)", r->name, pt_err_text(res->error), reason);
+        if (pt_exchange_reply_error(s->x, res->error, PT_STR("authentication unavailable")) != 0)
+            return PT_FILTER_CONTINUE;
+        return PT_FILTER_REPLIED;
+    }
     if (m) {
         /* One challenge: the failed method's, with its parameters. */
         char buf[512];
@@ -90,8 +105,10 @@ static enum pt_filter_status unauthenticated(struct auth_x *s, const struct pt_a
         s->nchallenges = r->nchallenges;
     }
     pt_log_debug("auth: route %s: 401 (%s)", r->name, reason);
-    const char *detail = m ? "invalid credentials" : "authentication required";
-    if (pt_exchange_reply_error(s->x, PT_ERR_UNAUTHENTICATED, pt_str_from_cstr(detail)) != 0)
+    struct pt_str detail = pt_str_from_cstr(m ? "invalid credentials" : "authentication required");
+    if (m && res && res->description.len)
+        detail = res->description;
+    if (pt_exchange_reply_error(s->x, PT_ERR_UNAUTHENTICATED, detail) != 0)
         return PT_FILTER_CONTINUE; /* cannot happen before a response started */
     return PT_FILTER_REPLIED;
 }
@@ -126,6 +143,10 @@ static void remove_credentials(struct auth_x *s)
         pt_headers_remove(h, PT_STR("authorization"));
     if (!r->keep_cookie)
         pt_headers_remove(h, PT_STR("cookie"));
+    else if (r->token_cookie.len)
+        pt_auth_bearer_remove_cookie(s->x, r->token_cookie);
+    if (r->token_query_param.len)
+        pt_auth_bearer_remove_query(s->x, r->token_query_param);
 }
 
 /* Identity headers for the upstream. A header that cannot be added (the
@@ -177,7 +198,23 @@ static enum pt_filter_status authenticated(struct auth_x *s, const struct pt_aut
             memcpy(reason, buf, strlen(buf) + 1);
         return forbidden(s, m, reason ? reason : "policy refused");
     }
-    pt_exchange_identity_replace(x, id);
+    if (r->rule && !pt_auth_rule_allows(r->rule, x, id, res->claims)) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "%s: the route's rule is not true for the caller", m->name);
+        char *reason = pt_exchange_alloc(x, strlen(buf) + 1);
+        if (reason)
+            memcpy(reason, buf, strlen(buf) + 1);
+        return forbidden(s, m, reason ? reason : "rule refused");
+    }
+    if (!id->claims.len && res->claims && json_is_object(res->claims)) {
+        /* The exchange keeps a reference and renders the text only if
+         * someone reads it: most requests never do. */
+        json_t *ref = s->claims_owned ? s->claims_owned : json_incref(res->claims);
+        s->claims_owned = NULL;
+        pt_exchange_identity_adopt(x, id, ref, &pt_auth_claims_ops);
+    } else {
+        pt_exchange_identity_replace(x, id);
+    }
     remove_credentials(s);
     if (identity_headers(s, res->claims) != 0) {
         pt_exchange_reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
@@ -198,6 +235,9 @@ static enum pt_filter_status run(struct auth_x *s)
             .x = s->x,
             .plan = r->plan,
             .state = r->plan->state[pt_auth_method_index(m)],
+            .arg = r->method_args[s->next],
+            .route = r,
+            .index = s->next,
         };
         switch (m->authenticate(&s->call, &res)) {
         case PT_AUTH_OK:
@@ -214,7 +254,7 @@ static enum pt_filter_status run(struct auth_x *s)
     /* No credential of any kind the route accepts. */
     if (!r->allow_anonymous)
         return unauthenticated(s, NULL, NULL, "no credential");
-    if (pt_auth_policy_present(&r->policy))
+    if (pt_auth_policy_present(&r->policy) || r->rule)
         return unauthenticated(s, NULL, NULL, "no credential; the route's policy needs one");
     remove_credentials(s);
     pt_auth_stats_count(r->stats, -1, PT_AUTH_ANONYMOUS);

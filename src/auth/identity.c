@@ -162,3 +162,132 @@ size_t pt_auth_strip_alike(struct pt_headers *h, const struct pt_str *names, siz
     }
     return removed;
 }
+
+/* --- identities in exchange memory ------------------------------------------- */
+
+static bool copy_str(struct pt_exchange *x, struct pt_str in, struct pt_str *out)
+{
+    if (!in.len) {
+        *out = PT_STR_NULL;
+        return true;
+    }
+    return pt_arena_str(&x->arena, in, out) == 0;
+}
+
+static bool copy_list(struct pt_exchange *x, const struct pt_str *in, size_t n,
+                      const struct pt_str **out, uint16_t *nout)
+{
+    if (n > PT_IDENTITY_MAX_ITEMS)
+        n = PT_IDENTITY_MAX_ITEMS;
+    *out = NULL;
+    *nout = 0;
+    if (!n)
+        return true;
+    struct pt_str *v = pt_exchange_alloc(x, n * sizeof(*v));
+    if (!v)
+        return false;
+    uint16_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (in[i].len && copy_str(x, in[i], &v[k]))
+            k++;
+        else if (in[i].len)
+            return false;
+    *out = v;
+    *nout = k;
+    return true;
+}
+
+const struct pt_identity_full *pt_auth_identity_in_exchange(struct pt_exchange *x,
+                                                            const struct pt_auth_id_fields *f)
+{
+    struct pt_identity_full *id = pt_exchange_alloc(x, sizeof(*id));
+    if (!id)
+        return NULL;
+    memset(id, 0, sizeof(*id));
+    id->method = pt_str_from_cstr(f->method); /* static text */
+    bool ok =
+        copy_str(x, f->subject, &id->subject) && copy_str(x, f->client_id, &id->base.client_id) &&
+        copy_str(x, f->client_name, &id->client_name) && copy_str(x, f->tier, &id->base.tier) &&
+        copy_str(x, f->credential, &id->base.credential) &&
+        copy_str(x, f->user_id, &id->base.user_id) &&
+        copy_list(x, f->scopes, f->nscopes, &id->list[PT_IDENTITY_SCOPES],
+                  &id->n[PT_IDENTITY_SCOPES]) &&
+        copy_list(x, f->roles, f->nroles, &id->list[PT_IDENTITY_ROLES], &id->n[PT_IDENTITY_ROLES]);
+    if (!ok)
+        return NULL;
+    return id;
+}
+
+const json_t *pt_auth_claim_at(const json_t *claims, const char *path)
+{
+    if (!claims || !json_is_object(claims) || !path || !*path)
+        return NULL;
+    const json_t *v = json_object_get(claims, path);
+    if (v || !strchr(path, '.'))
+        return v;
+    v = claims;
+    for (const char *p = path; v && *p;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (!json_is_object(v))
+            return NULL;
+        v = json_object_getn(v, p, len);
+        p += len + (dot ? 1 : 0);
+        if (dot && !*p)
+            return NULL; /* "a." */
+    }
+    return v;
+}
+
+static size_t split_words(const char *s, size_t len, struct pt_str *out, size_t max, size_t k)
+{
+    for (size_t i = 0; i < len && k < max;) {
+        while (i < len && s[i] == ' ')
+            i++;
+        size_t start = i;
+        while (i < len && s[i] != ' ')
+            i++;
+        if (i > start)
+            out[k++] = (struct pt_str){s + start, i - start};
+    }
+    return k;
+}
+
+size_t pt_auth_claim_words(const json_t *claim, bool split, struct pt_str *out, size_t max)
+{
+    size_t k = 0;
+    if (!claim)
+        return 0;
+    if (json_is_string(claim)) {
+        const char *s = json_string_value(claim);
+        size_t len = json_string_length(claim);
+        if (split)
+            return split_words(s, len, out, max, 0);
+        if (len && max)
+            out[k++] = (struct pt_str){s, len};
+        return k;
+    }
+    if (!json_is_array(claim))
+        return 0;
+    for (size_t i = 0; i < json_array_size(claim) && k < max; i++) {
+        const json_t *e = json_array_get(claim, i);
+        if (json_is_string(e) && json_string_length(e))
+            out[k++] = (struct pt_str){json_string_value(e), json_string_length(e)};
+    }
+    return k;
+}
+
+static size_t claims_render(void *src, char *buf, size_t cap)
+{
+    return json_dumpb(src, buf, cap, JSON_COMPACT);
+}
+
+static void claims_release(void *src)
+{
+    json_decref(src);
+}
+
+const struct pt_identity_claims_ops pt_auth_claims_ops = {
+    .render = claims_render,
+    .release = claims_release,
+};

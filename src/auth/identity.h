@@ -59,6 +59,41 @@ struct pt_auth_identity_spec {
 void pt_auth_identity_build(struct pt_auth_identity *out, const struct pt_auth_identity_spec *spec);
 void pt_auth_identity_fini(struct pt_auth_identity *id);
 
+/*
+ * An identity built per request (a verified token's, a certificate's): the
+ * fields borrowed for the call, copied into the exchange's memory.
+ */
+struct pt_auth_id_fields {
+    const char *method;
+    struct pt_str subject, client_id, client_name, tier, credential, user_id;
+    const struct pt_str *scopes;
+    size_t nscopes;
+    const struct pt_str *roles;
+    size_t nroles;
+    const json_t *claims; /* unused here: the auth step hands the claims to the
+                             exchange (pt_exchange_identity_adopt) */
+};
+
+/* Pointer: the identity in exchange memory (every string and list
+ * copied, lists cut at PT_IDENTITY_MAX_ITEMS, empty items skipped), or
+ * NULL when the exchange's memory limit is reached. */
+const struct pt_identity_full *pt_auth_identity_in_exchange(struct pt_exchange *x,
+                                                            const struct pt_auth_id_fields *f);
+
+/* Claims (a jansson object) as the exchange's identity keeps them: text
+ * made with json_dumpb on first read, json_decref when the exchange ends. */
+extern const struct pt_identity_claims_ops pt_auth_claims_ops;
+
+/* The value of a claim named by a dotted path ("realm_access.roles"): the
+ * top-level member with exactly that name if there is one, else the walk
+ * through nested objects. Pointer (borrowed from claims) or NULL. */
+const json_t *pt_auth_claim_at(const json_t *claims, const char *path);
+
+/* Words of a claim: a string is one word (or, with split, its
+ * space-separated words), an array contributes its string items. Writes
+ * up to max to out (borrowed from claims); returns how many were written. */
+size_t pt_auth_claim_words(const json_t *claim, bool split, struct pt_str *out, size_t max);
+
 /* Longest claim header value sent upstream; a longer value is not sent. */
 #define PT_AUTH_MAX_CLAIM_HEADER 4096
 

@@ -10,15 +10,32 @@
 
 static const struct pt_auth_method *const methods[] = {
     &pt_auth_method_api_key,
+    &pt_auth_method_jwt,
+    &pt_auth_method_introspection,
+    &pt_auth_method_mtls,
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 _Static_assert(NMETHODS <= PT_AUTH_STATS_METHODS, "raise PT_AUTH_STATS_METHODS");
 
-const struct pt_auth_method *pt_auth_method_find(struct pt_str name)
+const struct pt_auth_method *pt_auth_method_find(struct pt_str name, bool *has_arg,
+                                                 struct pt_str *arg)
 {
+    struct pt_str base = name, rest = PT_STR_NULL;
+    bool colon = false;
+    for (size_t i = 0; i < name.len; i++)
+        if (name.ptr[i] == ':') {
+            base.len = i;
+            rest = (struct pt_str){name.ptr + i + 1, name.len - i - 1};
+            colon = true;
+            break;
+        }
+    if (has_arg)
+        *has_arg = colon;
+    if (arg)
+        *arg = rest;
     for (size_t i = 0; i < NMETHODS; i++)
-        if (pt_str_eq(name, pt_str_from_cstr(methods[i]->name)))
+        if (pt_str_eq(base, pt_str_from_cstr(methods[i]->name)))
             return methods[i];
     return NULL;
 }

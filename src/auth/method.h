@@ -38,11 +38,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth/auth.h"
 #include "http/exchange.h"
 #include "portico/config/v1/config.pb-c.h"
 #include "portico/str.h"
 
 struct pt_auth_plan;
+struct pt_auth_route;
 
 enum pt_auth_status {
     PT_AUTH_OK = 0,
@@ -63,8 +65,16 @@ struct pt_auth_result {
     /* FAIL: why, for the access log (static text or exchange memory). */
     const char *reason;
     /* FAIL: parameters after the realm in the challenge, e.g.
-     * `error="invalid_token"`; empty for none. */
+     * `error="invalid_token"`; empty for none. Static or exchange memory. */
     struct pt_str challenge_params;
+    /* FAIL: the text the client is told (the JSON error body, gRPC's
+     * grpc-message), e.g. RFC 6750's error_description; empty: "invalid
+     * credentials". Static or exchange memory. */
+    struct pt_str description;
+    /* FAIL: 0 for a 401; PT_ERR_AGAIN when the method could not decide
+     * (a token introspection endpoint or the JWKS is unreachable): 503,
+     * gRPC UNAVAILABLE, no challenge. */
+    int error;
 };
 
 /* One method's work on one exchange. The auth step owns it. */
@@ -72,25 +82,40 @@ struct pt_auth_call {
     struct pt_exchange *x;
     const struct pt_auth_plan *plan;
     void *state; /* the method's compiled state */
-    void *op;    /* PENDING: the method's operation, for cancel() */
+    /* What bind() gave for this route's entry ("jwt:<issuer>"), or NULL. */
+    const void *arg;
+    const struct pt_auth_route *route; /* token sources, mtls_identity, ... */
+    unsigned index;                    /* this method's place in the route's methods */
+    void *op;                          /* PENDING: the method's operation, for cancel() */
 };
 
 struct pt_auth_method {
     const char *name;   /* as written in auth.methods: "api_key" */
     const char *scheme; /* the WWW-Authenticate scheme: "ApiKey", "Bearer" */
-    /* Pointer: the state (or NULL when the method needs none) - with
-     * *failed false; or sets *failed and writes why to err. */
+    /* Pointer: the state (or NULL when the method needs none) with
+     * err->text left empty; or NULL with err filled (err->msg: the config
+     * message at fault). */
     void *(*compile)(const struct pt_auth_plan *plan, const Portico__Config__V1__Config *cfg,
-                     bool *failed, char *err, size_t errlen);
+                     struct pt_auth_error *err);
     void (*free)(void *state); /* NULL-safe; may be NULL */
+    /* A route names the method as "<name>" (has_arg false) or
+     * "<name>:<arg>". Status: 0 with *out (passed as call->arg), or -1 with
+     * why in err. NULL: the method takes no argument and binds to NULL. */
+    int (*bind)(void *state, bool has_arg, struct pt_str arg, const void **out, char *err,
+                size_t errlen);
+    /* Does the method read bearer tokens (Authorization: Bearer, the
+     * route's token_query_param / token_cookie)? */
+    bool bearer;
     enum pt_auth_status (*authenticate)(struct pt_auth_call *call, struct pt_auth_result *out);
     /* Abandon call->op (PENDING only). May be NULL for a method that never
      * pends. */
     void (*cancel)(struct pt_auth_call *call);
 };
 
-/* Pointer: the method called name, or NULL. */
-const struct pt_auth_method *pt_auth_method_find(struct pt_str name);
+/* Pointer: the method called name, or NULL. name may be "<method>:<arg>";
+ * *arg (may be NULL) is then what follows the colon and *has_arg true. */
+const struct pt_auth_method *pt_auth_method_find(struct pt_str name, bool *has_arg,
+                                                 struct pt_str *arg);
 /* Pointer: the i-th method of the table, or NULL past its end. */
 const struct pt_auth_method *pt_auth_method_at(size_t i);
 /* Index of m in the table. */
@@ -105,5 +130,8 @@ void pt_auth_call_done(struct pt_auth_call *call, enum pt_auth_status st,
 
 /* The methods themselves. */
 extern const struct pt_auth_method pt_auth_method_api_key;
+extern const struct pt_auth_method pt_auth_method_jwt;           /* jwt_method.c */
+extern const struct pt_auth_method pt_auth_method_introspection; /* introspect_method.c */
+extern const struct pt_auth_method pt_auth_method_mtls;          /* mtls.c */
 
 #endif

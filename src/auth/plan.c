@@ -85,11 +85,10 @@ struct pt_auth_plan *pt_auth_plan_compile(const Config *cfg, struct pt_auth_erro
         const struct pt_auth_method *m = pt_auth_method_at(i);
         if (!m->compile)
             continue;
-        bool failed = false;
-        char why[200] = "";
-        p->state[i] = m->compile(p, cfg, &failed, why, sizeof(why));
-        if (failed) {
-            errf(err, a, NULL, "%s: %s", m->name, why);
+        struct pt_auth_error merr = {0};
+        p->state[i] = m->compile(p, cfg, &merr);
+        if (merr.text[0]) {
+            errf(err, merr.msg ? merr.msg : a, merr.field, "%s: %s", m->name, merr.text);
             pt_auth_plan_free(p);
             return NULL;
         }
@@ -187,18 +186,36 @@ static int compile_methods(struct pt_auth_route *r, const RouteAuth *ra, struct 
         char field[32];
         snprintf(field, sizeof(field), "methods[%zu]", i);
         const char *name = ra->methods[i] ? ra->methods[i] : "";
-        const struct pt_auth_method *m = pt_auth_method_find(pt_str_from_cstr(name));
+        bool has_arg;
+        struct pt_str arg;
+        const struct pt_auth_method *m =
+            pt_auth_method_find(pt_str_from_cstr(name), &has_arg, &arg);
         if (!m) {
             char known[200];
             pt_auth_method_names(known, sizeof(known));
             errf(err, ra, field, "unknown authentication method \"%s\" (known: %s)", name, known);
             return -1;
         }
-        for (unsigned k = 0; k < r->nmethods; k++)
-            if (r->methods[k] == m) {
-                errf(err, ra, field, "method \"%s\" is listed twice", name);
+        const void *bound = NULL;
+        if (m->bind) {
+            char why[200] = "";
+            if (m->bind(r->plan->state[pt_auth_method_index(m)], has_arg, arg, &bound, why,
+                        sizeof(why)) != 0) {
+                errf(err, ra, field, "%s: %s", name, why);
                 return -1;
             }
+        } else if (has_arg) {
+            errf(err, ra, field, "method \"%s\" takes no \":<name>\"", m->name);
+            return -1;
+        }
+        for (unsigned k = 0; k < r->nmethods; k++)
+            if (r->methods[k] == m &&
+                (r->method_args[k] == bound || !bound || !r->method_args[k])) {
+                errf(err, ra, field, "method \"%s\" is listed twice (or with and without a name)",
+                     name);
+                return -1;
+            }
+        r->method_args[r->nmethods] = bound;
         r->methods[r->nmethods++] = m;
         /* One challenge per scheme: two methods may share one (Bearer). */
         char buf[300];
@@ -225,7 +242,29 @@ struct pt_auth_route *pt_auth_route_new(const struct pt_auth_plan *p, const Rout
     r->allow_anonymous = ra->allow_anonymous;
     r->keep_authorization = ra->keep_authorization;
     r->keep_cookie = ra->keep_cookie;
+    if (ra->token_query_param && *ra->token_query_param)
+        r->token_query_param =
+            (struct pt_str){pt_xstrdup(ra->token_query_param), strlen(ra->token_query_param)};
+    if (ra->token_cookie && *ra->token_cookie)
+        r->token_cookie = (struct pt_str){pt_xstrdup(ra->token_cookie), strlen(ra->token_cookie)};
     char field[96] = "", why[200] = "";
+    if (pt_auth_mtls_field_parse(ra->mtls_identity, &r->mtls_identity) != 0) {
+        errf(err, ra, "mtls_identity",
+             "\"%s\": use subject_cn, san_dns, san_uri, san_email, "
+             "subject or fingerprint",
+             ra->mtls_identity);
+        pt_auth_route_free(r);
+        return NULL;
+    }
+    if (ra->rule && *ra->rule) {
+        char rerr[PT_EXPR_ERR_MAX];
+        r->rule = pt_expr_compile(pt_str_from_cstr(ra->rule), rerr, sizeof(rerr));
+        if (!r->rule) {
+            errf(err, ra, "rule", "rule: %s", rerr);
+            pt_auth_route_free(r);
+            return NULL;
+        }
+    }
     if (compile_methods(r, ra, err) != 0 || compile_claims(r, ra, err) != 0) {
         pt_auth_route_free(r);
         return NULL;
@@ -247,6 +286,9 @@ void pt_auth_route_free(struct pt_auth_route *r)
     if (!r)
         return;
     pt_auth_policy_fini(&r->policy);
+    pt_expr_free(r->rule);
+    free((char *)r->token_query_param.ptr);
+    free((char *)r->token_cookie.ptr);
     for (size_t i = 0; i < r->nclaims; i++) {
         free(r->claims[i].claim);
         free((char *)r->claims[i].header.ptr);

@@ -159,4 +159,11 @@ bool pt_conf_host_valid(const char *s);
 /* An HTTP token (RFC 9110 tchar+), e.g. a method or a header name. */
 bool pt_conf_is_token(const char *s);
 
+/* ---- authentication checks (validate_auth.c) ---- */
+
+/* JWT issuers, introspection endpoints, routes' token sources, rules and
+ * mTLS identity: problems added to diag, counted in *errors. */
+void pt_conf_validate_auth_ext(const struct pt_conf *c, const Portico__Config__V1__Config *cfg,
+                               struct pt_diag *diag, unsigned *errors);
+
 #endif

@@ -54,6 +54,7 @@ static void snapshot_destroy(struct pt_snap_base *b)
         chain_fini(&s->routes[i].chain);
         select_fini(&s->routes[i].select);
         pt_metrics_route_unref(s->routes[i].stats);
+        pt_conf_grpcweb_free(s->routes[i].grpc_web);
     }
     free(s->routes);
     pt_metrics_route_unref(s->no_route_stats);
@@ -636,6 +637,7 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
                 or_default(r->hedge->max_attempts, PT_DEFAULT_HEDGE_MAX_ATTEMPTS);
         }
         rc_->stats = pt_metrics_route_ref(rc_->name, s->nworkers);
+        rc_->grpc_web = pt_conf_grpcweb_compile(r->grpc_web);
 
         struct pt_chain *ch = &rc_->chain;
         ch->filters =

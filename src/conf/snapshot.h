@@ -124,6 +124,18 @@ struct pt_route_select {
     uint32_t version_segment;
 };
 
+/* A route's gRPC-Web settings, compiled (src/conf/grpcweb.c). */
+struct pt_grpcweb_conf {
+    char **origins; /* exact origins allowed, lower case */
+    size_t norigins;
+    bool any_origin; /* "*" */
+    bool allow_credentials;
+    struct pt_str allow_headers;  /* Access-Control-Allow-Headers value */
+    struct pt_str expose_headers; /* Access-Control-Expose-Headers value */
+    struct pt_str max_age;        /* Access-Control-Max-Age value */
+    char *text;                   /* owns the three values above */
+};
+
 struct pt_route_conf {
     char *name;
     struct pt_str name_str;
@@ -150,6 +162,8 @@ struct pt_route_conf {
     struct pt_route_stats *stats;
     /* REST/JSON transcoding (transcode/route.h), or NULL. */
     struct pt_tc_route *transcode;
+    /* gRPC-Web (Route.grpc_web), NULL when off. */
+    struct pt_grpcweb_conf *grpc_web;
 };
 
 struct pt_listener_rt {
@@ -254,5 +268,9 @@ static inline const struct pt_snapshot *pt_snapshot_of(const struct pt_snap_base
 
 /* Name of the filter installed first in every chain unless configured. */
 #define PT_DEFAULT_REQUEST_ID_FILTER "request-id"
+
+/* Compile/free a route's gRPC-Web settings (NULL when off); grpcweb.c. */
+struct pt_grpcweb_conf *pt_conf_grpcweb_compile(const struct Portico__Config__V1__GrpcWeb *m);
+void pt_conf_grpcweb_free(struct pt_grpcweb_conf *c);
 
 #endif

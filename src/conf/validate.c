@@ -1001,6 +1001,69 @@ static void check_selection(struct vctx *v, const Config *cfg, const struct serv
 
 static void check_route_auth(struct vctx *v, const Route *r, const char *route_path);
 
+static void check_grpc_web_service(struct vctx *v, const Route *r, const char *path,
+                                   const Service *s)
+{
+    if (s->protocol != PORTICO__CONFIG__V1__SERVICE_PROTOCOL__SERVICE_PROTOCOL_GRPC)
+        verr(v, r, "grpc_web", path,
+             "grpc_web needs services with protocol grpc (service \"%s\" is not)", s->name);
+}
+
+static bool grpc_web_token(const char *t)
+{
+    if (!*t)
+        return false;
+    for (; *t; t++)
+        if (!isalnum((unsigned char)*t) && !strchr("!#$%&'*+-.^_`|~", *t))
+            return false;
+    return true;
+}
+
+/* Route.grpc_web: CORS lists and the route's services (all gRPC). */
+static void check_grpc_web(struct vctx *v, const Config *cfg, const struct service_index *ix,
+                           const Route *r, const char *path)
+{
+    const Portico__Config__V1__GrpcWeb *g = r->grpc_web;
+    if (!g || (g->enabled && !g->enabled->value))
+        return;
+    char p[512];
+    snprintf(p, sizeof(p), "%s.grpc_web", path);
+    const Service *s;
+    if (r->service && *r->service && (s = service_find(cfg, ix, r->service)))
+        check_grpc_web_service(v, r, path, s);
+    for (size_t i = 0; i < r->n_splits; i++)
+        if ((s = service_find(cfg, ix, r->splits[i]->service)))
+            check_grpc_web_service(v, r, path, s);
+    for (size_t i = 0; r->versions && i < r->versions->n_versions; i++)
+        if ((s = service_find(cfg, ix, r->versions->versions[i]->service)))
+            check_grpc_web_service(v, r, path, s);
+    for (size_t i = 0; i < g->n_allowed_origins; i++) {
+        const char *o = g->allowed_origins[i];
+        char f[64];
+        snprintf(f, sizeof(f), "allowed_origins[%zu]", i);
+        if (strcmp(o, "*") == 0) {
+            if (g->allow_credentials)
+                verr(v, g, f, p, "\"*\" cannot be combined with allow_credentials");
+            continue;
+        }
+        const char *sep = strstr(o, "://");
+        bool ok = sep && sep > o && sep[3] && !strchr(sep + 3, '/') && strlen(o) <= 256;
+        for (const char *c = o; ok && *c; c++)
+            if ((unsigned char)*c <= ' ' || *c == ',' || (unsigned char)*c >= 0x7f)
+                ok = false;
+        if (!ok)
+            verr(v, g, f, p, "\"%s\" is not an origin (scheme://host[:port], or \"*\")", o);
+    }
+    for (size_t i = 0; i < g->n_allowed_headers; i++)
+        if (!grpc_web_token(g->allowed_headers[i]))
+            verr(v, g, "allowed_headers", p, "\"%s\" is not a header name", g->allowed_headers[i]);
+    for (size_t i = 0; i < g->n_expose_headers; i++)
+        if (!grpc_web_token(g->expose_headers[i]))
+            verr(v, g, "expose_headers", p, "\"%s\" is not a header name", g->expose_headers[i]);
+    if (g->max_age_s)
+        check_max(v, g, "max_age_s", p, g->max_age_s->value, 86400);
+}
+
 static void check_route(struct vctx *v, const Config *cfg, const struct service_index *ix,
                         const Route *r, const char *path)
 {
@@ -1038,6 +1101,7 @@ static void check_route(struct vctx *v, const Config *cfg, const struct service_
     for (size_t i = 0; r->websocket && r->versions && i < r->versions->n_versions; i++)
         if ((s = service_find(cfg, ix, r->versions->versions[i]->service)))
             check_websocket_service(v, r, path, s);
+    check_grpc_web(v, cfg, ix, r, path);
 }
 
 static void check_routes(struct vctx *v, const Config *cfg)
@@ -1672,5 +1736,6 @@ int pt_conf_validate(const struct pt_conf *c, struct pt_diag *diag)
     check_admin(&v, cfg->admin);
     check_dns(&v, cfg->dns);
     check_auth(&v, cfg->auth);
+    pt_conf_validate_auth_ext(c, cfg, diag, &v.errors);
     return v.errors ? PT_ERR_CONFIG : 0;
 }

@@ -43,10 +43,19 @@ struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_in
     return x;
 }
 
+static void release_claims_src(struct pt_identity_full *id)
+{
+    if (id->claims_src && id->claims_ops && id->claims_ops->release)
+        id->claims_ops->release(id->claims_src);
+    id->claims_src = NULL;
+    id->claims_ops = NULL;
+}
+
 void pt_exchange_free(struct pt_exchange *x)
 {
     if (!x)
         return;
+    release_claims_src(&x->identity);
     pt_pipe_fini(&x->req_body);
     pt_pipe_fini(&x->resp_body);
     pt_pipe_fini(&x->req_filtered);
@@ -216,6 +225,7 @@ int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id
         (id->tier.len && pt_arena_str(&x->arena, id->tier, &copy.tier) != 0) ||
         (id->credential.len && pt_arena_str(&x->arena, id->credential, &copy.credential) != 0))
         return PT_ERR_LIMIT;
+    release_claims_src(&x->identity);
     memset(&x->identity, 0, sizeof(x->identity));
     x->identity.base = copy;
     x->identity_cap[0] = x->identity_cap[1] = 0;
@@ -224,8 +234,42 @@ int pt_exchange_set_identity(struct pt_exchange *x, const struct pt_identity *id
 
 void pt_exchange_identity_replace(struct pt_exchange *x, const struct pt_identity_full *id)
 {
+    release_claims_src(&x->identity);
     x->identity = *id;
+    x->identity.claims_src = NULL;
+    x->identity.claims_ops = NULL;
     x->identity_cap[0] = x->identity_cap[1] = 0;
+}
+
+void pt_exchange_identity_adopt(struct pt_exchange *x, const struct pt_identity_full *id, void *src,
+                                const struct pt_identity_claims_ops *ops)
+{
+    pt_exchange_identity_replace(x, id);
+    if (src && ops && !x->identity.claims.len) {
+        x->identity.claims_src = src;
+        x->identity.claims_ops = ops;
+    } else if (src && ops && ops->release) {
+        ops->release(src);
+    }
+}
+
+/* The claims text, rendered into the arena on first read. */
+static struct pt_str claims_text(struct pt_exchange *x)
+{
+    struct pt_identity_full *id = &x->identity;
+    if (id->claims.len || !id->claims_src || !id->claims_ops->render)
+        return id->claims;
+    char stack[2048];
+    size_t n = id->claims_ops->render(id->claims_src, stack, sizeof(stack));
+    char *buf = n ? pt_arena_alloc(&x->arena, n) : NULL;
+    if (!buf)
+        return PT_STR_NULL; /* the arena's limit: no claims rather than a failure */
+    if (n <= sizeof(stack))
+        memcpy(buf, stack, n);
+    else if (id->claims_ops->render(id->claims_src, buf, n) != n)
+        return PT_STR_NULL;
+    id->claims = (struct pt_str){buf, n};
+    return id->claims;
 }
 
 /* The storage of attribute a, or NULL for a value this ABI does not know. */
@@ -257,6 +301,8 @@ struct pt_str pt_exchange_identity_get(const struct pt_exchange *x, enum pt_iden
     const struct pt_identity_full *id = &x->identity;
     if (a == PT_IDENTITY_SUBJECT && !id->subject.len)
         return id->base.user_id.len ? id->base.user_id : id->base.client_id;
+    if (a == PT_IDENTITY_CLAIMS) /* the ABI's const: rendering is a cache */
+        return claims_text((struct pt_exchange *)x);
     const struct pt_str *v = attr_slot((struct pt_identity_full *)id, a);
     return v && v->len ? *v : PT_STR_NULL;
 }
@@ -304,6 +350,8 @@ int pt_exchange_identity_set(struct pt_exchange *x, enum pt_identity_attr a, str
     struct pt_str copy = PT_STR_NULL;
     if (value.len && pt_arena_str(&x->arena, value, &copy) != 0)
         return PT_ERR_LIMIT;
+    if (a == PT_IDENTITY_CLAIMS)
+        release_claims_src(&x->identity); /* the text set here replaces them */
     *slot = copy;
     return 0;
 }

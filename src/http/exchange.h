@@ -43,6 +43,7 @@ struct pt_service;
 struct pt_route_stats;
 struct pt_up_stream;
 struct event;
+struct pt_proxy_grpcweb;
 
 /* What every exchange on a downstream connection shares. Owned by the
  * connection; outlives its exchanges. */
@@ -185,6 +186,19 @@ struct pt_identity_full {
     struct pt_str claims;         /* JSON object text */
     const struct pt_str *list[2]; /* enum pt_identity_list */
     uint16_t n[2];
+    /* Claims an authentication method parsed, turned into `claims` text
+     * only when someone reads CLAIMS (most requests never do); one
+     * reference, released with the exchange (pt_exchange_identity_adopt). */
+    void *claims_src;
+    const struct pt_identity_claims_ops *claims_ops;
+};
+
+/* How parsed claims become text and are released (src/auth: jansson). */
+struct pt_identity_claims_ops {
+    /* Writes up to cap bytes of JSON object text; returns the full length
+     * (0 on failure). */
+    size_t (*render)(void *src, char *buf, size_t cap);
+    void (*release)(void *src);
 };
 
 struct pt_exchange {
@@ -206,6 +220,9 @@ struct pt_exchange {
     struct pt_pipe req_filtered;
     struct pt_pipe resp_raw;
     void *body_stage[2]; /* owned by src/proxy */
+    /* gRPC-Web state (src/proxy/grpcweb.c), NULL unless the request is
+     * gRPC-Web on a route that enables it. */
+    struct pt_proxy_grpcweb *grpcweb;
 
     /* Owned by src/proxy. */
     struct pt_snap_pin *pin;
@@ -254,6 +271,12 @@ struct pt_exchange {
     uint64_t bytes_in;  /* request body bytes received */
     uint64_t bytes_out; /* response body bytes sent */
 };
+
+/* Install id as the exchange's identity (copied; strings borrowed) and hand
+ * it one reference to parsed claims (src, may be NULL) that the exchange
+ * renders on demand and releases when it ends or the identity changes. */
+void pt_exchange_identity_adopt(struct pt_exchange *x, const struct pt_identity_full *id, void *src,
+                                const struct pt_identity_claims_ops *ops);
 
 /* Pointer: a new exchange with its own arena (limit bytes, 0 = none). */
 struct pt_exchange *pt_exchange_new(struct pt_worker *w, const struct pt_conn_info *conn,

@@ -10,6 +10,9 @@
  * while its output is below the high-water mark. A hook that pauses holds
  * its chunk; pt_exchange_resume() continues with the next hook. Chains
  * without body hooks have no stage at all (the pipes are used directly).
+ * A gRPC-Web exchange (grpcweb.c) also gets stages: the request's to
+ * decode -text bodies before the hooks, the response's to encode after
+ * them, turning the trailers into the final frame.
  */
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -71,6 +74,8 @@ void pt_chunk_clear(struct pt_chunk *c)
 
 /* --- stages ------------------------------------------------------------- */
 
+static bool grpcweb_decode(struct stage *st);
+
 static const struct pt_filter_inst *hook_at(const struct stage *st, uint16_t i)
 {
     const struct pt_chain *c = st->x->chain;
@@ -98,6 +103,8 @@ static void pump(struct stage *st)
             st->chunk_end = st->in->eof && pt_pipe_len(st->in) == 0;
             st->have_chunk = true;
             st->pos = 0;
+            if (st->request && pt_proxy_grpcweb_decodes(x) && !grpcweb_decode(st))
+                return;
         }
         uint16_t nhooks = x->chain_ran;
         while (st->pos < nhooks) {
@@ -119,16 +126,48 @@ static void pump(struct stage *st)
                 return;
             }
         }
+        /* gRPC-Web: the trailers travel in the body (grpcweb.c). */
+        bool web = !st->request && x->grpcweb;
+        if (web && pt_proxy_grpcweb_encode(x, st->chunk.buf, st->chunk_end, st->in->trailers) < 0)
+            pt_chunk_clear(&st->chunk);
         size_t len = evbuffer_get_length(st->chunk.buf);
         st->have_chunk = false;
+        if (st->out->eof) {
+            /* The response was ended for us (abort_response). */
+            pt_chunk_clear(&st->chunk);
+            st->ended = true;
+            break;
+        }
         if (len && pt_pipe_write_buffer(st->out, st->chunk.buf, len) < 0)
             pt_chunk_clear(&st->chunk);
         if (st->chunk_end) {
             st->ended = true;
-            pt_pipe_end(st->out, st->in->trailers);
+            pt_pipe_end(st->out, web ? NULL : st->in->trailers);
         }
     }
     st->running = false;
+}
+
+/* Decode a gRPC-Web-text request chunk in place. False when the body is
+ * malformed: the exchange got its error reply and the stage is over. */
+static bool grpcweb_decode(struct stage *st)
+{
+    struct pt_exchange *x = st->x;
+    int rc = pt_proxy_grpcweb_decode(x, st->chunk.buf, st->chunk_end);
+    if (rc == 0)
+        return true;
+    pt_chunk_clear(&st->chunk);
+    st->have_chunk = false;
+    st->ended = true;
+    st->running = false;
+    if (x->resp_started)
+        pt_exchange_handler->fail(x, rc);
+    else
+        pt_exchange_handler->reply_error(x, rc,
+                                         rc == PT_ERR_BODY_TOO_LARGE
+                                             ? PT_STR("message larger than the route allows")
+                                             : PT_STR("malformed grpc-web-text body"));
+    return false;
 }
 
 static void on_in_data(struct pt_pipe *p, void *consumer)
@@ -172,11 +211,11 @@ void pt_proxy_body_prepare(struct pt_exchange *x)
     const struct pt_chain *c = x->chain;
     if (!c)
         return;
-    if (c->request_body_hooks && x->req.has_body) {
+    if ((c->request_body_hooks || pt_proxy_grpcweb_decodes(x)) && x->req.has_body) {
         x->req_up = &x->req_filtered;
         x->body_stage[0] = stage_new(x, &x->req_body, &x->req_filtered, true);
     }
-    if (c->response_body_hooks)
+    if (c->response_body_hooks || x->grpcweb)
         x->resp_up = &x->resp_raw;
 }
 
@@ -192,10 +231,11 @@ void pt_proxy_body_start_request(struct pt_exchange *x)
 
 void pt_proxy_body_start_response(struct pt_exchange *x)
 {
-    /* The chain's response body hooks (body_prepare routed the upstream
-     * to resp_raw; a transcoded call writes its JSON there). */
+    /* The stage body_prepare routed the upstream to resp_raw for (a
+     * transcoded call writes its JSON there too). */
     const struct pt_chain *c = x->chain;
-    if (!c || !c->response_body_hooks || x->resp_local || x->body_stage[1])
+    bool wanted = c && (c->response_body_hooks || x->grpcweb);
+    if (!wanted || x->resp_local || x->body_stage[1])
         return;
     struct stage *st = stage_new(x, &x->resp_raw, &x->resp_body, false);
     x->body_stage[1] = st;

@@ -158,6 +158,14 @@ static int grpc_error_reply(struct pt_exchange *x, int code, struct pt_str msg)
         pt_headers_add_ref(&extra, PT_STR("grpc-message"), (struct pt_str){enc, en}))
         return PT_ERR_LIMIT;
     x->grpc_status = code;
+    if (x->grpcweb) {
+        /* gRPC-Web: HTTP 200, the status in the body's trailer frame. */
+        struct pt_str ct, body;
+        if (pt_proxy_grpcweb_error_body(x, (struct pt_str){status, (size_t)sn},
+                                        (struct pt_str){enc, en}, &ct, &body) != 0)
+            return PT_ERR_LIMIT;
+        return pt_proxy_local_reply(x, 200, ct, body, NULL);
+    }
     /* Trailers-only: HTTP 200, the status in the (only) header block. */
     return pt_proxy_local_reply(x, 200, PT_STR("application/grpc"), PT_STR_NULL, &extra);
 }
@@ -211,6 +219,8 @@ static void abort_response(struct pt_exchange *x, int err, unsigned flags)
     if (x->req.is_grpc && x->resp.has_body) {
         /* gRPC clients understand a status in trailers better than a reset. */
         int code = (flags & PT_UP_PEER_CANCEL) ? 1 : pt_err_grpc_status(err);
+        if (pt_proxy_grpcweb_abort(x, code, pt_str_from_cstr(pt_err_text(err))))
+            return;
         struct pt_headers *t = pt_arena_alloc(&x->arena, sizeof(*t));
         char *status = pt_arena_alloc(&x->arena, 4);
         const char *text = pt_err_text(err);
@@ -581,6 +591,7 @@ static void terminal(struct pt_exchange *x)
 static void deliver(struct pt_exchange *x)
 {
     x->resp_started = true;
+    pt_proxy_grpcweb_head(x);
     x->down->send_head(x);
     pt_proxy_body_start_response(x);
 }
@@ -665,8 +676,8 @@ static void on_closed(struct pt_exchange *x, int err, unsigned flags)
         /* The upstream is done; what is left is the client reading the
          * rest, which only the idle check still watches. */
         x->deadline_ns = 0;
-        if (x->req.is_grpc && x->resp_body.trailers) {
-            int g = header_grpc_status(x->resp_body.trailers);
+        if (x->req.is_grpc && x->resp_up->trailers) {
+            int g = header_grpc_status(x->resp_up->trailers);
             if (g >= 0)
                 x->grpc_status = g;
         }
@@ -727,6 +738,28 @@ static bool pin(struct pt_exchange *x)
     return x->pin != NULL;
 }
 
+/* A CORS preflight for a route with gRPC-Web is answered here, before any
+ * filter (browsers send no credentials with it). True when answered. */
+static bool grpcweb_preflight(struct pt_exchange *x, const struct pt_snapshot *s,
+                              const struct pt_route_request *rr)
+{
+    struct pt_route_request pr = *rr;
+    struct pt_route_result res;
+    if (!s->router || !pt_proxy_grpcweb_preflight_method(x, &pr.method) ||
+        !pt_router_match(s->router, &pr, &res) || !s->routes[res.index].grpc_web)
+        return false;
+    x->route = &s->routes[res.index];
+    x->stats = x->route->stats;
+    pt_metrics_stats_start(x->stats, x->worker->id);
+    struct pt_headers extra;
+    int status = pt_proxy_grpcweb_preflight(x, x->route->grpc_web, &extra);
+    if (status < 0)
+        px_reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
+    else
+        pt_proxy_local_reply(x, status, PT_STR_NULL, PT_STR_NULL, &extra);
+    return true;
+}
+
 static void px_start(struct pt_exchange *x)
 {
     if (!pin(x)) {
@@ -755,6 +788,8 @@ static void px_start(struct pt_exchange *x)
 
     struct pt_route_request rr = {r->method, r->authority, r->path, r->query, &r->headers};
     struct pt_route_result res;
+    if (grpcweb_preflight(x, s, &rr))
+        return;
     const struct pt_chain *chain = &s->global_chain;
     if (s->router && pt_router_match(s->router, &rr, &res)) {
         x->route = &s->routes[res.index];
@@ -782,7 +817,15 @@ static void px_start(struct pt_exchange *x)
             k += query.len;
         }
         x->forward_path = (struct pt_str){fp, k};
-        pt_pipe_set_limit(&x->req_body, x->route->max_body_bytes, r->is_grpc);
+        if (x->route->grpc_web && pt_proxy_grpcweb_start(x) != 0) {
+            px_reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
+            return;
+        }
+        /* gRPC-Web-text: the decoder checks each message (grpcweb.c). */
+        if (pt_proxy_grpcweb_decodes(x))
+            pt_pipe_set_limit(&x->req_body, 0, false);
+        else
+            pt_pipe_set_limit(&x->req_body, x->route->max_body_bytes, r->is_grpc);
     } else {
         pt_pipe_set_limit(&x->req_body, s->max_body_bytes, r->is_grpc);
     }

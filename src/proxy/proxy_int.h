@@ -100,6 +100,36 @@ void pt_proxy_hedge_fini(struct pt_exchange *x);
 void pt_proxy_hedge_count(struct pt_exchange *x);
 /* log.c: route counters and the access-log line of a finished exchange */
 void pt_proxy_log_exchange(struct pt_exchange *x);
+/* grpcweb.c: gRPC-Web over the exchange (docs/grpc-web.md).
+ * preflight_method: x is a CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method); *method is the requested method.
+ * preflight: the answer for a route with gRPC-Web: its HTTP status (204,
+ * or 403 for an origin or method not allowed) and headers in *extra, or
+ * PT_ERR_LIMIT. start: after routing to a route with gRPC-Web; turns a
+ * gRPC-Web request into a gRPC one and sets x->grpcweb (status: 0, also
+ * when the request is not gRPC-Web, or PT_ERR_LIMIT). decodes: the request
+ * body needs the -text decoder; decode: decode a request chunk in place
+ * (status: 0, PT_ERR_INVALID, PT_ERR_BODY_TOO_LARGE). head: rewrite the
+ * response head before the codec sends it (content-type, a trailers-only
+ * status moved to the body, CORS). encode: a response chunk in place,
+ * and at the end the trailer frame (status: 0 or PT_ERR_NOMEM).
+ * error_body: the body and content-type of a local gRPC error (status and
+ * message already encoded; status: 0 or PT_ERR_LIMIT). abort: end a
+ * started response with a trailer frame; false when x is not gRPC-Web. */
+struct pt_grpcweb_conf;
+struct evbuffer;
+bool pt_proxy_grpcweb_preflight_method(const struct pt_exchange *x, struct pt_str *method);
+int pt_proxy_grpcweb_preflight(struct pt_exchange *x, const struct pt_grpcweb_conf *c,
+                               struct pt_headers *extra);
+int pt_proxy_grpcweb_start(struct pt_exchange *x);
+bool pt_proxy_grpcweb_decodes(const struct pt_exchange *x);
+int pt_proxy_grpcweb_decode(struct pt_exchange *x, struct evbuffer *chunk, bool end);
+void pt_proxy_grpcweb_head(struct pt_exchange *x);
+int pt_proxy_grpcweb_encode(struct pt_exchange *x, struct evbuffer *chunk, bool end,
+                            const struct pt_headers *trailers);
+int pt_proxy_grpcweb_error_body(struct pt_exchange *x, struct pt_str status, struct pt_str message,
+                                struct pt_str *content_type, struct pt_str *body);
+bool pt_proxy_grpcweb_abort(struct pt_exchange *x, int code, struct pt_str text);
 
 /* exchange.c: a local reply (status, content type, body, extra headers;
  * body and headers must live as long as x). Status: 0 or PT_ERR_*. */

@@ -5,10 +5,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/digest.h"
 #include "core/error.h"
 
 static bool token_char(unsigned char c)
@@ -80,10 +80,8 @@ int pt_rl_keyspec_parse(const char *key_type, unsigned ipv4_prefix, unsigned ipv
 void pt_rl_sha256_hex(const void *data, size_t len, char hex[65])
 {
     static const char digits[] = "0123456789abcdef";
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        memset(md, 0, sizeof(md)); /* never happens with the default provider */
+    unsigned char md[PT_SHA256_LEN];
+    pt_sha256(data, len, md);
     for (int i = 0; i < 32; i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 15];

@@ -382,14 +382,31 @@ static void test_filter__route_compile_errors(void **state)
 {
     (void)state;
     struct pt_auth_error err = {0};
-    char *unknown[] = {"api_key", "jwt"};
+    char *unknown[] = {"api_key", "saml"};
     RouteAuth ra;
     init_api_key(&ra);
     ra.methods = unknown;
     ra.n_methods = 2;
     assert_null(pt_auth_route_new(E.plan, &ra, "r", &err));
     assert_string_equal(err.field, "methods[1]");
-    assert_non_null(strstr(err.text, "unknown authentication method \"jwt\" (known: api_key)"));
+    assert_non_null(strstr(err.text, "unknown authentication method \"saml\" (known: api_key, jwt, "
+                                     "introspection, mtls)"));
+
+    /* Methods that need configuration the plan does not have. */
+    char *jwt[] = {"jwt"};
+    ra.methods = jwt;
+    ra.n_methods = 1;
+    assert_null(pt_auth_route_new(E.plan, &ra, "r", &err));
+    assert_non_null(strstr(err.text, "no JWT issuers are configured"));
+    char *intro[] = {"introspection:corp"};
+    ra.methods = intro;
+    assert_null(pt_auth_route_new(E.plan, &ra, "r", &err));
+    assert_non_null(strstr(err.text, "no introspection endpoints are configured"));
+    char *arg[] = {"api_key:x"};
+    ra.methods = arg;
+    assert_null(pt_auth_route_new(E.plan, &ra, "r", &err));
+    assert_non_null(strstr(err.text, "takes no"));
+    ra.n_methods = 2;
 
     char *twice[] = {"api_key", "api_key"};
     ra.methods = twice;

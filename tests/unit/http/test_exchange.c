@@ -99,12 +99,66 @@ static void test_exchange_identity__memory_limit(void **state)
     pt_exchange_free(x);
 }
 
+/* Parsed claims handed to the exchange: rendered once, only when read;
+ * released when the exchange ends, or when CLAIMS is set explicitly. */
+static int renders, releases;
+
+static size_t fake_render(void *src, char *buf, size_t cap)
+{
+    renders++;
+    size_t n = strlen(src);
+    memcpy(buf, src, n < cap ? n : cap);
+    return n;
+}
+
+static void fake_release(void *src)
+{
+    (void)src;
+    releases++;
+}
+
+static const struct pt_identity_claims_ops fake_ops = {fake_render, fake_release};
+
+static void test_exchange_identity__claims_rendered_lazily_and_released(void **state)
+{
+    (void)state;
+    static char claims[] = "{\"sub\":\"u\"}";
+    struct pt_identity_full id = {.subject = PT_STR("u")};
+    renders = releases = 0;
+    struct pt_exchange *x = pt_exchange_new(NULL, &conn, &down, NULL, 0);
+    pt_exchange_identity_adopt(x, &id, claims, &fake_ops);
+    assert_int_equal(renders, 0);
+    assert_pt_str(pt_exchange_identity_get(x, PT_IDENTITY_CLAIMS), "{\"sub\":\"u\"}");
+    assert_pt_str(pt_exchange_identity_get(x, PT_IDENTITY_CLAIMS), "{\"sub\":\"u\"}");
+    assert_int_equal(renders, 1);
+    assert_int_equal(releases, 0);
+    pt_exchange_free(x);
+    assert_int_equal(releases, 1);
+
+    /* Never read: never rendered, still released. Setting CLAIMS replaces
+     * (and releases) them; so does a 1.2 set_identity. */
+    x = pt_exchange_new(NULL, &conn, &down, NULL, 0);
+    pt_exchange_identity_adopt(x, &id, claims, &fake_ops);
+    assert_int_equal(pt_exchange_identity_set(x, PT_IDENTITY_CLAIMS, PT_STR("{}")), 0);
+    assert_int_equal(releases, 2);
+    assert_pt_str(pt_exchange_identity_get(x, PT_IDENTITY_CLAIMS), "{}");
+    pt_exchange_identity_adopt(x, &id, claims, &fake_ops);
+    struct pt_identity old = {.client_id = PT_STR("c")};
+    assert_int_equal(pt_exchange_set_identity(x, &old), 0);
+    assert_int_equal(releases, 3);
+    assert_int_equal(pt_exchange_identity_get(x, PT_IDENTITY_CLAIMS).len, 0);
+    pt_exchange_free(x);
+    assert_int_equal(renders, 1);
+    assert_int_equal(releases, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exchange_identity__attributes_and_lists),
         cmocka_unit_test(test_exchange_identity__borrowed_lists_copied_before_a_change),
         cmocka_unit_test(test_exchange_identity__memory_limit),
+        cmocka_unit_test(test_exchange_identity__claims_rendered_lazily_and_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

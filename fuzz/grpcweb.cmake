@@ -1,0 +1,1 @@
+pt_fuzz_target(grpcweb DEPS pt_grpc)
