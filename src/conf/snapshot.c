@@ -48,6 +48,7 @@ static void snapshot_destroy(struct pt_snap_base *b)
     free(s->instances);
     pt_rl_plan_free(s->ratelimit); /* after the instances that point into it */
     pt_auth_plan_free(s->auth);    /* after the instances and the rate-limit plan */
+    pt_snapshot_transcode_fini(s);
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].name);
         chain_fini(&s->routes[i].chain);
@@ -607,6 +608,8 @@ static int compile_routes(struct pt_snapshot *s, const Config *cfg, size_t *icap
         pt_conf_where(s->conf, r, NULL, where[i], WHERE_LEN);
         rc_->service = r->service && *r->service ? find_service(s, r->service) : NULL;
         compile_select(s, r, &rc_->select);
+        if (pt_snapshot_compile_transcode(s, i, diag) != 0)
+            rc = -1;
         rc_->timeout_ms = r->timeout_ms;
         rc_->timeout_set = r->timeout_ms != 0;
         rc_->max_body_bytes = r->max_body_bytes ? r->max_body_bytes->value : s->max_body_bytes;
@@ -878,6 +881,8 @@ struct pt_snapshot *pt_snapshot_compile_with(struct pt_conf *conf, unsigned nwor
             rc = -1;
         s->nservices++;
     }
+    if (pt_snapshot_load_descriptors(s, diag) != 0)
+        rc = -1;
 
     /* Global chain: the default request-id filter first unless configured. */
     struct pt_chain *g = &s->global_chain;

@@ -160,6 +160,8 @@ struct pt_route_conf {
      * snapshot that has the route; one reference held by this snapshot.
      * NULL when compiled without workers. */
     struct pt_route_stats *stats;
+    /* REST/JSON transcoding (transcode/route.h), or NULL. */
+    struct pt_tc_route *transcode;
     /* gRPC-Web (Route.grpc_web), NULL when off. */
     struct pt_grpcweb_conf *grpc_web;
 };
@@ -212,7 +214,19 @@ struct pt_snapshot {
     /* Discovered instances handed to compilation (compile time only). */
     const struct pt_disc_set *disc;
     size_t ndisc;
+    /* Per service (indexed like services): its descriptor pool
+     * (Service.descriptor_set_file; one reference), or NULL. */
+    struct pt_descpool **desc_pools;
 };
+
+/* snapshot_transcode.c: build the services' descriptor pools (after the
+ * services), compile routes[route].transcode (after its service is set),
+ * free both. Status: 0 or -1 with errors in diag. */
+struct pt_tc_route;
+struct pt_descpool;
+int pt_snapshot_load_descriptors(struct pt_snapshot *s, struct pt_diag *diag);
+int pt_snapshot_compile_transcode(struct pt_snapshot *s, size_t route, struct pt_diag *diag);
+void pt_snapshot_transcode_fini(struct pt_snapshot *s);
 
 /*
  * The instances of a discovered service (Service.discovery), found at run

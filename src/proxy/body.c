@@ -231,7 +231,11 @@ void pt_proxy_body_start_request(struct pt_exchange *x)
 
 void pt_proxy_body_start_response(struct pt_exchange *x)
 {
-    if (x->resp_up != &x->resp_raw || x->resp_local || x->body_stage[1])
+    /* The stage body_prepare routed the upstream to resp_raw for (a
+     * transcoded call writes its JSON there too). */
+    const struct pt_chain *c = x->chain;
+    bool wanted = c && (c->response_body_hooks || x->grpcweb);
+    if (!wanted || x->resp_local || x->body_stage[1])
         return;
     struct stage *st = stage_new(x, &x->resp_raw, &x->resp_body, false);
     x->body_stage[1] = st;

@@ -80,8 +80,8 @@ static void reset_response(struct pt_exchange *x, int status)
     x->resp.has_body = false;
 }
 
-static int local_reply(struct pt_exchange *x, int status, struct pt_str content_type,
-                       struct pt_str body, const struct pt_headers *extra)
+int pt_proxy_local_reply(struct pt_exchange *x, int status, struct pt_str content_type,
+                         struct pt_str body, const struct pt_headers *extra)
 {
     if (x->resp_started || x->finished)
         return PT_ERR_INTERNAL;
@@ -164,10 +164,10 @@ static int grpc_error_reply(struct pt_exchange *x, int code, struct pt_str msg)
         if (pt_proxy_grpcweb_error_body(x, (struct pt_str){status, (size_t)sn},
                                         (struct pt_str){enc, en}, &ct, &body) != 0)
             return PT_ERR_LIMIT;
-        return local_reply(x, 200, ct, body, NULL);
+        return pt_proxy_local_reply(x, 200, ct, body, NULL);
     }
     /* Trailers-only: HTTP 200, the status in the (only) header block. */
-    return local_reply(x, 200, PT_STR("application/grpc"), PT_STR_NULL, &extra);
+    return pt_proxy_local_reply(x, 200, PT_STR("application/grpc"), PT_STR_NULL, &extra);
 }
 
 static int px_reply_error(struct pt_exchange *x, int err, struct pt_str detail)
@@ -177,6 +177,8 @@ static int px_reply_error(struct pt_exchange *x, int err, struct pt_str detail)
     struct pt_str text = detail.len ? detail : pt_str_from_cstr(pt_err_text(err));
     if (x->req.is_grpc)
         return grpc_error_reply(x, pt_err_grpc_status(err), text);
+    if (x->route && x->route->transcode) /* the transcoder's JSON error shape */
+        return pt_proxy_transcode_reply_error(x, err, text, NULL);
     int status = pt_err_http_status(err);
     char esc[768];
     size_t elen = json_escape(text, esc, sizeof(esc));
@@ -188,8 +190,8 @@ static int px_reply_error(struct pt_exchange *x, int err, struct pt_str detail)
     int n =
         snprintf(body, elen + rlen + 96, "{\"error\":\"%.*s\",\"status\":%d%s%.*s%s}\n", (int)elen,
                  esc, status, rlen ? ",\"request_id\":\"" : "", (int)rlen, rid, rlen ? "\"" : "");
-    return local_reply(x, status, PT_STR("application/json"), (struct pt_str){body, (size_t)n},
-                       NULL);
+    return pt_proxy_local_reply(x, status, PT_STR("application/json"),
+                                (struct pt_str){body, (size_t)n}, NULL);
 }
 
 static int px_reply(struct pt_exchange *x, int status, struct pt_str content_type,
@@ -202,7 +204,7 @@ static int px_reply(struct pt_exchange *x, int status, struct pt_str content_typ
         return PT_ERR_LIMIT;
     if (body.len && pt_arena_str(&x->arena, body, &b) != 0)
         return PT_ERR_LIMIT;
-    return local_reply(x, status, ct, b, NULL);
+    return pt_proxy_local_reply(x, status, ct, b, NULL);
 }
 
 /* The response head went out: make what is left of it end cleanly. */
@@ -212,6 +214,8 @@ static void abort_response(struct pt_exchange *x, int err, unsigned flags)
         x->error = err;
     if (x->resp_body.eof)
         return; /* complete already; the codec is writing it out */
+    if (pt_proxy_transcode_abort(x, err))
+        return; /* a transcoded stream ends with an in-band error */
     if (x->req.is_grpc && x->resp.has_body) {
         /* gRPC clients understand a status in trailers better than a reset. */
         int code = (flags & PT_UP_PEER_CANCEL) ? 1 : pt_err_grpc_status(err);
@@ -547,6 +551,17 @@ static void terminal(struct pt_exchange *x)
         }
     }
     const struct pt_service *svc = x->service;
+    if (rc->transcode && !x->req.is_grpc) {
+        /* REST/JSON to gRPC (transcode.c); gRPC clients pass through. */
+        uint64_t tmo = request_timeout_ms(x);
+        start_timer(x, tmo);
+        if (x->req.has_body && x->down->want_body)
+            x->down->want_body(x);
+        pt_proxy_body_prepare(x);
+        pt_proxy_body_start_request(x);
+        pt_proxy_transcode_start(x, tmo);
+        return;
+    }
     if (svc->grpc && !x->req.is_grpc) {
         px_reply_error(x, PT_ERR_UNSUPPORTED_MEDIA,
                        PT_STR("this route serves gRPC: use content-type application/grpc"));
@@ -741,7 +756,7 @@ static bool grpcweb_preflight(struct pt_exchange *x, const struct pt_snapshot *s
     if (status < 0)
         px_reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
     else
-        local_reply(x, status, PT_STR_NULL, PT_STR_NULL, &extra);
+        pt_proxy_local_reply(x, status, PT_STR_NULL, PT_STR_NULL, &extra);
     return true;
 }
 
@@ -847,6 +862,7 @@ void pt_proxy_exchange_end(struct pt_exchange *x, int err)
     }
     pt_proxy_circuit_abandon(x);
     cancel_upstream(x);
+    pt_proxy_transcode_fini(x); /* after the upstream let go of its pipes */
     pt_proxy_retry_fini(x);
     pt_up_attempt_end(x, PT_LB_ABANDONED); /* lb: before the snapshot pin goes */
     if (err && !x->error)

@@ -131,4 +131,20 @@ int pt_proxy_grpcweb_error_body(struct pt_exchange *x, struct pt_str status, str
                                 struct pt_str *content_type, struct pt_str *body);
 bool pt_proxy_grpcweb_abort(struct pt_exchange *x, int code, struct pt_str text);
 
+/* exchange.c: a local reply (status, content type, body, extra headers;
+ * body and headers must live as long as x). Status: 0 or PT_ERR_*. */
+int pt_proxy_local_reply(struct pt_exchange *x, int status, struct pt_str content_type,
+                         struct pt_str body, const struct pt_headers *extra);
+/* transcode.c: REST/JSON requests on a route with `transcode` (its
+ * terminal step). start: match, collect the body, call the gRPC method
+ * (timeout_ms: the call's deadline, 0 = none). reply_error: a local error
+ * in the JSON error shape. abort: the response started and fails; true
+ * when an in-band error ended it. fini: when the exchange ends, after the
+ * upstream let go. */
+void pt_proxy_transcode_start(struct pt_exchange *x, uint64_t timeout_ms);
+int pt_proxy_transcode_reply_error(struct pt_exchange *x, int err, struct pt_str text,
+                                   const struct pt_headers *extra);
+bool pt_proxy_transcode_abort(struct pt_exchange *x, int err);
+void pt_proxy_transcode_fini(struct pt_exchange *x);
+
 #endif

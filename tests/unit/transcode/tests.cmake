@@ -110,3 +110,20 @@ if(TARGET test_transcode_reflect AND TARGET test_transcode_descpool)
   target_compile_definitions(test_transcode_reflect PRIVATE
     PT_TC_DESC="${pt_tc_gen}/transcode_test.desc")
 endif()
+
+# route: a Transcode config compiled against the integration tests'
+# bookstore service (tests/integration/protos/portico/test/bookstore.proto).
+if(TARGET test_transcode_route)
+  set(pt_tc_bs_dir ${CMAKE_SOURCE_DIR}/tests/integration/protos)
+  set(pt_tc_bs_desc ${CMAKE_BINARY_DIR}/gen-tests/transcode/bookstore.desc)
+  add_custom_command(
+    OUTPUT ${pt_tc_bs_desc}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/gen-tests/transcode
+    COMMAND ${PROTOC} -I${pt_tc_bs_dir} -I${CMAKE_SOURCE_DIR}/proto/third_party -I/usr/include
+            --include_imports --descriptor_set_out=${pt_tc_bs_desc} portico/test/bookstore.proto
+    DEPENDS ${pt_tc_bs_dir}/portico/test/bookstore.proto ${pt_tc_bs_dir}/google/api/httpbody.proto
+    COMMENT "protoc: transcode route test proto")
+  add_custom_target(pt_tc_bookstore_desc DEPENDS ${pt_tc_bs_desc})
+  add_dependencies(test_transcode_route pt_tc_bookstore_desc)
+  target_compile_definitions(test_transcode_route PRIVATE PT_TC_BOOKSTORE_DESC="${pt_tc_bs_desc}")
+endif()
