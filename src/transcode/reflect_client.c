@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/error.h"
 #include "core/log.h"
 #include "portico/errors.h"
 
@@ -198,28 +199,6 @@ static int call_once(struct pt_tc_reflector *r, struct slot *sl, grpc_channel *c
     return rc;
 }
 
-static const char *code_name(int code)
-{
-    static const char *const names[] = {"OK",
-                                        "CANCELLED",
-                                        "UNKNOWN",
-                                        "INVALID_ARGUMENT",
-                                        "DEADLINE_EXCEEDED",
-                                        "NOT_FOUND",
-                                        "ALREADY_EXISTS",
-                                        "PERMISSION_DENIED",
-                                        "RESOURCE_EXHAUSTED",
-                                        "FAILED_PRECONDITION",
-                                        "ABORTED",
-                                        "OUT_OF_RANGE",
-                                        "UNIMPLEMENTED",
-                                        "INTERNAL",
-                                        "UNAVAILABLE",
-                                        "DATA_LOSS",
-                                        "UNAUTHENTICATED"};
-    return code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
-}
-
 /* Status: 0 with a published generation in *gen, or a PT_ERR_* with why. */
 static int fetch(struct pt_tc_reflector *r, struct slot *sl, const char *name, const char *address,
                  uint64_t *gen, char *why, size_t whylen)
@@ -290,7 +269,8 @@ static int fetch(struct pt_tc_reflector *r, struct slot *sl, const char *name, c
             break;
         }
         if (code != GRPC_STATUS_OK) {
-            snprintf(why, whylen, "%s: %s%s%s", address, code_name(code), *msg ? ": " : "", msg);
+            snprintf(why, whylen, "%s: %s%s%s", address, pt_grpc_status_name(code),
+                     *msg ? ": " : "", msg);
             if (code == GRPC_STATUS_UNIMPLEMENTED)
                 snprintf(why, whylen,
                          "%s: the backend does not serve grpc.reflection (v1 or "
