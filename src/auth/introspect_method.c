@@ -12,7 +12,6 @@
  * every client with the same endpoint, client id and lifetimes, through a
  * small registry, so a reload keeps what was learned.
  */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "auth/introspect.h"
 #include "core/arena.h"
 #include "core/log.h"
+#include "core/named.h"
 
 typedef Portico__Config__V1__Introspection IntroCfg;
 
@@ -32,61 +32,51 @@ typedef Portico__Config__V1__Introspection IntroCfg;
 
 /* --- shared caches ------------------------------------------------------------ */
 
+/* One answer cache per (endpoint, client, cache settings), shared by every
+ * snapshot that names it, so a reload keeps what it learned (core/named.h:
+ * the key holds every setting, so a listed cache always fits). */
 struct cache_entry {
-    struct cache_entry *next;
-    unsigned refs;
-    char *key;
+    struct pt_named named;
     struct pt_introspect_cache *cache;
 };
 
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct cache_entry *reg;
+static struct pt_named_table reg = PT_NAMED_TABLE_INIT;
+
+static struct pt_named *cache_make(const char *key, const void *arg)
+{
+    const IntroCfg *ic = arg;
+    struct cache_entry *e = pt_xcalloc(1, sizeof(*e));
+    e->named.key = pt_xstrdup(key);
+    struct pt_introspect_cache_conf cc = {
+        .max_ttl_ms = ic->cache_max_ttl_ms,
+        .negative_ttl_ms = ic->negative_ttl_ms,
+    };
+    e->cache = pt_introspect_cache_new(&cc);
+    return &e->named;
+}
+
+static void cache_destroy(struct pt_named *n)
+{
+    struct cache_entry *e = PT_NAMED_OF(n, struct cache_entry, named);
+    pt_introspect_cache_unref(e->cache);
+    free(e->named.key);
+    free(e);
+}
+
+static const struct pt_named_ops cache_ops = {cache_make, NULL, cache_destroy};
 
 static struct cache_entry *cache_obtain(const IntroCfg *ic)
 {
     char key[4096];
     snprintf(key, sizeof(key), "%u\n%u\n%s\n%s", ic->cache_max_ttl_ms, ic->negative_ttl_ms,
              ic->url ? ic->url : "", ic->client_id ? ic->client_id : "");
-    pthread_mutex_lock(&reg_mu);
-    struct cache_entry *e = reg;
-    while (e && strcmp(e->key, key) != 0)
-        e = e->next;
-    if (e) {
-        e->refs++;
-    } else {
-        e = pt_xcalloc(1, sizeof(*e));
-        e->key = pt_xstrdup(key);
-        struct pt_introspect_cache_conf cc = {
-            .max_ttl_ms = ic->cache_max_ttl_ms,
-            .negative_ttl_ms = ic->negative_ttl_ms,
-        };
-        e->cache = pt_introspect_cache_new(&cc);
-        e->refs = 1;
-        e->next = reg;
-        reg = e;
-    }
-    pthread_mutex_unlock(&reg_mu);
-    return e;
+    return PT_NAMED_OF(pt_named_ref(&reg, key, &cache_ops, ic), struct cache_entry, named);
 }
 
 static void cache_put(struct cache_entry *e)
 {
-    if (!e)
-        return;
-    pthread_mutex_lock(&reg_mu);
-    bool last = --e->refs == 0;
-    if (last) {
-        struct cache_entry **pp = &reg;
-        while (*pp != e)
-            pp = &(*pp)->next;
-        *pp = e->next;
-    }
-    pthread_mutex_unlock(&reg_mu);
-    if (last) {
-        pt_introspect_cache_unref(e->cache);
-        free(e->key);
-        free(e);
-    }
+    if (e)
+        pt_named_unref(&reg, &e->named, &cache_ops);
 }
 
 /* --- compile -------------------------------------------------------------------- */
