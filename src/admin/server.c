@@ -13,6 +13,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 /* grpc_security.h declares some functions as `f()`. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
@@ -28,6 +29,8 @@
 #include <string.h>
 
 #include "admin/desc.h"
+#include "admin/front.h"
+#include "admin/rest.h"
 #include "core/arena.h"
 #include "core/log.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -113,6 +116,12 @@ struct pt_admin_server {
     struct tag t_shutdown;
     size_t live;          /* calls allocated (requested or accepted) */
     struct call watchers; /* list head */
+    /* Handlers run one at a time: gRPC calls (admin thread) and REST
+     * calls (front thread) take this lock. */
+    pthread_mutex_t call_mu;
+    struct pt_admin_rest *rest;
+    struct pt_admin_front *front;
+    grpc_server_credentials *insecure;
 };
 
 /* ---- small helpers ---- */
@@ -378,7 +387,9 @@ static void handle_unary(struct call *c, const uint8_t *data, size_t len)
     }
     ProtobufCMessage *resp = NULL;
     struct pt_admin_status st = {0};
+    pthread_mutex_lock(&c->s->call_mu);
     m->fn(c->s->ctx, req, &resp, &st);
+    pthread_mutex_unlock(&c->s->call_mu);
     protobuf_c_message_free_unpacked(req, NULL);
     if (resp && st.code == 0) {
         call_send(c, buffer_from_message(resp), true, GRPC_STATUS_OK, NULL, NULL, 0);
@@ -602,76 +613,35 @@ static void *admin_thread(void *arg)
 
 /* ---- start / stop ---- */
 
-static char *read_file(const char *path, char *err, size_t errlen, const char *what)
+/* The REST side's way to a handler: the same lock as gRPC calls. */
+static void rest_call(void *ctx, const struct pt_admin_method *m, const ProtobufCMessage *req,
+                      ProtobufCMessage **resp, struct pt_admin_status *st)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "admin tls.%s: cannot open %s", what, path);
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = pt_xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= 16u * 1024u * 1024u) {
-                snprintf(err, errlen, "admin tls.%s: %s is too large", what, path);
-                fclose(f);
-                free(buf);
-                return NULL;
-            }
-            cap *= 2;
-            buf = pt_xrealloc(buf, cap);
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
+    struct pt_admin_server *s = ctx;
+    pthread_mutex_lock(&s->call_mu);
+    m->fn(s->ctx, req, resp, st);
+    pthread_mutex_unlock(&s->call_mu);
 }
 
-static grpc_server_credentials *make_creds(const struct pt_admin_opts *o, char *err, size_t errlen)
+/* The front hands over a cleartext HTTP/2 connection (front thread). */
+static void grpc_take_fd(void *ctx, int fd)
 {
-    bool has_cert = o->cert_file && o->cert_file[0];
-    bool has_key = o->key_file && o->key_file[0];
-    bool has_ca = o->client_ca_file && o->client_ca_file[0];
-    if (!has_cert && !has_key && !has_ca)
-        return grpc_insecure_server_credentials_create();
-    if (!has_cert || !has_key) {
-        snprintf(err, errlen, "admin tls needs both cert_file and key_file%s",
-                 has_ca ? " (client_ca_file is for verifying clients)" : "");
-        return NULL;
-    }
-    char *cert = read_file(o->cert_file, err, errlen, "cert_file");
-    char *key = cert ? read_file(o->key_file, err, errlen, "key_file") : NULL;
-    char *ca = key && has_ca ? read_file(o->client_ca_file, err, errlen, "client_ca_file") : NULL;
-    grpc_server_credentials *creds = NULL;
-    if (cert && key && (ca || !has_ca)) {
-        grpc_ssl_pem_key_cert_pair pair = {key, cert};
-        creds = grpc_ssl_server_credentials_create_ex(
-            ca, &pair, 1,
-            has_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-            NULL);
-        if (!creds)
-            snprintf(err, errlen, "admin tls: the certificate or key is not usable");
-    }
-    free(cert);
-    free(key);
-    free(ca);
-    return creds;
+    struct pt_admin_server *s = ctx;
+    grpc_server_add_channel_from_fd(s->server, fd, s->insecure);
 }
 
 static void server_free(struct pt_admin_server *s)
 {
+    pt_admin_rest_free(s->rest);
+    if (s->insecure)
+        grpc_server_credentials_release(s->insecure);
     if (s->server)
         grpc_server_destroy(s->server);
     if (s->cq)
         grpc_completion_queue_destroy(s->cq);
     pt_admin_desc_free(s->desc);
     free(s->token);
+    pthread_mutex_destroy(&s->call_mu);
     free(s);
     grpc_shutdown();
 }
@@ -701,6 +671,7 @@ struct pt_admin_server *pt_admin_server_start(const struct pt_admin_opts *o,
     s->ctx = ctx;
     s->t_shutdown = (struct tag){NULL, T_SHUTDOWN};
     s->watchers.wnext = s->watchers.wprev = &s->watchers;
+    pthread_mutex_init(&s->call_mu, NULL);
     atomic_init(&s->serving, true);
     atomic_init(&s->stop, false);
     s->serving_seen = true;
@@ -709,8 +680,8 @@ struct pt_admin_server *pt_admin_server_start(const struct pt_admin_opts *o,
         server_free(s);
         return NULL;
     }
-    grpc_server_credentials *creds = make_creds(o, err, errlen);
-    if (!creds) {
+    s->rest = pt_admin_rest_new(methods, n, rest_call, s, s->token, err, errlen);
+    if (!s->rest) {
         server_free(s);
         return NULL;
     }
@@ -723,18 +694,11 @@ struct pt_admin_server *pt_admin_server_start(const struct pt_admin_opts *o,
     args[1].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
     args[1].value.integer = 1000;
     grpc_channel_args cargs = {2, args};
+    s->insecure = grpc_insecure_server_credentials_create();
     s->cq = grpc_completion_queue_create_for_next(NULL);
     s->server = grpc_server_create(&cargs, NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
-    s->port = grpc_server_add_http2_port(s->server, o->address, creds);
-    grpc_server_credentials_release(creds);
-    if (s->port <= 0) {
-        snprintf(err, errlen, "admin: cannot listen on %s (in use, or not a host:port)",
-                 o->address);
-        /* Never started: destroying needs no shutdown. */
-        server_free(s);
-        return NULL;
-    }
+    /* grpc core listens on no port: the front accepts and hands over. */
     grpc_server_start(s->server);
     for (int i = 0; i < ACCEPT_BACKLOG; i++)
         request_one(s);
@@ -746,6 +710,15 @@ struct pt_admin_server *pt_admin_server_start(const struct pt_admin_opts *o,
         return NULL;
     }
     s->thread_started = true;
+    struct pt_admin_front_opts fo = {o->address, o->cert_file, o->key_file, o->client_ca_file};
+    s->front = pt_admin_front_start(&fo, s->rest, grpc_take_fd, s, err, errlen);
+    if (!s->front) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+        server_free(s);
+        return NULL;
+    }
+    s->port = pt_admin_front_port(s->front);
     return s;
 }
 
@@ -764,6 +737,8 @@ void pt_admin_server_stop(struct pt_admin_server *s)
 {
     if (!s)
         return;
+    /* The front first: no new connection reaches grpc core once it stops. */
+    pt_admin_front_stop(s->front);
     atomic_store(&s->stop, true);
     if (s->thread_started)
         pthread_join(s->thread, NULL);
