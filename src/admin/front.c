@@ -558,6 +558,33 @@ static void stop_msg(struct pt_worker *w, void *arg)
     pt_worker_stop(w);
 }
 
+/* REST clients over TLS (curl, browsers) offer both protocols; gRPC
+ * clients offer only h2. So here, unlike on data-plane listeners, HTTP/1.1
+ * is preferred: it reaches REST, and h2 is chosen only by clients that
+ * speak nothing else. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const char *const order[] = {"http/1.1", "h2"};
+    for (int k = 0; k < 2; k++) {
+        size_t want = strlen(order[k]);
+        for (unsigned i = 0; i < inlen;) {
+            unsigned l = in[i];
+            if (i + 1 + l > inlen)
+                break;
+            if (l == want && memcmp(in + i + 1, order[k], l) == 0) {
+                *out = in + i + 1;
+                *outlen = (unsigned char)l;
+                return SSL_TLSEXT_ERR_OK;
+            }
+            i += 1 + l;
+        }
+    }
+    return SSL_TLSEXT_ERR_NOACK; /* no ALPN: HTTP/1.1 */
+}
+
 static SSL_CTX *make_ssl(const struct pt_admin_front_opts *o, char *err, size_t errlen)
 {
     bool has_cert = o->cert_file && o->cert_file[0];
@@ -576,6 +603,7 @@ static SSL_CTX *make_ssl(const struct pt_admin_front_opts *o, char *err, size_t 
         snprintf(err, errlen, "admin tls: %s", why);
         return NULL;
     }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     if (has_ca) {
         struct pt_tls_client_verify v = {
             .mode = PT_TLS_CLIENT_CERT_REQUIRED, .ca_file = o->client_ca_file, .depth = 4};
