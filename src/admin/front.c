@@ -568,21 +568,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     (void)ssl;
     (void)arg;
     static const char *const order[] = {"http/1.1", "h2"};
-    for (int k = 0; k < 2; k++) {
-        size_t want = strlen(order[k]);
-        for (unsigned i = 0; i < inlen;) {
-            unsigned l = in[i];
-            if (i + 1 + l > inlen)
-                break;
-            if (l == want && memcmp(in + i + 1, order[k], l) == 0) {
-                *out = in + i + 1;
-                *outlen = (unsigned char)l;
-                return SSL_TLSEXT_ERR_OK;
-            }
-            i += 1 + l;
-        }
-    }
-    return SSL_TLSEXT_ERR_NOACK; /* no ALPN: HTTP/1.1 */
+    return pt_tls_alpn_choose(in, inlen, order, 2, out, outlen); /* NOACK: HTTP/1.1 */
 }
 
 static SSL_CTX *make_ssl(const struct pt_admin_front_opts *o, char *err, size_t errlen)

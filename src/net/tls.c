@@ -26,15 +26,10 @@ struct alpn_pref {
 static const struct alpn_pref prefs[4] = {
     {false, false}, {false, true}, {true, false}, {true, true}};
 
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
+int pt_tls_alpn_choose(const unsigned char *in, unsigned inlen, const char *const *order, size_t n,
+                       const unsigned char **out, unsigned char *outlen)
 {
-    const struct alpn_pref *p = arg;
-    /* Server preference: h2 first. */
-    static const char *const order[] = {"h2", "http/1.1"};
-    for (int k = 0; k < 2; k++) {
-        if ((k == 0 && !p->h2) || (k == 1 && !p->http1))
-            continue;
+    for (size_t k = 0; k < n; k++) {
         size_t want = strlen(order[k]);
         for (unsigned i = 0; i < inlen;) {
             unsigned l = in[i];
@@ -48,8 +43,23 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
             i += 1 + l;
         }
     }
-    /* No overlap: continue without ALPN; the connection is treated as HTTP/1.1. */
     return SSL_TLSEXT_ERR_NOACK;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    const struct alpn_pref *p = arg;
+    /* Server preference: h2 first. No overlap: continue without ALPN; the
+     * connection is treated as HTTP/1.1. */
+    const char *order[2];
+    size_t n = 0;
+    if (p->h2)
+        order[n++] = "h2";
+    if (p->http1)
+        order[n++] = "http/1.1";
+    return pt_tls_alpn_choose(in, inlen, order, n, out, outlen);
 }
 
 SSL_CTX *pt_tls_server_ctx_new(const char *cert_file, const char *key_file, bool offer_h2,

@@ -50,6 +50,16 @@ int pt_tls_server_ctx_verify_clients(SSL_CTX *ctx, const struct pt_tls_client_ve
 SSL_CTX *pt_tls_client_ctx_new(const char *ca_file, bool verify, const char *cert_file,
                                const char *key_file, bool alpn_h2, char *err, size_t errlen);
 
+/*
+ * ALPN selection for a server: the first protocol of order[0..n) (server
+ * preference) that the client's wire-format list in[0..inlen) offers.
+ * Returns SSL_TLSEXT_ERR_OK with *out and *outlen pointing into in, or
+ * SSL_TLSEXT_ERR_NOACK when none is offered (the connection goes on
+ * without ALPN). For SSL_CTX_set_alpn_select_cb callbacks.
+ */
+int pt_tls_alpn_choose(const unsigned char *in, unsigned inlen, const char *const *order, size_t n,
+                       const unsigned char **out, unsigned char *outlen);
+
 /* Per connection: set SNI (names only) and the name or IP to verify. */
 void pt_tls_client_set_peer(SSL *ssl, const char *name);
 

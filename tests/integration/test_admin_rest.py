@@ -19,17 +19,10 @@ import grpc
 
 import harness
 from adminclient import AdminClient
+from test_admin_api import base_config
 
 HOST = "127.0.0.1"
 SC = grpc.StatusCode
-
-
-def base_config(backend_port):
-    return {
-        "listeners": [{"name": "main", "address": "127.0.0.1:0", "protocols": ["http1", "h2c"]}],
-        "services": [{"name": "web", "instances": [{"host": HOST, "port": backend_port}]}],
-        "routes": [{"name": "home", "path_prefix": "/home", "service": "web", "strip_prefix": True}],
-    }
 
 
 def curl(args, timeout=30):
