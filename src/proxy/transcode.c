@@ -59,10 +59,12 @@ struct tc_call {
     struct evbuffer *body;
     struct pt_headers meta; /* the backend's response head */
     struct pt_json_out unary;
-    struct pt_json_out wire;  /* the framed request, kept for another attempt */
-    struct pt_json_out frame; /* streamed request: the line being framed */
-    struct pt_str method;     /* the client's HTTP method */
-    struct pt_str ct;         /* the client's content-type */
+    struct pt_json_out wire;          /* the framed request, kept for another attempt */
+    struct pt_json_out frame;         /* streamed request: the line being framed */
+    struct pt_str method;             /* the client's HTTP method */
+    struct pt_headers client_headers; /* the client's request head */
+    struct pt_headers up_headers;     /* the upstream call's */
+    struct pt_str ct;                 /* the client's content-type */
     uint64_t timeout_ms;
     uint64_t line_limit; /* streamed request: bytes of one line */
     uint64_t lines;      /* streamed request: lines taken so far */
@@ -91,6 +93,17 @@ static void start_attempt(struct tc_call *tc, int avoid);
 static struct tc_call *call_of(const struct pt_exchange *x)
 {
     return pt_exchange_get_data(x, &tc_key);
+}
+
+/* The upstream stream reads the request's method and head when it starts;
+ * everything else (the codec answering - "TE: trailers" -, the access
+ * log) must see the client's again. */
+static void client_view(struct tc_call *tc)
+{
+    if (!tc->method.len)
+        return; /* the upstream head was never made */
+    tc->x->req.method = tc->method;
+    tc->x->req.headers = tc->client_headers;
 }
 
 /* --- replies ------------------------------------------------------------- */
@@ -565,7 +578,7 @@ static void on_client_drain(struct pt_pipe *p, size_t n, void *producer)
 static void on_response_head(struct pt_exchange *x)
 {
     struct tc_call *tc = call_of(x);
-    x->req.method = tc->method;
+    client_view(tc);
     if (x->resp.status != 200) {
         int code = pt_tc_grpc_code_of_http(x->resp.status);
         char text[64];
@@ -583,7 +596,7 @@ static void on_response_head(struct pt_exchange *x)
 static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 {
     struct tc_call *tc = call_of(x);
-    x->req.method = tc->method;
+    client_view(tc);
     if (err) {
         pt_up_attempt_end(x, PT_LB_FAILED);
         pt_proxy_circuit_done(x, err, 0, -1);
@@ -644,6 +657,8 @@ static int rewrite_head(struct tc_call *tc, int64_t content_length)
         if (pt_headers_add_ref(&h, PT_STR("grpc-timeout"), (struct pt_str){buf, n}))
             return PT_ERR_LIMIT;
     }
+    tc->client_headers = x->req.headers;
+    tc->up_headers = h;
     x->req.headers = h;
     tc->method = x->req.method;
     x->forward_path = tc->tm->grpc_path;
@@ -680,9 +695,10 @@ static void start_attempt(struct tc_call *tc, int avoid)
     x->resp_up = &tc->up_resp;
     pt_pipe_set_consumer(&tc->up_resp, on_up_data, tc);
     pt_pipe_set_producer(tc->client_out, on_client_drain, tc);
-    /* The upstream stream reads the method when it starts; once it
-     * answered or ended, the client's method is back (access log). */
+    /* The upstream stream reads the method and head when it starts; once
+     * it answered or ended, the client's are back (client_view). */
     x->req.method = PT_STR("POST");
+    x->req.headers = tc->up_headers;
 
     int open = pt_proxy_circuit_admit(x);
     if (open < 0) {
@@ -694,7 +710,7 @@ static void start_attempt(struct tc_call *tc, int avoid)
     int rc = pt_up_forward(x->worker, x->service, x, &tc_events, avoid, &chosen);
     x->endpoint = chosen;
     if (rc != 0) {
-        x->req.method = tc->method;
+        client_view(tc);
         pt_proxy_circuit_abandon(x);
         pt_exchange_handler->reply_error(x, rc, PT_STR_NULL);
         return;
@@ -742,8 +758,7 @@ static void line_error(struct tc_call *tc, int http_status, struct pt_str msg)
     tc->req_ended = true;
     pt_pipe_set_consumer(tc->body_in, NULL, NULL);
     cancel_call(tc);
-    if (tc->method.len)
-        x->req.method = tc->method;
+    client_view(tc);
     if (tc->started) {
         stream_error(tc, http_status == 413 ? 8 : 3, msg, PT_STR_NULL);
         return;
@@ -1021,8 +1036,7 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
     if (!tc)
         return;
     pt_exchange_set_data(x, &tc_key, NULL);
-    if (tc->method.len)
-        x->req.method = tc->method; /* the access log shows the client's */
+    client_view(tc); /* the access log shows the client's request */
     if (tc->body_in)
         pt_pipe_set_consumer(tc->body_in, NULL, NULL);
     if (tc->client_out)
