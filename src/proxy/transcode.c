@@ -8,6 +8,8 @@
  *
  *   client body ─> x->req_up (collected up to max_body_bytes)
  *      ─ match + pt_tc_request_build ─> tc->up_req (one framed message) ─> upstream
+ *   client/bidi streaming: client body ─> tc->body (complete lines only)
+ *      ─ pt_tc_request_line_frame per line ─> tc->up_req (as each completes) ─> upstream
  *   upstream ─> tc->up_resp (gRPC frames + trailers)
  *      ─ unary: whole message + trailers ─> one JSON response
  *      ─ server streaming: each message ─> NDJSON line / SSE event / array element
@@ -15,9 +17,13 @@
  *
  * Backpressure: messages are taken from up_resp only while the client pipe
  * is below its high-water mark, so a slow client slows the backend's
- * HTTP/2 window rather than filling memory. Errors before the response
- * head use the JSON error shape with the mapped HTTP status; after it (a
- * stream that already sent messages) an in-band error object ends the body.
+ * HTTP/2 window rather than filling memory; the same way, request lines
+ * are read only while up_req is below its mark. Streams end with the
+ * backend's trailers (filtered, plus grpc-status/grpc-message) as the
+ * client pipe's trailers, which the codecs send where they can. Errors
+ * before the response head use the JSON error shape with the mapped HTTP
+ * status; after it (a stream that already sent messages) an in-band error
+ * object ends the body.
  */
 #include <event2/buffer.h>
 #include <stdio.h>
