@@ -853,11 +853,11 @@ static void pump_lines_once(struct tc_call *tc)
                 size_t len = (size_t)nl.pos;
                 const char *p =
                     len > tc->line_limit ? NULL : (const char *)evbuffer_pullup(tc->body, len + 1);
-                int rc = take_line(tc, (struct pt_str){p ? p : "", p ? len : tc->line_limit + 1});
+                /* After an error the stream is over: body stays as it is. */
+                if (take_line(tc, (struct pt_str){p ? p : "", p ? len : tc->line_limit + 1}) != 0)
+                    return;
                 evbuffer_drain(tc->body, len + 1);
                 tc->scanned = 0;
-                if (rc != 0)
-                    return;
                 continue;
             }
             tc->scanned = have;
@@ -876,11 +876,10 @@ static void pump_lines_once(struct tc_call *tc)
         /* The end of the body: what is left is the last line. */
         if (have) {
             const char *p = (const char *)evbuffer_pullup(tc->body, -1);
-            int rc = take_line(tc, (struct pt_str){p, have});
+            if (take_line(tc, (struct pt_str){p, have}) != 0)
+                return;
             evbuffer_drain(tc->body, have);
             tc->scanned = 0;
-            if (rc != 0)
-                return;
         }
         tc->req_ended = true;
         pt_pipe_set_consumer(tc->body_in, NULL, NULL);
