@@ -16,6 +16,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_transcode_stre
 """
 
 import json
+import select
 import shutil
 import socket
 import subprocess
@@ -72,6 +73,8 @@ class StreamBackend(tt.Backend):
             for m in request_iterator:
                 self.note("Upload", "msg", m.message)
                 got.append(m)
+                if m.delay_ms:  # stop reading for a while
+                    time.sleep(m.delay_ms / 1000.0)
         except grpc.RpcError:
             self.note("Upload", "cancelled", len(got))
             raise
@@ -391,6 +394,28 @@ class TestStreamedRequest(StreamCase):
         self.assertIn("line 2: longer than the limit", err["message"])
         harness.wait_until(lambda: self.backend.seen("Chat", "cancelled", 1), timeout=IO_TIMEOUT,
                            message="the backend's call cancelled")
+
+    def test_backpressure_from_a_backend_that_does_not_read(self):
+        c = self.h1()
+        c.send(chunked_post("/%s/Upload" % tt.SVC))
+        c.send_chunk(b'{"message":"slow","delayMs":4000}\n')
+        harness.wait_until(lambda: self.backend.seen("Upload", "msg", "slow"), timeout=IO_TIMEOUT,
+                           message="the first line at the backend")
+        line = json.dumps({"message": "x" * 1000}).encode() + b"\n"
+        data = b"%x\r\n%s\r\n" % (len(line) * 64, line * 64)
+        # push for 2.5 s while the backend reads nothing: the gateway must
+        # stop taking bytes after its buffers, the backend's window and the
+        # sockets' buffers are full, far below what the client offers
+        sent, off, offered = 0, 0, 64 << 20
+        deadline = time.monotonic() + 2.5
+        while sent < offered and time.monotonic() < deadline:
+            _, w, _ = select.select([], [c.s], [], 0.1)
+            if w:
+                n = c.s.send(data[off:])
+                sent += n
+                off = (off + n) % len(data)
+        self.assertLess(sent, 24 << 20, "the gateway took %d bytes" % sent)
+        self.assertEqual(self.backend.messages("Upload")[-1], "slow")
 
     def test_empty_body_is_an_empty_stream(self):
         b, _ = self.json("POST", "/%s/Upload" % tt.SVC, raw="\n \n")
