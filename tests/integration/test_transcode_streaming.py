@@ -361,6 +361,26 @@ class TestStreamedRequest(StreamCase):
         harness.wait_until(lambda: self.backend.seen("Upload", "cancelled", 1),
                            timeout=IO_TIMEOUT, message="the backend's call cancelled")
 
+    @unittest.skipIf(h2 is None, "python3-h2 is not installed")
+    def test_bad_line_http2(self):
+        c = H2(self.gw.port())
+        self.addCleanup(c.close)
+        c.c.send_headers(1, [(":method", "POST"), (":path", "/%s/Upload" % tt.SVC),
+                             (":scheme", "http"), (":authority", "t")])
+        c.c.send_data(1, b'{"message":"h2first"}\n')
+        c.flush()
+        harness.wait_until(lambda: self.backend.seen("Upload", "msg", "h2first"),
+                           timeout=IO_TIMEOUT, message="the first line at the backend")
+        c.c.send_data(1, b'{"count":[1]}\n')
+        c.flush()
+        c.wait(lambda: c.ended, "the answer")
+        self.assertEqual(c.head[":status"], "400")
+        b = json.loads(c.data)
+        self.assertEqual(b["code"], 3)
+        self.assertIn("line 2: ", b["message"])
+        harness.wait_until(lambda: self.backend.seen("Upload", "cancelled", 1),
+                           timeout=IO_TIMEOUT, message="the backend's call cancelled")
+
     def test_bad_first_line_reaches_nothing(self):
         before = len(self.backend.messages("Upload"))
         b, _ = self.json("POST", "/%s/Upload" % tt.SVC, raw='{"nope": 1}\n{"message":"x"}\n',
