@@ -11,7 +11,7 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libnghttp2-dev libssl-
 # prometheus) to check the metrics text, dnsmasq (service discovery) and redis-server
 # (distributed rate limits). bench/run.sh and fuzzing install their own extras.
 test_pkgs=(libcmocka-dev python3-websockets nghttp2-client nginx clang-format postgresql prometheus
-  dnsmasq-base redis-server python3-jwt python3-cryptography)
+  dnsmasq-base redis-server python3-jwt python3-cryptography python3-h2)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -8,6 +8,8 @@
  *
  *   client body ─> x->req_up (collected up to max_body_bytes)
  *      ─ match + pt_tc_request_build ─> tc->up_req (one framed message) ─> upstream
+ *   client/bidi streaming: client body ─> tc->body (complete lines only)
+ *      ─ pt_tc_request_line_frame per line ─> tc->up_req (as each completes) ─> upstream
  *   upstream ─> tc->up_resp (gRPC frames + trailers)
  *      ─ unary: whole message + trailers ─> one JSON response
  *      ─ server streaming: each message ─> NDJSON line / SSE event / array element
@@ -15,9 +17,13 @@
  *
  * Backpressure: messages are taken from up_resp only while the client pipe
  * is below its high-water mark, so a slow client slows the backend's
- * HTTP/2 window rather than filling memory. Errors before the response
- * head use the JSON error shape with the mapped HTTP status; after it (a
- * stream that already sent messages) an in-band error object ends the body.
+ * HTTP/2 window rather than filling memory; the same way, request lines
+ * are read only while up_req is below its mark. Streams end with the
+ * backend's trailers (filtered, plus grpc-status/grpc-message) as the
+ * client pipe's trailers, which the codecs send where they can. Errors
+ * before the response head use the JSON error shape with the mapped HTTP
+ * status; after it (a stream that already sent messages) an in-band error
+ * object ends the body.
  */
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -37,6 +43,11 @@
 
 /* The most one response message may take. */
 #define TC_MAX_RESPONSE_MESSAGE (16u << 20)
+/* A streamed request line's limit when the route's max_body_bytes is 0. */
+#define TC_DEFAULT_LINE_LIMIT (32ull << 20)
+/* Bytes of a streamed request kept to send again on another endpoint
+ * (an attempt the backend cannot have seen); beyond them, no retry. */
+#define TC_REPLAY_MAX (256u * 1024u)
 
 static const char tc_key; /* the exchange data key of struct tc_call */
 
@@ -54,20 +65,32 @@ struct tc_call {
     struct evbuffer *body;
     struct pt_headers meta; /* the backend's response head */
     struct pt_json_out unary;
-    struct pt_json_out wire; /* the framed request, kept for another attempt */
-    struct pt_str method;    /* the client's HTTP method */
+    struct pt_json_out wire;          /* the framed request, kept for another attempt */
+    struct pt_json_out frame;         /* streamed request: the line being framed */
+    struct pt_str method;             /* the client's HTTP method */
+    struct pt_headers client_headers; /* the client's request head */
+    struct pt_headers up_headers;     /* the upstream call's */
+    struct pt_str ct;                 /* the client's content-type */
     uint64_t timeout_ms;
+    uint64_t line_limit; /* streamed request: bytes of one line */
+    uint64_t lines;      /* streamed request: lines taken so far */
+    size_t scanned;      /* streamed request: bytes of body searched for '\n' */
     enum pt_tc_stream_format format;
     uint32_t messages;
     int grpc;        /* final status, -1 until known */
     bool have_unary; /* unary: a response message arrived */
     bool upstream_done;
-    bool started; /* the response head went to the chain */
-    bool ended;   /* client_out ended */
-    bool pipes;   /* up_req/up_resp initialised */
-    bool pumping; /* pump_response is running */
-    bool raw;     /* a stream of google.api.HttpBody: bytes, no framing */
-    bool again;   /* ... and was asked to run once more */
+    bool started;     /* the response head went to the chain */
+    bool ended;       /* client_out ended */
+    bool pipes;       /* up_req/up_resp initialised */
+    bool pumping;     /* pump_response is running */
+    bool raw;         /* a stream of google.api.HttpBody: bytes, no framing */
+    bool again;       /* ... and was asked to run once more */
+    bool stream_req;  /* client streaming: each line goes upstream when complete */
+    bool req_ended;   /* stream_req: no more lines (end of body, or an error) */
+    bool replay_lost; /* stream_req: wire no longer holds every frame sent */
+    bool feeding;     /* pump_lines is running */
+    bool feed_again;  /* ... and was asked to run once more */
 };
 
 static void reply_or_stream_error(struct tc_call *tc, struct pt_str msg);
@@ -76,6 +99,17 @@ static void start_attempt(struct tc_call *tc, int avoid);
 static struct tc_call *call_of(const struct pt_exchange *x)
 {
     return pt_exchange_get_data(x, &tc_key);
+}
+
+/* The upstream stream reads the request's method and head when it starts;
+ * everything else (the codec answering - "TE: trailers" -, the access
+ * log) must see the client's again. */
+static void client_view(struct tc_call *tc)
+{
+    if (!tc->method.len)
+        return; /* the upstream head was never made */
+    tc->x->req.method = tc->method;
+    tc->x->req.headers = tc->client_headers;
 }
 
 /* --- replies ------------------------------------------------------------- */
@@ -96,22 +130,61 @@ static bool hop_or_internal(struct pt_str n)
     return false;
 }
 
+/* The fields of src (may be NULL) that may reach the client, added to h.
+ * Status: 0 or PT_ERR_LIMIT. */
+static int add_allowed(const struct tc_call *tc, struct pt_headers *h, const struct pt_headers *src)
+{
+    if (!src || !src->v)
+        return 0;
+    for (uint32_t i = 0; i < src->n; i++) {
+        struct pt_str n = src->v[i].name;
+        if (hop_or_internal(n) || (tc->r->status_key.len && pt_str_eq(n, tc->r->status_key)))
+            continue;
+        if (pt_headers_add_ref(h, n, src->v[i].value) != 0)
+            return PT_ERR_LIMIT;
+    }
+    return 0;
+}
+
 /* Backend metadata (head, then trailers) as response headers. */
 static int add_metadata(struct tc_call *tc, struct pt_headers *h, bool trailers)
 {
-    const struct pt_headers *src[2] = {&tc->meta, trailers ? tc->up_resp.trailers : NULL};
-    for (int k = 0; k < 2; k++) {
-        if (!src[k] || !src[k]->v)
-            continue;
-        for (uint32_t i = 0; i < src[k]->n; i++) {
-            struct pt_str n = src[k]->v[i].name;
-            if (hop_or_internal(n) || (tc->r->status_key.len && pt_str_eq(n, tc->r->status_key)))
-                continue;
-            if (pt_headers_add_ref(h, n, src[k]->v[i].value) != 0)
-                return PT_ERR_LIMIT;
-        }
+    if (add_allowed(tc, h, &tc->meta) != 0)
+        return PT_ERR_LIMIT;
+    return add_allowed(tc, h, trailers && tc->pipes ? tc->up_resp.trailers : NULL);
+}
+
+/*
+ * The HTTP trailers of a streamed response that ends with gRPC status
+ * code: the backend's trailing metadata under the rules of add_allowed,
+ * then grpc-status and grpc-message (msg percent-encoded again). The
+ * codecs send them where the client can take them (HTTP/2; HTTP/1.1
+ * chunked with "TE: trailers"). Pointer: in the arena, or NULL when it is
+ * full (the stream then ends without trailers).
+ */
+static struct pt_headers *stream_trailers(struct tc_call *tc, int code, struct pt_str msg)
+{
+    struct pt_exchange *x = tc->x;
+    struct pt_headers *h = pt_arena_alloc(&x->arena, sizeof(*h));
+    char *num = pt_arena_alloc(&x->arena, 12);
+    if (!h || !num)
+        return NULL;
+    pt_headers_init(h, &x->arena, 0);
+    if (add_allowed(tc, h, tc->pipes ? tc->up_resp.trailers : NULL) != 0)
+        return NULL;
+    int n = snprintf(num, 12, "%d", code);
+    if (pt_headers_add_ref(h, PT_STR("grpc-status"), (struct pt_str){num, (size_t)n}) != 0)
+        return NULL;
+    if (msg.len) {
+        size_t cap = msg.len * 3 + 1;
+        char *enc = pt_arena_alloc(&x->arena, cap);
+        if (!enc)
+            return NULL;
+        size_t len = pt_grpc_message_encode(msg, enc, cap);
+        if (pt_headers_add_ref(h, PT_STR("grpc-message"), (struct pt_str){enc, len}) != 0)
+            return NULL;
     }
-    return 0;
+    return h;
 }
 
 /* Hand a response head (and, when body is given, the whole body) to the
@@ -224,7 +297,7 @@ static void stream_error(struct tc_call *tc, int code, struct pt_str msg, struct
     tc->x->grpc_status = code;
     tc->ended = true; /* first: the writes below may re-enter through on_client_drain */
     pt_pipe_write(tc->client_out, out.data, out.len);
-    pt_pipe_end(tc->client_out, NULL);
+    pt_pipe_end(tc->client_out, stream_trailers(tc, code, msg));
     pt_json_out_fini(&e);
     pt_json_out_fini(&out);
 }
@@ -377,7 +450,7 @@ static void finish(struct tc_call *tc)
             tc->ended = true;
             if (tc->format == PT_TC_STREAM_JSON_ARRAY && !tc->raw)
                 pt_pipe_write(tc->client_out, "]", 1);
-            pt_pipe_end(tc->client_out, NULL);
+            pt_pipe_end(tc->client_out, stream_trailers(tc, 0, msg));
         }
         return;
     }
@@ -511,7 +584,7 @@ static void on_client_drain(struct pt_pipe *p, size_t n, void *producer)
 static void on_response_head(struct pt_exchange *x)
 {
     struct tc_call *tc = call_of(x);
-    x->req.method = tc->method;
+    client_view(tc);
     if (x->resp.status != 200) {
         int code = pt_tc_grpc_code_of_http(x->resp.status);
         char text[64];
@@ -529,7 +602,7 @@ static void on_response_head(struct pt_exchange *x)
 static void on_closed(struct pt_exchange *x, int err, unsigned flags)
 {
     struct tc_call *tc = call_of(x);
-    x->req.method = tc->method;
+    client_view(tc);
     if (err) {
         pt_up_attempt_end(x, PT_LB_FAILED);
         pt_proxy_circuit_done(x, err, 0, -1);
@@ -543,7 +616,7 @@ static void on_closed(struct pt_exchange *x, int err, unsigned flags)
         /* The backend cannot have seen the call (connect failure, refused
          * stream): another endpoint may take it, up to 3 attempts. */
         uint32_t n = x->service->nendpoints < 3 ? x->service->nendpoints : 3;
-        if ((flags & PT_UP_RETRYABLE) && x->attempts < (n > 1 ? n : 1) &&
+        if ((flags & PT_UP_RETRYABLE) && !tc->replay_lost && x->attempts < (n > 1 ? n : 1) &&
             !(x->deadline_ns && pt_time_mono_ns() >= x->deadline_ns)) {
             start_attempt(tc, x->endpoint);
             return;
@@ -566,7 +639,8 @@ static const struct pt_upstream_events tc_events = {
 
 /* --- the request --------------------------------------------------------- */
 
-static int rewrite_head(struct tc_call *tc, size_t body_len)
+/* The upstream call's head; content_length -1 for a streamed request. */
+static int rewrite_head(struct tc_call *tc, int64_t content_length)
 {
     struct pt_exchange *x = tc->x;
     struct pt_headers h;
@@ -589,18 +663,23 @@ static int rewrite_head(struct tc_call *tc, size_t body_len)
         if (pt_headers_add_ref(&h, PT_STR("grpc-timeout"), (struct pt_str){buf, n}))
             return PT_ERR_LIMIT;
     }
+    tc->client_headers = x->req.headers;
+    tc->up_headers = h;
     x->req.headers = h;
     tc->method = x->req.method;
     x->forward_path = tc->tm->grpc_path;
     x->req.has_body = true;
-    x->req.content_length = (int64_t)body_len;
+    x->req.content_length = content_length;
     if (!x->req.authority.len)
         x->req.authority = x->upstream_addr;
     return 0;
 }
 
-/* One attempt: the framed request (tc->wire) to an endpoint other than
- * avoid (-1: any). */
+static void on_up_req_drain(struct pt_pipe *p, size_t n, void *producer);
+
+/* One attempt: the framed request (tc->wire: all of it, or for a streamed
+ * request the frames sent so far) to an endpoint other than avoid (-1:
+ * any). */
 static void start_attempt(struct tc_call *tc, int avoid)
 {
     struct pt_exchange *x = tc->x;
@@ -612,15 +691,20 @@ static void start_attempt(struct tc_call *tc, int avoid)
     pt_pipe_init(&tc->up_resp, PT_PIPE_HIWAT_DEFAULT);
     tc->pipes = true;
     pt_pipe_set_limit(&tc->up_resp, TC_MAX_RESPONSE_MESSAGE, true);
-    pt_pipe_write(&tc->up_req, tc->wire.data, tc->wire.len);
-    pt_pipe_end(&tc->up_req, NULL);
+    if (tc->wire.len)
+        pt_pipe_write(&tc->up_req, tc->wire.data, tc->wire.len);
+    if (!tc->stream_req || tc->req_ended)
+        pt_pipe_end(&tc->up_req, NULL);
+    if (tc->stream_req)
+        pt_pipe_set_producer(&tc->up_req, on_up_req_drain, tc);
     x->req_up = &tc->up_req;
     x->resp_up = &tc->up_resp;
     pt_pipe_set_consumer(&tc->up_resp, on_up_data, tc);
     pt_pipe_set_producer(tc->client_out, on_client_drain, tc);
-    /* The upstream stream reads the method when it starts; once it
-     * answered or ended, the client's method is back (access log). */
+    /* The upstream stream reads the method and head when it starts; once
+     * it answered or ended, the client's are back (client_view). */
     x->req.method = PT_STR("POST");
+    x->req.headers = tc->up_headers;
 
     int open = pt_proxy_circuit_admit(x);
     if (open < 0) {
@@ -632,7 +716,7 @@ static void start_attempt(struct tc_call *tc, int avoid)
     int rc = pt_up_forward(x->worker, x->service, x, &tc_events, avoid, &chosen);
     x->endpoint = chosen;
     if (rc != 0) {
-        x->req.method = tc->method;
+        client_view(tc);
         pt_proxy_circuit_abandon(x);
         pt_exchange_handler->reply_error(x, rc, PT_STR_NULL);
         return;
@@ -659,7 +743,7 @@ static void send_call(struct tc_call *tc)
             pt_proxy_transcode_reply_error(x, PT_ERR_INVALID, msg, NULL);
         return;
     }
-    if (rewrite_head(tc, wire.len) != 0) {
+    if (rewrite_head(tc, (int64_t)wire.len) != 0) {
         pt_json_out_fini(&wire);
         pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
         return;
@@ -668,9 +752,179 @@ static void send_call(struct tc_call *tc)
     start_attempt(tc, -1);
 }
 
+/* --- a streamed request (client and bidi streaming) ---------------------- */
+
+/* A streamed line that cannot be sent: the call (if it started) is
+ * cancelled, and the client gets the error - the JSON error response with
+ * http_status (400, 413) while no response head went out, else the
+ * in-band error object. */
+static void line_error(struct tc_call *tc, int http_status, struct pt_str msg)
+{
+    struct pt_exchange *x = tc->x;
+    tc->req_ended = true;
+    pt_pipe_set_consumer(tc->body_in, NULL, NULL);
+    cancel_call(tc);
+    client_view(tc);
+    if (tc->started) {
+        stream_error(tc, http_status == 413 ? 8 : 3, msg, PT_STR_NULL);
+        return;
+    }
+    if (tc->ended)
+        return;
+    tc->ended = true;
+    if (pt_proxy_transcode_reply_error(
+            x, http_status == 413 ? PT_ERR_BODY_TOO_LARGE : PT_ERR_INVALID, msg, NULL) != 0)
+        pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
+}
+
+/* Start the call of a streamed request: with its first message, or at the
+ * end of a body without any. Status: 0, or -1 when the exchange got a
+ * reply instead. */
+static int begin_call(struct tc_call *tc)
+{
+    struct pt_exchange *x = tc->x;
+    if (rewrite_head(tc, -1) != 0) {
+        pt_exchange_handler->reply_error(x, PT_ERR_HEADERS_TOO_LARGE, PT_STR_NULL);
+        return -1;
+    }
+    start_attempt(tc, -1);
+    return x->finished || x->resp_local ? -1 : 0;
+}
+
+/* One framed message upstream (kept for another attempt while small).
+ * Status: 0, or -1 when the exchange is over. */
+static int send_frame(struct tc_call *tc, const char *data, size_t len)
+{
+    if (!tc->pipes && begin_call(tc) != 0)
+        return -1;
+    if (!tc->replay_lost) {
+        if (tc->wire.len + len <= TC_REPLAY_MAX) {
+            pt_tc_out_append(&tc->wire, data, len);
+        } else {
+            tc->replay_lost = true;
+            pt_json_out_fini(&tc->wire);
+            memset(&tc->wire, 0, sizeof(tc->wire));
+        }
+    }
+    pt_pipe_write(&tc->up_req, data, len);
+    return 0;
+}
+
+/* One line (without its '\n'). Status: 0, or -1 when the stream is over. */
+static int take_line(struct tc_call *tc, struct pt_str line)
+{
+    tc->lines++;
+    if (line.len > tc->line_limit) {
+        char text[96];
+        int n = snprintf(text, sizeof(text), "line %llu: longer than the limit of %llu bytes",
+                         (unsigned long long)tc->lines, (unsigned long long)tc->line_limit);
+        line_error(tc, 413, (struct pt_str){text, (size_t)n});
+        return -1;
+    }
+    struct pt_tc_error err;
+    memset(&err, 0, sizeof(err));
+    tc->frame.len = 0;
+    if (pt_tc_request_line_frame(tc->r, &tc->m, line, tc->lines, tc->ct, &tc->frame, &err) != 0) {
+        line_error(tc, err.http_status == 413 ? 413 : 400, pt_str_from_cstr(err.message));
+        return -1;
+    }
+    if (tc->frame.len && send_frame(tc, tc->frame.data, tc->frame.len) != 0)
+        return -1;
+    return 0;
+}
+
+/* Move complete lines from the client's body upstream while the upstream
+ * takes them: the body is read only when no complete line is waiting, so
+ * what is held is at most one read of the pipe plus one partial line. */
+static void pump_lines_once(struct tc_call *tc)
+{
+    struct pt_exchange *x = tc->x;
+    for (;;) {
+        if (x->finished || x->resp_local || tc->ended || tc->req_ended || tc->upstream_done)
+            return;
+        if (tc->pipes && pt_pipe_full(&tc->up_req))
+            return; /* on_up_req_drain continues */
+        size_t have = evbuffer_get_length(tc->body);
+        if (tc->scanned < have) {
+            struct evbuffer_ptr from;
+            evbuffer_ptr_set(tc->body, &from, tc->scanned, EVBUFFER_PTR_SET);
+            struct evbuffer_ptr nl = evbuffer_search(tc->body, "\n", 1, &from);
+            if (nl.pos >= 0) {
+                size_t len = (size_t)nl.pos;
+                const char *p =
+                    len > tc->line_limit ? NULL : (const char *)evbuffer_pullup(tc->body, len + 1);
+                /* After an error the stream is over: body stays as it is. */
+                if (take_line(tc, (struct pt_str){p ? p : "", p ? len : tc->line_limit + 1}) != 0)
+                    return;
+                evbuffer_drain(tc->body, len + 1);
+                tc->scanned = 0;
+                continue;
+            }
+            tc->scanned = have;
+        }
+        if (have > tc->line_limit) {
+            take_line(tc, (struct pt_str){"", (size_t)tc->line_limit + 1});
+            return;
+        }
+        size_t n = pt_pipe_len(tc->body_in);
+        if (n) {
+            pt_pipe_read_into(tc->body_in, tc->body, n);
+            continue;
+        }
+        if (!tc->body_in->eof)
+            return; /* on_body_data continues */
+        /* The end of the body: what is left is the last line. */
+        if (have) {
+            const char *p = (const char *)evbuffer_pullup(tc->body, -1);
+            if (take_line(tc, (struct pt_str){p, have}) != 0)
+                return;
+            evbuffer_drain(tc->body, have);
+            tc->scanned = 0;
+        }
+        tc->req_ended = true;
+        pt_pipe_set_consumer(tc->body_in, NULL, NULL);
+        if (!tc->pipes) {
+            begin_call(tc); /* no message at all: an empty stream */
+            return;
+        }
+        pt_pipe_end(&tc->up_req, NULL);
+        return;
+    }
+}
+
+static void pump_lines(struct tc_call *tc)
+{
+    /* Writing upstream may call back (on_up_req_drain): the outer call
+     * goes on instead of recursing. */
+    if (tc->feeding) {
+        tc->feed_again = true;
+        return;
+    }
+    tc->feeding = true;
+    do {
+        tc->feed_again = false;
+        pump_lines_once(tc);
+    } while (tc->feed_again && !tc->x->finished);
+    tc->feeding = false;
+}
+
+static void on_up_req_drain(struct pt_pipe *p, size_t n, void *producer)
+{
+    (void)n;
+    struct tc_call *tc = producer;
+    if (!pt_pipe_full(p))
+        pump_lines(tc);
+}
+
+/* --- a buffered request -------------------------------------------------- */
+
 static void pump_body(struct tc_call *tc)
 {
     struct pt_exchange *x = tc->x;
+    if (tc->stream_req) {
+        pump_lines(tc);
+        return;
+    }
     if (x->finished || x->resp_local || tc->pipes)
         return;
     size_t n = pt_pipe_len(tc->body_in);
@@ -768,6 +1022,15 @@ void pt_proxy_transcode_start(struct pt_exchange *x, uint64_t timeout_ms)
         send_call(tc);
         return;
     }
+    if (tc->tm->m->client_streaming) {
+        /* NDJSON lines go upstream as they complete: each line is limited
+         * instead of the whole body (as gRPC messages are). */
+        tc->stream_req = true;
+        tc->line_limit =
+            x->route->max_body_bytes ? x->route->max_body_bytes : TC_DEFAULT_LINE_LIMIT;
+        pt_pipe_set_limit(&x->req_body, 0, false);
+        pt_headers_find(&x->req.headers, PT_STR("content-type"), &tc->ct);
+    }
     pt_pipe_set_consumer(tc->body_in, on_body_data, tc);
     pump_body(tc);
 }
@@ -778,8 +1041,7 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
     if (!tc)
         return;
     pt_exchange_set_data(x, &tc_key, NULL);
-    if (tc->method.len)
-        x->req.method = tc->method; /* the access log shows the client's */
+    client_view(tc); /* the access log shows the client's request */
     if (tc->body_in)
         pt_pipe_set_consumer(tc->body_in, NULL, NULL);
     if (tc->client_out)
@@ -794,4 +1056,5 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
         evbuffer_free(tc->body);
     pt_json_out_fini(&tc->unary);
     pt_json_out_fini(&tc->wire);
+    pt_json_out_fini(&tc->frame);
 }

@@ -125,6 +125,19 @@ int pt_tc_request_frames(const struct pt_tc_route *r, const struct pt_httprule_m
                          struct pt_str body, struct pt_str content_type, struct pt_json_out *out,
                          struct pt_tc_error *err);
 
+/*
+ * One line of a client-streaming method's NDJSON body, for callers that
+ * stream the body (pt_tc_request_frames is the whole-body form): line is
+ * the line without its '\n' (a '\r' before it counts as blank space);
+ * lineno (from 1) names it in err. A blank line appends nothing; any other
+ * becomes one framed message with m's bindings appended to out. Status:
+ * 0, or PT_ERR_INVALID / PT_ERR_LIMIT with err ("line N: ..."; out
+ * unchanged).
+ */
+int pt_tc_request_line_frame(const struct pt_tc_route *r, const struct pt_httprule_match *m,
+                             struct pt_str line, uint64_t lineno, struct pt_str content_type,
+                             struct pt_json_out *out, struct pt_tc_error *err);
+
 /* Is d google.api.HttpBody (by full name)? */
 bool pt_tc_is_http_body(const ProtobufCMessageDescriptor *d);
 

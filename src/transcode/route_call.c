@@ -294,31 +294,40 @@ static int one_frame(const struct pt_tc_route *r, const struct pt_httprule_match
     return 0;
 }
 
+int pt_tc_request_line_frame(const struct pt_tc_route *r, const struct pt_httprule_match *m,
+                             struct pt_str line, uint64_t lineno, struct pt_str content_type,
+                             struct pt_json_out *out, struct pt_tc_error *err)
+{
+    if (is_blank(line))
+        return 0;
+    int rc = one_frame(r, m, line, content_type, out, err);
+    if (rc != 0 && err) {
+        char msg[sizeof(err->message)];
+        int k = snprintf(msg, sizeof(msg), "line %llu: ", (unsigned long long)lineno);
+        size_t room = sizeof(msg) - (size_t)k - 1, ml = strlen(err->message);
+        memcpy(msg + k, err->message, ml < room ? ml : room);
+        msg[(size_t)k + (ml < room ? ml : room)] = 0;
+        memcpy(err->message, msg, sizeof(msg));
+    }
+    return rc;
+}
+
 int pt_tc_request_frames(const struct pt_tc_route *r, const struct pt_httprule_match *m,
                          struct pt_str body, struct pt_str content_type, struct pt_json_out *out,
                          struct pt_tc_error *err)
 {
     if (!r->methods[m->method].m->client_streaming)
         return one_frame(r, m, body, content_type, out, err);
-    size_t start = out->len, line = 0;
+    size_t start = out->len;
+    uint64_t line = 0;
     for (size_t i = 0; i < body.len;) {
         const char *nl = memchr(body.ptr + i, '\n', body.len - i);
         size_t end = nl ? (size_t)(nl - body.ptr) : body.len;
         struct pt_str l = {body.ptr + i, end - i};
         line++;
         i = end + 1;
-        if (is_blank(l))
-            continue;
-        int rc = one_frame(r, m, l, content_type, out, err);
+        int rc = pt_tc_request_line_frame(r, m, l, line, content_type, out, err);
         if (rc != 0) {
-            if (err) {
-                char msg[sizeof(err->message)];
-                int k = snprintf(msg, sizeof(msg), "line %zu: ", line);
-                size_t room = sizeof(msg) - (size_t)k - 1, ml = strlen(err->message);
-                memcpy(msg + k, err->message, ml < room ? ml : room);
-                msg[(size_t)k + (ml < room ? ml : room)] = 0;
-                memcpy(err->message, msg, sizeof(msg));
-            }
             out->len = start;
             return rc;
         }

@@ -261,12 +261,13 @@ class Backend(object):
 class TranscodeCase(unittest.TestCase):
     transcode = {}
     route_extra = {}
+    backend_class = Backend
 
     @classmethod
     def setUpClass(cls):
         cls.desc = descriptor_set()
         pool, msgs = load_messages(cls.desc)
-        cls.backend = Backend(pool, msgs)
+        cls.backend = cls.backend_class(pool, msgs)
         route = {"name": "rest", "path_prefix": "/", "service": "books",
                  "transcode": dict(cls.transcode), "timeout_ms": 7000}
         route.update(cls.route_extra)

@@ -138,6 +138,20 @@ static void test_route__annotations_fallback_and_bindings(void **state)
         PT_ERR_INVALID);
     assert_int_equal(w.len, 0);
     assert_non_null(strstr(err.message, "line 2: "));
+    /* one line at a time: a blank line adds nothing, a line a frame, an
+     * error names the line number it was given and leaves out as it was */
+    w.len = 0;
+    assert_int_equal(pt_tc_request_line_frame(r, &m, PT_STR(" \r"), 1, PT_STR_NULL, &w, &err), 0);
+    assert_int_equal(w.len, 0);
+    assert_int_equal(
+        pt_tc_request_line_frame(r, &m, PT_STR("{\"count\":1}\r"), 2, PT_STR_NULL, &w, &err), 0);
+    assert_int_equal(w.len, 7);
+    assert_memory_equal(w.data, "\0\0\0\0\x02\x40\x01", 7);
+    assert_int_equal(
+        pt_tc_request_line_frame(r, &m, PT_STR("{\"count\":true}"), 77, PT_STR_NULL, &w, &err),
+        PT_ERR_INVALID);
+    assert_int_equal(w.len, 7);
+    assert_non_null(strstr(err.message, "line 77: invalid request: count"));
     pt_json_out_fini(&w);
     pt_arena_fini(&a);
     pt_tc_route_free(r);
