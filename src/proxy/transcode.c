@@ -33,6 +33,7 @@
 #include "proxy/chain.h"
 #include "proxy/proxy_int.h"
 #include "transcode/route.h"
+#include "transcode/route_live.h"
 #include "upstream/pool.h"
 
 /* The most one response message may take. */
@@ -49,8 +50,9 @@ struct tc_call {
     struct pt_pipe *client_out; /* where the transcoded response goes */
     struct pt_pipe *orig_req_up;
     struct pt_pipe *orig_resp_up;
-    struct pt_pipe up_req;  /* the gRPC request, framed */
-    struct pt_pipe up_resp; /* the gRPC response */
+    struct pt_tc_live_hold *live; /* reflection routes: r's hold */
+    struct pt_pipe up_req;        /* the gRPC request, framed */
+    struct pt_pipe up_resp;       /* the gRPC response */
     struct evbuffer *body;
     struct pt_headers meta; /* the backend's response head */
     struct pt_json_out unary;
@@ -175,7 +177,10 @@ int pt_proxy_transcode_reply_error(struct pt_exchange *x, int err, struct pt_str
     struct pt_json_out out = {0};
     /* A REST path no rule matches is NOT_FOUND, not UNIMPLEMENTED. */
     int code = err == PT_ERR_NO_ROUTE ? 5 : pt_err_grpc_status(err);
-    pt_tc_error_json(x->route ? x->route->transcode : NULL, code, text, PT_STR_NULL, &out);
+    pt_tc_error_json(tc         ? tc->r
+                     : x->route ? x->route->transcode
+                                : NULL,
+                     code, text, PT_STR_NULL, &out);
     struct pt_str body = {0};
     int rc = pt_arena_str(&x->arena, (struct pt_str){out.data, out.len}, &body);
     pt_json_out_fini(&out);
@@ -716,13 +721,23 @@ void pt_proxy_transcode_start(struct pt_exchange *x, uint64_t timeout_ms)
     }
     memset(tc, 0, sizeof(*tc));
     tc->x = x;
-    tc->r = r;
     tc->grpc = -1;
     tc->timeout_ms = timeout_ms;
     tc->orig_req_up = x->req_up;
     tc->orig_resp_up = x->resp_up;
     tc->body_in = x->req_up;
     tc->client_out = x->resp_up;
+    if (r->live) {
+        /* Schema from reflection: the route compiled from the current pool,
+         * held until pt_proxy_transcode_fini (route_live.h). */
+        const char *why = NULL;
+        r = pt_tc_live_acquire(r->live, x->worker->id, &tc->live, &why);
+        if (!r) {
+            pt_proxy_transcode_reply_error(x, PT_ERR_AGAIN, pt_str_from_cstr(why), NULL);
+            return;
+        }
+    }
+    tc->r = r;
     tc->format = accepts_sse(x) ? PT_TC_STREAM_SSE : r->stream_format;
 
     /* The path the rules see: the forwarded one (strip_prefix applied). */
@@ -794,4 +809,5 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
         evbuffer_free(tc->body);
     pt_json_out_fini(&tc->unary);
     pt_json_out_fini(&tc->wire);
+    pt_tc_live_release(tc->live); /* last: tc->r may be its route */
 }
