@@ -97,15 +97,20 @@ def wait_status(gw, method, path, status, body=None, timeout=20):
     return last[0]
 
 
-@unittest.skipIf(harness.DIRECT, "gateway-only")
-class TranscodeReflectionTest(unittest.TestCase):
+class TranscodeReflectionTest(harness.GatewayCase):
+    """Every gateway must exit 0 at the end (GatewayCase: for ASan builds,
+    no error and no leak)."""
+
+    def backend(self, version, port=0):
+        return self._stack.enter_context(GreetBackend(version, port=port))
+
     def refresh(self, client):
         return int(client.to_dict(client.call("RefreshDescriptors", service="greet"))["generation"])
 
     def test_rest_call_with_schema_from_reflection_only(self):
-        with GreetBackend("v1") as backend, \
-                harness.Portico(config(backend.port, refresh_ms=1000)) as gw, \
-                AdminClient(gw.admin_addr) as c:
+        backend = self.backend("v1")
+        gw = self.start_gateway(config(backend.port, refresh_ms=1000))
+        with AdminClient(gw.admin_addr) as c:
             st, ct, body = wait_status(gw, "GET", "/v1/hello/ann", 200)
             self.assertEqual(ct, "application/json")
             self.assertEqual(body, {"name": "ann", "method": "Hello"})
@@ -129,7 +134,8 @@ class TranscodeReflectionTest(unittest.TestCase):
 
     def test_before_the_first_fetch_503_json_then_works(self):
         port = harness.free_port()
-        with harness.Portico(config(port)) as gw, AdminClient(gw.admin_addr) as c:
+        gw = self.start_gateway(config(port))
+        with AdminClient(gw.admin_addr) as c:
             for _ in range(3):
                 st, ct, body = request(gw, "GET", "/v1/hello/ann")
                 self.assertEqual(st, 503)
@@ -158,7 +164,8 @@ class TranscodeReflectionTest(unittest.TestCase):
         backend = GreetBackend("v1").start()
         port = backend.port
         try:
-            with harness.Portico(config(port)) as gw, AdminClient(gw.admin_addr) as c:
+            gw = self.start_gateway(config(port))
+            with AdminClient(gw.admin_addr) as c:
                 pid = gw.pid
                 wait_status(gw, "GET", "/v1/hello/ann", 200)
                 st, _, body = request(gw, "POST", "/v1/bye", {"name": "x", "times": 3})
@@ -182,7 +189,8 @@ class TranscodeReflectionTest(unittest.TestCase):
         backend = GreetBackend("v1").start()
         port = backend.port
         try:
-            with harness.Portico(config(port, transcode=tc)) as gw, AdminClient(gw.admin_addr) as c:
+            gw = self.start_gateway(config(port, transcode=tc))
+            with AdminClient(gw.admin_addr) as c:
                 harness.wait_until(lambda: "do not fit this route" in gw.stderr, timeout=20,
                                    message="the misfit logged")
                 for _ in range(3):
@@ -206,8 +214,9 @@ class TranscodeReflectionTest(unittest.TestCase):
             backend.stop()
 
     def test_concurrent_requests_during_repeated_refreshes_stay_200(self):
-        with GreetBackend("v1") as backend, harness.Portico(config(backend.port), workers=4) as gw, \
-                AdminClient(gw.admin_addr) as c:
+        backend = self.backend("v1")
+        gw = self.start_gateway(config(backend.port), workers=4)
+        with AdminClient(gw.admin_addr) as c:
             wait_status(gw, "GET", "/v1/hello/ann", 200)
             stop = threading.Event()
             results = []
@@ -252,9 +261,9 @@ class TranscodeReflectionTest(unittest.TestCase):
                             "-I" + os.path.join(harness.REPO_ROOT, "proto", "third_party"),
                             "-I/usr/include", "--include_imports", "--descriptor_set_out=" + out,
                             "greet.proto"], check=True, timeout=60)
-            with GreetBackend("v2") as backend, \
-                    harness.Portico(config(backend.port, descriptor_set=out)) as gw, \
-                    AdminClient(gw.admin_addr) as c:
+            backend = self.backend("v2")
+            gw = self.start_gateway(config(backend.port, descriptor_set=out))
+            with AdminClient(gw.admin_addr) as c:
                 self.assertEqual(request(gw, "GET", "/v1/hello/a")[0], 200)
                 self.assertGreaterEqual(self.refresh(c), 1)
                 # the file's schema (v1) has no Bye, whatever reflection says
