@@ -114,8 +114,7 @@ class TranscodeReflectionTest(harness.GatewayCase):
             st, ct, body = wait_status(gw, "GET", "/v1/hello/ann", 200)
             self.assertEqual(ct, "application/json")
             self.assertEqual(body, {"name": "ann", "method": "Hello"})
-            # No config rule: the POST /pkg.Svc/Method fallback is not used
-            # for a method with an annotation; an unknown path is NOT_FOUND.
+            # Rules came from the annotations; a path none matches is NOT_FOUND.
             st, ct, body = request(gw, "GET", "/v1/nothing")
             self.assertEqual(st, 404)
             self.assertEqual(body["code"], 5)
@@ -271,17 +270,23 @@ class TranscodeReflectionTest(harness.GatewayCase):
         finally:
             tmp.cleanup()
 
-    def test_transcode_without_any_schema_source_is_a_config_error(self):
-        cfg = config(harness.free_port())
-        cfg["services"][0]["reflection"] = False
+    def refused(self, cfg, message):
         gw = harness.Portico(cfg)
         with self.assertRaises(harness.StartError):
             gw.start()
         try:
-            self.assertIn("needs protocol grpc and a descriptor_set_file or reflection: true",
-                          gw.stderr)
+            self.assertIn(message, gw.stderr)
         finally:
             gw.stop()
+
+    def test_transcode_without_any_schema_source_is_a_config_error(self):
+        cfg = config(harness.free_port())
+        cfg["services"][0]["reflection"] = False
+        self.refused(cfg, "needs protocol grpc and a descriptor_set_file or reflection: true")
+
+    def test_options_that_need_no_schema_are_checked_at_load(self):
+        self.refused(config(harness.free_port(), transcode={"stream_format": "xml"}),
+                     '"xml": expected "ndjson", "sse" or "json_array"')
 
 
 if __name__ == "__main__":
