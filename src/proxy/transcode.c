@@ -46,13 +46,14 @@ struct tc_call {
     const struct pt_tc_route *r;
     struct pt_httprule_match m;
     const struct pt_tc_method *tm;
+    /* Reflection routes: the hold that keeps r alive (route_live.h). */
+    struct pt_tc_live_hold *live;
     struct pt_pipe *body_in;    /* the client's request body */
     struct pt_pipe *client_out; /* where the transcoded response goes */
     struct pt_pipe *orig_req_up;
     struct pt_pipe *orig_resp_up;
-    struct pt_tc_live_hold *live; /* reflection routes: r's hold */
-    struct pt_pipe up_req;        /* the gRPC request, framed */
-    struct pt_pipe up_resp;       /* the gRPC response */
+    struct pt_pipe up_req;  /* the gRPC request, framed */
+    struct pt_pipe up_resp; /* the gRPC response */
     struct evbuffer *body;
     struct pt_headers meta; /* the backend's response head */
     struct pt_json_out unary;
@@ -177,10 +178,7 @@ int pt_proxy_transcode_reply_error(struct pt_exchange *x, int err, struct pt_str
     struct pt_json_out out = {0};
     /* A REST path no rule matches is NOT_FOUND, not UNIMPLEMENTED. */
     int code = err == PT_ERR_NO_ROUTE ? 5 : pt_err_grpc_status(err);
-    pt_tc_error_json(tc         ? tc->r
-                     : x->route ? x->route->transcode
-                                : NULL,
-                     code, text, PT_STR_NULL, &out);
+    pt_tc_error_json(x->route ? x->route->transcode : NULL, code, text, PT_STR_NULL, &out);
     struct pt_str body = {0};
     int rc = pt_arena_str(&x->arena, (struct pt_str){out.data, out.len}, &body);
     pt_json_out_fini(&out);
