@@ -1,7 +1,9 @@
 /*
  * Transcoding in a snapshot: each gRPC service's descriptor set
  * (Service.descriptor_set_file) read and built into a pool, and each
- * route's Transcode compiled against its service's pool.
+ * route's Transcode compiled against its service's pool. A service with
+ * reflection: true and no descriptor set gives its routes a live route
+ * instead, recompiled from every pool the reflection thread publishes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +13,9 @@
 #include "conf/conf_int.h"
 #include "conf/snapshot.h"
 #include "transcode/descpool.h"
+#include "transcode/reflect.h"
 #include "transcode/route.h"
+#include "transcode/route_live.h"
 
 #define WHERE_LEN 512
 
@@ -99,11 +103,23 @@ int pt_snapshot_compile_transcode(struct pt_snapshot *s, size_t route, struct pt
         return -1;
     }
     size_t si = (size_t)(rc->service - s->services);
-    if (!rc->service->grpc || si >= s->nservices || !s->desc_pools[si]) {
+    bool reflection = si < s->nservices && si < cfg->n_services && cfg->services[si]->reflection;
+    if (!rc->service->grpc || si >= s->nservices || (!s->desc_pools[si] && !reflection)) {
         pt_diag_addf(diag, where, field,
-                     "service \"%s\" needs protocol grpc and a descriptor_set_file",
+                     "service \"%s\" needs protocol grpc and a descriptor_set_file or "
+                     "reflection: true",
                      rc->service->name);
         return -1;
+    }
+    if (!s->desc_pools[si]) {
+        /* Reflection only (a descriptor_set_file, when set, wins): the
+         * route follows the registry's pools without a reload; until the
+         * first fetch it answers 503 (transcode/route_live.h). */
+        if (pt_tc_route_check_options(r->transcode, where, diag) != 0)
+            return -1;
+        rc->transcode = pt_tc_route_new_live(pt_tc_live_new(
+            r->transcode, pt_tc_reflect_registry_default(), rc->service->name, where, s->nworkers));
+        return 0;
     }
     rc->transcode = pt_tc_route_compile(r->transcode, s->desc_pools[si], where, diag);
     return rc->transcode ? 0 : -1;

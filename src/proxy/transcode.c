@@ -39,6 +39,7 @@
 #include "proxy/chain.h"
 #include "proxy/proxy_int.h"
 #include "transcode/route.h"
+#include "transcode/route_live.h"
 #include "upstream/pool.h"
 
 /* The most one response message may take. */
@@ -56,6 +57,8 @@ struct tc_call {
     const struct pt_tc_route *r;
     struct pt_httprule_match m;
     const struct pt_tc_method *tm;
+    /* Reflection routes: the hold that keeps r alive (route_live.h). */
+    struct pt_tc_live_hold *live;
     struct pt_pipe *body_in;    /* the client's request body */
     struct pt_pipe *client_out; /* where the transcoded response goes */
     struct pt_pipe *orig_req_up;
@@ -970,13 +973,23 @@ void pt_proxy_transcode_start(struct pt_exchange *x, uint64_t timeout_ms)
     }
     memset(tc, 0, sizeof(*tc));
     tc->x = x;
-    tc->r = r;
     tc->grpc = -1;
     tc->timeout_ms = timeout_ms;
     tc->orig_req_up = x->req_up;
     tc->orig_resp_up = x->resp_up;
     tc->body_in = x->req_up;
     tc->client_out = x->resp_up;
+    if (r->live) {
+        /* Schema from reflection: the route compiled from the current pool,
+         * held until pt_proxy_transcode_fini (route_live.h). */
+        const char *why = NULL;
+        r = pt_tc_live_acquire(r->live, x->worker->id, &tc->live, &why);
+        if (!r) {
+            pt_proxy_transcode_reply_error(x, PT_ERR_AGAIN, pt_str_from_cstr(why), NULL);
+            return;
+        }
+    }
+    tc->r = r;
     tc->format = accepts_sse(x) ? PT_TC_STREAM_SSE : r->stream_format;
 
     /* The path the rules see: the forwarded one (strip_prefix applied). */
@@ -1057,4 +1070,5 @@ void pt_proxy_transcode_fini(struct pt_exchange *x)
     pt_json_out_fini(&tc->unary);
     pt_json_out_fini(&tc->wire);
     pt_json_out_fini(&tc->frame);
+    pt_tc_live_release(tc->live); /* last: tc->r may be its route */
 }

@@ -446,6 +446,8 @@ struct pt_tc_reflect_entry {
 struct pt_tc_reflect_registry {
     pthread_mutex_t lock;
     struct pt_tc_reflect_entry *entries;
+    pt_tc_reflect_published_fn on_publish; /* under lock */
+    void *on_publish_ctx;
 };
 
 struct pt_tc_reflect_registry *pt_tc_reflect_registry_new(void)
@@ -539,9 +541,22 @@ uint64_t pt_tc_reflect_publish(struct pt_tc_reflect_registry *r, const char *nam
     }
     uint64_t gen = atomic_load_explicit(&e->generation, memory_order_relaxed) + 1;
     atomic_store_explicit(&e->generation, gen, memory_order_release);
+    pt_tc_reflect_published_fn hook = r->on_publish;
+    void *hook_ctx = r->on_publish_ctx;
     pthread_mutex_unlock(&r->lock);
     pt_descpool_unref(old);
+    if (hook)
+        hook(hook_ctx, r, name, gen);
     return gen;
+}
+
+void pt_tc_reflect_on_publish(struct pt_tc_reflect_registry *r, pt_tc_reflect_published_fn fn,
+                              void *ctx)
+{
+    pthread_mutex_lock(&r->lock);
+    r->on_publish = fn;
+    r->on_publish_ctx = ctx;
+    pthread_mutex_unlock(&r->lock);
 }
 
 void pt_tc_reflect_record_failure(struct pt_tc_reflect_registry *r, const char *name,

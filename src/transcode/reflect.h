@@ -135,6 +135,18 @@ void pt_tc_reflect_record_failure(struct pt_tc_reflect_registry *r, const char *
 struct pt_descpool *pt_tc_reflect_pool_ref(struct pt_tc_reflect_registry *r, const char *name,
                                            uint64_t *generation);
 
+/*
+ * Called after every publish, on the publishing thread, outside the
+ * registry's lock (it may call pt_tc_reflect_pool_ref): the transcoder's
+ * reflection routes compile there (route_dyn.h), so workers never do.
+ */
+typedef void (*pt_tc_reflect_published_fn)(void *ctx, struct pt_tc_reflect_registry *r,
+                                           const char *name, uint64_t generation);
+/* Set r's one publish hook (NULL fn: none). Set it before anything
+ * publishes, or accept that publishes racing the call may miss it. */
+void pt_tc_reflect_on_publish(struct pt_tc_reflect_registry *r, pt_tc_reflect_published_fn fn,
+                              void *ctx);
+
 /* What the admin API shows for one service. */
 struct pt_tc_reflect_status {
     uint64_t generation;

@@ -18,7 +18,8 @@
  * The data-plane side (buffering, the upstream call, streaming) is the
  * proxy's (src/proxy/transcode.c).
  *
- * Threads: compile and free on the control thread; everything else on any
+ * Threads: compile on the control thread (or, for reflection routes, the
+ * thread that publishes the pool: route_live.h); everything else on any
  * thread (nothing here keeps state between calls).
  */
 #ifndef PT_TRANSCODE_ROUTE_H
@@ -65,6 +66,10 @@ struct pt_tc_route {
     struct pt_str *forward_headers; /* lower case */
     size_t nforward_headers;
     struct pt_str status_key; /* empty: none (malloc'd) */
+    /* Non-NULL: the schema comes from server reflection (route_live.h) and
+     * every field above is unset; each request takes the route to use from
+     * pt_tc_live_acquire(). Owned (freed with the route). */
+    struct pt_tc_live *live;
 };
 
 /*
@@ -77,8 +82,20 @@ struct pt_tc_route {
 struct pt_tc_route *pt_tc_route_compile(const Portico__Config__V1__Transcode *tc,
                                         struct pt_descpool *pool, const char *where,
                                         struct pt_diag *diag);
-/* NULL is a no-op. */
+/* Status: 0, or -1 with the problems in diag: the parts of tc that need
+ * no schema (stream_format, forward_headers, status_metadata_key), for a
+ * route whose schema comes later (reflection). */
+int pt_tc_route_check_options(const Portico__Config__V1__Transcode *tc, const char *where,
+                              struct pt_diag *diag);
+/* NULL is a no-op. Frees memory only, so any thread may free a route no
+ * one uses any more (the last reference to a reflection state may go on a
+ * worker or the reflection thread). */
 void pt_tc_route_free(struct pt_tc_route *r);
+
+struct pt_tc_live;
+/* Pointer (never NULL): a route that stands for live (taking it over):
+ * no table and no pool of its own; see struct pt_tc_route.live. */
+struct pt_tc_route *pt_tc_route_new_live(struct pt_tc_live *live);
 
 /* A request that could not be built: what to tell the client. */
 struct pt_tc_error {

@@ -695,7 +695,7 @@ static void render_detail(const struct pt_tc_route *r, const Google__Protobuf__A
                           struct pt_json_out *out)
 {
     const char *url = a->type_url ? a->type_url : "";
-    if (r) {
+    if (r && r->pool) { /* a reflection route's stand-in has no pool */
         struct pt_json_out any = {0};
         pt_tc_out_append(&any, "\x0a", 1);
         put_varint(&any, strlen(url));

@@ -12,6 +12,7 @@
 #include "transcode/pool_hooks.h"
 #include "transcode/route.h"
 #include "transcode/route_int.h"
+#include "transcode/route_live.h"
 
 typedef Portico__Config__V1__TranscodeRule Rule;
 
@@ -353,6 +354,15 @@ struct pt_tc_route *pt_tc_route_compile(const Portico__Config__V1__Transcode *tc
     return r;
 }
 
+int pt_tc_route_check_options(const Portico__Config__V1__Transcode *tc, const char *where,
+                              struct pt_diag *diag)
+{
+    struct pt_tc_route *r = pt_xcalloc(1, sizeof(*r));
+    int rc = compile_options(r, tc, where, diag);
+    pt_tc_route_free(r);
+    return rc;
+}
+
 void pt_tc_route_free(struct pt_tc_route *r)
 {
     if (!r)
@@ -366,5 +376,6 @@ void pt_tc_route_free(struct pt_tc_route *r)
     free(r->forward_headers);
     free((char *)r->status_key.ptr);
     pt_descpool_unref(r->pool);
+    pt_tc_live_free(r->live);
     free(r);
 }

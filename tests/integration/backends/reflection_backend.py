@@ -11,9 +11,13 @@ grpc.reflection.v1 and v1alpha ServerReflectionInfo (the same messages):
   anything else / unknown  error_response NOT_FOUND
 With --no-reflection nothing is served (every call: UNIMPLEMENTED); with
 --v1alpha-only, v1 is not served; with --hang no request is ever answered. Every request is logged to stderr.
+With --serve the unary methods of the given files' services are served too:
+each answers its request copied field by field (same names) into its
+response message, with a string field `method` (if any) set to the method's
+name.
 
 Usage: reflection_backend.py --host H --port P --proto-dir D --proto F [--proto F ...]
-                             [--no-reflection] [--v1alpha-only] [--hang]
+                             [--no-reflection] [--v1alpha-only] [--hang] [--serve]
 Prints "READY port=<port>" on stdout once serving; SIGTERM stops it.
 """
 
@@ -42,6 +46,45 @@ def compile_set(tmp, proto_dir, files, out):
         return descriptor_pb2.FileDescriptorSet.FromString(f.read())
 
 
+def serve_handlers(schema, services):
+    """Generic handlers for every unary method of services (full names)."""
+    pool = descriptor_pool.DescriptorPool()
+    for fp in schema.file:
+        pool.Add(fp)
+    get_class = getattr(message_factory, "GetMessageClass", None)
+    if get_class is None:
+        get_class = message_factory.MessageFactory(pool).GetPrototype
+    out = []
+    for name in services:
+        sd = pool.FindServiceByName(name)
+        methods = {}
+        for md in sd.methods:
+            if md.client_streaming or md.server_streaming:
+                continue
+            Req, Resp = get_class(md.input_type), get_class(md.output_type)
+
+            def call(req, context, Resp=Resp, md=md):
+                resp = Resp()
+                for f, v in req.ListFields():
+                    rf = Resp.DESCRIPTOR.fields_by_name.get(f.name)
+                    if rf is not None and rf.type == f.type and rf.label == f.label:
+                        if f.label == f.LABEL_REPEATED:
+                            getattr(resp, f.name).extend(v)
+                        elif f.type == f.TYPE_MESSAGE:
+                            getattr(resp, f.name).CopyFrom(v)
+                        else:
+                            setattr(resp, f.name, v)
+                mf = Resp.DESCRIPTOR.fields_by_name.get("method")
+                if mf is not None and mf.type == mf.TYPE_STRING:
+                    resp.method = md.name
+                return resp
+            methods[md.name] = grpc.unary_unary_rpc_method_handler(
+                call, request_deserializer=Req.FromString,
+                response_serializer=lambda m: m.SerializeToString())
+        out.append(grpc.method_handlers_generic_handler(name, methods))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -52,6 +95,7 @@ def main():
     ap.add_argument("--no-reflection", action="store_true")
     ap.add_argument("--v1alpha-only", action="store_true")
     ap.add_argument("--hang", action="store_true", help="never answer a reflection request")
+    ap.add_argument("--serve", action="store_true", help="serve the unary methods too")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="reflection-backend-") as tmp:
@@ -119,7 +163,9 @@ def main():
         for v in versions:
             handlers.append(grpc.method_handlers_generic_handler(
                 "grpc.reflection.%s.ServerReflection" % v, {"ServerReflectionInfo": handler}))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=handlers)
+    if args.serve:
+        handlers += serve_handlers(schema, services)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=handlers)
     port = server.add_insecure_port("%s:%d" % (args.host, args.port))
     server.start()
     sys.stdout.write("READY port=%d\n" % port)

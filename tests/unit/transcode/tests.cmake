@@ -127,3 +127,12 @@ if(TARGET test_transcode_route)
   add_dependencies(test_transcode_route pt_tc_bookstore_desc)
   target_compile_definitions(test_transcode_route PRIVATE PT_TC_BOOKSTORE_DESC="${pt_tc_bs_desc}")
 endif()
+
+# route_live: routes recompiled from each pool the reflection registry
+# publishes, over the same bookstore descriptor set.
+if(TARGET test_transcode_route_live AND TARGET test_transcode_route)
+  add_dependencies(test_transcode_route_live pt_tc_bookstore_desc)
+  target_link_libraries(test_transcode_route_live PRIVATE Threads::Threads)
+  target_compile_definitions(test_transcode_route_live PRIVATE
+    PT_TC_BOOKSTORE_DESC="${pt_tc_bs_desc}")
+endif()
