@@ -141,7 +141,8 @@ static void call_method(struct pt_admin_rest *r, uint32_t mi, const struct pt_ht
 {
     const struct pt_admin_method *h = r->handlers[mi];
     if (!h) {
-        reply_error(r, resp, PT_ADMIN_UNIMPLEMENTED, PT_STR("method not implemented"), PT_STR_NULL);
+        reply_error(r, resp, PT_ADMIN_UNIMPLEMENTED,
+                    PT_STR("this admin server has no handler for the method"), PT_STR_NULL);
         return;
     }
     ProtobufCMessage *req =
