@@ -16,6 +16,11 @@ own CPU time (utime+stime; h2load and the backend share the other CPU, so
 raw req/s also moves with their contention), with json / grpc as a ratio.
 Issue 5's target: transcoded throughput >= 60% of plain gRPC proxying.
 
+In the same run, the codec alone: bench_json_codec (bench/json_codec.c) on
+the proxy's CPU, MB/s of JSON text for a ~1 KiB and a ~64 KiB message,
+JSON->proto and proto->JSON (and jansson parsing the same text into a tree,
+for scale).
+
 Usage (after building build/portico and build/bench/bench_backend):
   /usr/bin/python3 bench/transcode.py --portico build/portico
 Writes the section "Transcoding" of bench/RESULTS.md (--results to write
@@ -105,7 +110,27 @@ def run_target(a, target, port, proxy, files, out, rep):
             "requests": r["requests"], "non200": r["non2xx"] + r["errors"]}
 
 
-def write_section(a, results, out):
+def run_codec(a, out):
+    """Rows of bench_json_codec: (size, json bytes, wire bytes, operation, MB/s)."""
+    p = subprocess.run(["taskset", "-c", str(a.proxy_cpu), a.json_codec], capture_output=True, text=True,
+                       timeout=300, preexec_fn=bench.isolate)
+    with open(os.path.join(out, "json-codec.out"), "w") as f:
+        f.write(p.stdout + p.stderr)
+    if p.returncode != 0:
+        raise RuntimeError("bench_json_codec failed: %s" % p.stderr)
+    rows = []
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0].startswith("~"):
+            op = " ".join(parts[3:-2])
+            rows.append({"size": parts[0], "json": int(parts[1]), "wire": int(parts[2]), "op": op,
+                         "mbps": float(parts[-2])})
+    if not rows:
+        raise RuntimeError("bench_json_codec printed no rows")
+    return rows
+
+
+def write_section(a, results, out, codec):
     L = []
     w = L.append
     w(SECTION)
@@ -131,6 +156,15 @@ def write_section(a, results, out):
     w(f"Transcoded / plain: **{100.0 * j_rps / g_rps:.0f}%** of req/s, "
       f"**{100.0 * j_cpu / g_cpu:.0f}%** of req per proxy CPU-s (issue 5's target: >= 60%).")
     w("")
+    w(f"The codec alone in the same run (`bench_json_codec`, CPU {a.proxy_cpu}, best of 5 runs of >= 0.2 s; "
+      "MB/s of JSON text, 1 MB = 10^6 bytes; the message is `pt.test.json.Order` with nested items, "
+      "maps, enums, 64-bit integers, bytes and a Timestamp):")
+    w("")
+    w("| message | JSON bytes | wire bytes | operation | MB/s |")
+    w("|---|---:|---:|---|---:|")
+    for r in codec:
+        w(f"| {r['size']} | {r['json']} | {r['wire']} | {r['op']} | {r['mbps']:.1f} |")
+    w("")
     bench.write_section(a.results, SECTION, "\n".join(L) + "\n")
 
 
@@ -138,6 +172,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--portico", default=os.path.join(bench.ROOT, "build-bench", "portico"))
     ap.add_argument("--backend", default=os.path.join(bench.ROOT, "build", "bench", "bench_backend"))
+    ap.add_argument("--json-codec", default=os.path.join(bench.ROOT, "build", "bench", "bench_json_codec"))
     ap.add_argument("--results", default=os.path.join(bench.BENCH, "RESULTS.md"))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--requests", type=int, default=200000)
@@ -149,6 +184,7 @@ def main():
     a = ap.parse_args()
     a.portico = os.path.abspath(a.portico)
     a.backend = os.path.abspath(a.backend)
+    a.json_codec = os.path.abspath(a.json_codec)
     bench.ISOLATE["mode"] = a.sched
     out = os.path.join(bench.BENCH, "out", datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + "-transcode")
     os.makedirs(out, exist_ok=True)
@@ -181,9 +217,11 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
+    bench.log("transcode: the codec alone (bench_json_codec)")
+    codec = run_codec(a, out)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    write_section(a, results, out)
+        json.dump({"calls": results, "codec": codec}, f, indent=1)
+    write_section(a, results, out, codec)
     bench.log(f"transcode: wrote {a.results}")
 
 
