@@ -25,7 +25,7 @@
 #include "transcode/route.h"
 
 /* Not a data-plane worker: an id no worker uses, for logs. */
-#define FRONT_WORKER_ID 9901u
+#define FRONT_WORKER_ID 0xffffdu
 #define SNIFF_TIMEOUT_S 10
 #define SNIFF_RETRY_US 10000
 #define HANDSHAKE_TIMEOUT_S 10
