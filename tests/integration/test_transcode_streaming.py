@@ -43,7 +43,9 @@ def setUpModule():
 
 
 class StreamBackend(tt.Backend):
-    """Notes ("Upload"|"Chat", "msg"|"end"|"cancelled", value) as it goes."""
+    """Notes ("Upload"|"Chat", "msg", text) and ("Upload"|"Chat", "end"|"cancelled",
+    (messages, first message's text)) as it goes: the first text tells one test's call
+    from another's on this shared backend."""
 
     def __init__(self, pool, msgs):
         self.events = []
@@ -61,11 +63,11 @@ class StreamBackend(tt.Backend):
         with self.lock:
             return [e[2] for e in self.events if e[0] == name and e[1] == "msg"]
 
-    def ended(self, name, n, context):
+    def ended(self, name, n, first, context):
         # grpcio may end the request iterator of a call the client
         # cancelled before it marks the call inactive: give it a moment
         time.sleep(0.2)
-        self.note(name, "end" if context.is_active() else "cancelled", n)
+        self.note(name, "end" if context.is_active() else "cancelled", (n, first))
 
     def Upload(self, request_iterator, context):
         got = []
@@ -76,31 +78,33 @@ class StreamBackend(tt.Backend):
                 if m.delay_ms:  # stop reading for a while
                     time.sleep(m.delay_ms / 1000.0)
         except grpc.RpcError:
-            self.note("Upload", "cancelled", len(got))
+            self.note("Upload", "cancelled", (len(got), got[0].message if got else ""))
             raise
-        self.ended("Upload", len(got), context)
+        self.ended("Upload", len(got), got[0].message if got else "", context)
         return self.m[tt.PKG + ".Echo"](count=len(got), message="+".join(m.message for m in got))
 
     def Chat(self, request_iterator, context):
         # grpcio stops resuming a response generator whose call was
         # cancelled: the call's end callback tells
-        st = {"n": 0, "ended": False}
+        st = {"n": 0, "ended": False, "first": ""}
 
         def over():
             if not st["ended"]:
-                self.note("Chat", "cancelled", st["n"])
+                self.note("Chat", "cancelled", (st["n"], st["first"]))
         context.add_callback(over)
         context.send_initial_metadata([("x-chat-initial", "i1")])
         try:
             for m in request_iterator:
                 st["n"] += 1
+                if st["n"] == 1:
+                    st["first"] = m.message
                 self.note("Chat", "msg", m.message)
                 yield self.m[tt.PKG + ".Echo"](message=m.message.upper(), shelf=m.shelf,
                                                count=st["n"])
         except grpc.RpcError:
             return  # over() notes it
         st["ended"] = True
-        self.ended("Chat", st["n"], context)
+        self.ended("Chat", st["n"], st["first"], context)
         context.set_trailing_metadata([("x-chat-trailer", "done"), ("x-http-code", "201")])
 
     def Watch(self, request, context):
@@ -269,7 +273,7 @@ class TestStreamedRequest(StreamCase):
         c.send_chunk(b'{"message":"early"}\n{"mess')
         harness.wait_until(lambda: self.backend.seen("Upload", "msg", "early"), timeout=IO_TIMEOUT,
                            message="the first line at the backend")
-        self.assertFalse(self.backend.seen("Upload", "end", 1))
+        self.assertFalse(self.backend.seen("Upload", "end", (1, "early")))
         c.send_chunk(b'age":"late"}\n\n')
         c.send_chunk(b'{"message":"last"}')  # the last line needs no newline
         # "late" arrives while the body is still open ("last" has no newline yet). Other
@@ -285,7 +289,7 @@ class TestStreamedRequest(StreamCase):
         self.assertEqual(st, 200)
         body = json.loads(c.fixed(h))
         self.assertEqual(body, {"count": 3, "message": "early+late+last"})
-        self.assertTrue(self.backend.seen("Upload", "end", 3))
+        self.assertTrue(self.backend.seen("Upload", "end", (3, "early")))
 
     def test_bidi_answer_arrives_before_the_next_line_http1(self):
         c = self.h1()
@@ -302,7 +306,7 @@ class TestStreamedRequest(StreamCase):
         self.assertEqual(c.trailers.get("grpc-status"), "0")
         self.assertEqual(c.trailers.get("x-chat-trailer"), "done")
         self.assertNotIn("x-http-code", c.trailers)  # the status key is never passed on
-        self.assertTrue(self.backend.seen("Chat", "end", 2))
+        self.assertTrue(self.backend.seen("Chat", "end", (2, "one")))
 
     @unittest.skipIf(h2 is None, "python3-h2 is not installed")
     def test_bidi_answer_arrives_before_the_next_line_http2(self):
@@ -346,7 +350,7 @@ class TestStreamedRequest(StreamCase):
         self.assertIn("author.born", err["message"])
         self.assertIsNone(c.line())
         self.assertEqual(c.trailers.get("grpc-status"), "3")
-        harness.wait_until(lambda: self.backend.seen("Chat", "cancelled", 1), timeout=IO_TIMEOUT,
+        harness.wait_until(lambda: self.backend.seen("Chat", "cancelled", (1, "ok")), timeout=IO_TIMEOUT,
                            message="the backend's call cancelled")
         self.assertNotIn("never", self.backend.messages("Chat"))
 
@@ -364,7 +368,7 @@ class TestStreamedRequest(StreamCase):
         self.assertEqual(b["code"], 3)
         self.assertIn("line 2: ", b["message"])
         self.assertIn("count", b["message"])
-        harness.wait_until(lambda: self.backend.seen("Upload", "cancelled", 1),
+        harness.wait_until(lambda: self.backend.seen("Upload", "cancelled", (1, "first")),
                            timeout=IO_TIMEOUT, message="the backend's call cancelled")
 
     @unittest.skipIf(h2 is None, "python3-h2 is not installed")
@@ -384,7 +388,7 @@ class TestStreamedRequest(StreamCase):
         b = json.loads(c.data)
         self.assertEqual(b["code"], 3)
         self.assertIn("line 2: ", b["message"])
-        harness.wait_until(lambda: self.backend.seen("Upload", "cancelled", 1),
+        harness.wait_until(lambda: self.backend.seen("Upload", "cancelled", (1, "h2first")),
                            timeout=IO_TIMEOUT, message="the backend's call cancelled")
 
     def test_bad_first_line_reaches_nothing(self):
@@ -410,15 +414,15 @@ class TestStreamedRequest(StreamCase):
     def test_oversized_line_without_newline_mid_stream(self):
         c = self.h1()
         c.send(chunked_post("/v1/chat/s2"))
-        c.send_chunk(b'{"message":"ok"}\n')
+        c.send_chunk(b'{"message":"ok2"}\n')
         c.head()
-        self.assertEqual(json.loads(c.line())["message"], "OK")
+        self.assertEqual(json.loads(c.line())["message"], "OK2")
         for _ in range(3):  # 6000 bytes and no end of line: refused before it ends
             c.send_chunk(b"x" * 2000)
         err = json.loads(c.line())["error"]
         self.assertEqual(err["code"], 8)
         self.assertIn("line 2: longer than the limit", err["message"])
-        harness.wait_until(lambda: self.backend.seen("Chat", "cancelled", 1), timeout=IO_TIMEOUT,
+        harness.wait_until(lambda: self.backend.seen("Chat", "cancelled", (1, "ok2")), timeout=IO_TIMEOUT,
                            message="the backend's call cancelled")
 
     def test_backpressure_from_a_backend_that_does_not_read(self):
