@@ -354,11 +354,19 @@ static void pump_move(struct fconn *fc, struct pt_conn *from, struct pt_conn *to
     }
 }
 
-/* One side ended: the other gets what is left, then closes. */
-static void pump_end(struct fconn *fc, struct pt_conn **ended, struct pt_conn **other)
+/* One side ended: the other gets what is left, then closes. `ended` is
+ * freed here only when it already failed (on_close, where freeing is the
+ * owner's job); a side that read EOF is inside its own on_read, so the
+ * net module closes it (pt_conn_close_after_flush) instead of a free that
+ * its caller would outlive. */
+static void pump_end(struct fconn *fc, struct pt_conn **ended, struct pt_conn **other, bool failed)
 {
-    pt_conn_free(*ended);
-    *ended = NULL;
+    if (failed) {
+        pt_conn_free(*ended);
+        *ended = NULL;
+    } else {
+        release_after_flush(ended);
+    }
     release_after_flush(other);
     fconn_free(fc);
 }
@@ -368,7 +376,7 @@ static void pump_outer_read(struct pt_conn *c, void *ctx)
     struct fconn *fc = ctx;
     pump_move(fc, c, fc->inner);
     if (c->read_eof)
-        pump_end(fc, &fc->c, &fc->inner);
+        pump_end(fc, &fc->c, &fc->inner, false);
 }
 
 static void pump_inner_read(struct pt_conn *c, void *ctx)
@@ -376,7 +384,7 @@ static void pump_inner_read(struct pt_conn *c, void *ctx)
     struct fconn *fc = ctx;
     pump_move(fc, c, fc->c);
     if (c->read_eof)
-        pump_end(fc, &fc->inner, &fc->c);
+        pump_end(fc, &fc->inner, &fc->c, false);
 }
 
 static void pump_outer_drained(struct pt_conn *c, void *ctx)
@@ -398,7 +406,7 @@ static void pump_outer_close(struct pt_conn *c, void *ctx, int err)
     (void)c;
     (void)err;
     struct fconn *fc = ctx;
-    pump_end(fc, &fc->c, &fc->inner);
+    pump_end(fc, &fc->c, &fc->inner, true);
 }
 
 static void pump_inner_close(struct pt_conn *c, void *ctx, int err)
@@ -406,7 +414,7 @@ static void pump_inner_close(struct pt_conn *c, void *ctx, int err)
     (void)c;
     (void)err;
     struct fconn *fc = ctx;
-    pump_end(fc, &fc->inner, &fc->c);
+    pump_end(fc, &fc->inner, &fc->c, true);
 }
 
 static const struct pt_conn_cb pump_outer_cb = {
@@ -425,6 +433,7 @@ static void pump_begin(struct fconn *fc)
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
         pt_log_error("admin: socketpair: %s", strerror(errno));
+        release_after_flush(&fc->c); /* inside its on_connected: not freed here */
         fconn_free(fc);
         return;
     }
