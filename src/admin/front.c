@@ -30,7 +30,6 @@
 #define SNIFF_RETRY_US 10000
 #define HANDSHAKE_TIMEOUT_S 10
 #define REST_IDLE_TIMEOUT_S 30
-#define PUMP_IDLE_TIMEOUT_S 300
 #define OUT_HIWAT (1u << 20)
 #define OUT_LOWAT (64u << 10)
 
@@ -343,7 +342,6 @@ static void rest_begin(struct fconn *fc)
 
 static void pump_move(struct fconn *fc, struct pt_conn *from, struct pt_conn *to)
 {
-    timer_arm(fc, PUMP_IDLE_TIMEOUT_S);
     if (evbuffer_get_length(from->in)) {
         evbuffer_add_buffer(to->out, from->in);
         pt_conn_write_soon(to);
@@ -438,6 +436,9 @@ static void pump_begin(struct fconn *fc)
         return;
     }
     fc->kind = F_PUMP;
+    /* No idle timeout: a health Watch stream may rightly stay silent for
+     * hours, as it may on a cleartext connection grpc core holds. */
+    event_del(fc->timer);
     fc->f->grpc(fc->f->grpc_ctx, sp[1]);
     struct sockaddr_storage none;
     memset(&none, 0, sizeof(none));

@@ -19,7 +19,9 @@
  *
  * REST connections: keep-alive, pipelining answered in order, Expect:
  * 100-continue; request bodies up to PT_ADMIN_MAX_RECV_BYTES (413 beyond),
- * the parser's header limits (431), a 30 s idle timeout. At most
+ * the parser's header limits (431), a 30 s idle timeout (TLS handshakes
+ * and cleartext sniffing: 10 s; a TLS gRPC pump has none, like the
+ * connections grpc core holds itself). At most
  * PT_ADMIN_FRONT_MAX_CONNS connections are open here (sniffing, REST, TLS
  * pumps); more are closed at once. Connections handed to grpc core in
  * cleartext are grpc's.
