@@ -224,10 +224,10 @@ static void writable(struct pt_conn *c)
     }
     event_del(c->wev);
     if (c->ssl_read_wants_write) {
+        /* The read runs from the readable path, where nothing touches c
+         * after the owner's on_read (which may free it). */
         c->ssl_read_wants_write = false;
-        do_read(c);
-        if (c->dead)
-            return;
+        event_active(c->rev, EV_READ, 1);
     }
     do_flush(c);
 }

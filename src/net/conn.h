@@ -39,7 +39,8 @@ struct evbuffer;
 struct event;
 
 struct pt_conn_cb {
-    /* New bytes in c->in, or end of input (c->read_eof set; reading stops). */
+    /* New bytes in c->in, or end of input (c->read_eof set; reading stops).
+     * The owner may pt_conn_free(c) here: nothing touches c afterwards. */
     void (*on_read)(struct pt_conn *c, void *ctx);
     /* c->out fell to or below the low-water mark after being above it
      * (only when the owner asked with pt_conn_want_drained). May be NULL. */
@@ -92,7 +93,6 @@ struct pt_conn {
     bool dead; /* reported error or closed; no more I/O */
     bool ssl_read_wants_write;
     bool ssl_write_wants_read;
-    bool reading_in_cb;
 };
 
 /* Pointer: a connection for an accepted socket (server TLS handshake starts
