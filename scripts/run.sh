@@ -17,7 +17,7 @@ trap cleanup EXIT INT TERM
 /usr/bin/python3 examples/demo/greeter_server.py 127.0.0.1 9002 & pids+=($!)
 echo "demo backends: HTTP on 127.0.0.1:9001, gRPC demo.v1.Greeter on 127.0.0.1:9002"
 echo "try:  curl http://127.0.0.1:8080/api/hello   and   /usr/bin/python3 examples/demo/greet.py you"
-echo "admin API on 127.0.0.1:9901:  build/porticoctl list routes"
+echo "admin API on 127.0.0.1:9901:  build/porticoctl list routes   or   curl http://127.0.0.1:9901/admin/routes"
 ./build/portico --config config/portico.yaml &
 pids+=($!)
 wait "${pids[-1]}"
