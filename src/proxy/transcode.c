@@ -38,6 +38,7 @@
 #include "grpc/grpc.h"
 #include "proxy/chain.h"
 #include "proxy/proxy_int.h"
+#include "transcode/reflect.h"
 #include "transcode/route.h"
 #include "transcode/route_live.h"
 #include "upstream/pool.h"
@@ -985,6 +986,17 @@ void pt_proxy_transcode_start(struct pt_exchange *x, uint64_t timeout_ms)
         const char *why = NULL;
         r = pt_tc_live_acquire(r->live, x->worker->id, &tc->live, &why);
         if (!r) {
+            /* Never fetched: say why the last attempt failed (the
+             * registry's lock, on this error path only). */
+            char text[640];
+            struct pt_tc_reflect_status st;
+            if (x->service &&
+                pt_tc_reflect_status_get(pt_tc_reflect_registry_default(), x->service->name, &st) ==
+                    0 &&
+                st.generation == 0 && st.last_error[0]) {
+                snprintf(text, sizeof(text), "%s; last attempt: %s", why, st.last_error);
+                why = text;
+            }
             pt_proxy_transcode_reply_error(x, PT_ERR_AGAIN, pt_str_from_cstr(why), NULL);
             return;
         }

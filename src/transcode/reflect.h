@@ -138,7 +138,7 @@ struct pt_descpool *pt_tc_reflect_pool_ref(struct pt_tc_reflect_registry *r, con
 /*
  * Called after every publish, on the publishing thread, outside the
  * registry's lock (it may call pt_tc_reflect_pool_ref): the transcoder's
- * reflection routes compile there (route_dyn.h), so workers never do.
+ * reflection routes compile there (route_live.h), so workers never do.
  */
 typedef void (*pt_tc_reflect_published_fn)(void *ctx, struct pt_tc_reflect_registry *r,
                                            const char *name, uint64_t generation);

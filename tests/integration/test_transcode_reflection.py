@@ -144,7 +144,10 @@ class TranscodeReflectionTest(harness.GatewayCase):
             # A refresh that fails keeps answering 503 JSON; the gateway lives.
             err = c.error("RefreshDescriptors", service="greet")
             self.assertEqual(err.code(), grpc.StatusCode.FAILED_PRECONDITION)
-            self.assertEqual(request(gw, "GET", "/v1/hello/ann")[0], 503)
+            st, _, body = request(gw, "GET", "/v1/hello/ann")
+            self.assertEqual(st, 503)
+            # ... and says why the last attempt failed.
+            self.assertIn("; last attempt: ", body["message"])
             with GreetBackend("v1", port=port):
                 self.assertGreaterEqual(self.refresh(c), 1)
                 st, ct, body = wait_status(gw, "GET", "/v1/hello/ann", 200, timeout=10)
