@@ -53,6 +53,13 @@
 
 static const char tc_key; /* the exchange data key of struct tc_call */
 
+/* A step that may be asked to run again from inside itself (a pipe write
+ * calling back): the outer call loops instead of recursing. */
+struct rerun {
+    bool running;
+    bool again;
+};
+
 struct tc_call {
     struct pt_exchange *x;
     const struct pt_tc_route *r;
@@ -84,17 +91,15 @@ struct tc_call {
     int grpc;        /* final status, -1 until known */
     bool have_unary; /* unary: a response message arrived */
     bool upstream_done;
-    bool started;     /* the response head went to the chain */
-    bool ended;       /* client_out ended */
-    bool pipes;       /* up_req/up_resp initialised */
-    bool pumping;     /* pump_response is running */
-    bool raw;         /* a stream of google.api.HttpBody: bytes, no framing */
-    bool again;       /* ... and was asked to run once more */
-    bool stream_req;  /* client streaming: each line goes upstream when complete */
-    bool req_ended;   /* stream_req: no more lines (end of body, or an error) */
-    bool replay_lost; /* stream_req: wire no longer holds every frame sent */
-    bool feeding;     /* pump_lines is running */
-    bool feed_again;  /* ... and was asked to run once more */
+    bool started;      /* the response head went to the chain */
+    bool ended;        /* client_out ended */
+    bool pipes;        /* up_req/up_resp initialised */
+    struct rerun pump; /* pump_response */
+    bool raw;          /* a stream of google.api.HttpBody: bytes, no framing */
+    bool stream_req;   /* client streaming: each line goes upstream when complete */
+    bool req_ended;    /* stream_req: no more lines (end of body, or an error) */
+    bool replay_lost;  /* stream_req: wire no longer holds every frame sent */
+    struct rerun feed; /* pump_lines */
 };
 
 static void reply_or_stream_error(struct tc_call *tc, struct pt_str msg);
@@ -505,20 +510,25 @@ static void reply_or_stream_error(struct tc_call *tc, struct pt_str msg)
 /* Take whole messages out of up_resp while the client keeps up. */
 static void pump_response_once(struct tc_call *tc);
 
-static void pump_response(struct tc_call *tc)
+/* Run once(tc), again as often as it was asked to from inside itself. */
+static void run_rerun(struct tc_call *tc, struct rerun *r, void (*once)(struct tc_call *))
 {
-    /* Writing to the client may call back (on_client_drain): the outer
-     * call goes on instead of recursing. */
-    if (tc->pumping) {
-        tc->again = true;
+    if (r->running) {
+        r->again = true;
         return;
     }
-    tc->pumping = true;
+    r->running = true;
     do {
-        tc->again = false;
-        pump_response_once(tc);
-    } while (tc->again && !tc->x->finished);
-    tc->pumping = false;
+        r->again = false;
+        once(tc);
+    } while (r->again && !tc->x->finished);
+    r->running = false;
+}
+
+static void pump_response(struct tc_call *tc)
+{
+    /* Writing to the client may call back (on_client_drain). */
+    run_rerun(tc, &tc->pump, pump_response_once);
 }
 
 static void pump_response_once(struct tc_call *tc)
@@ -898,18 +908,8 @@ static void pump_lines_once(struct tc_call *tc)
 
 static void pump_lines(struct tc_call *tc)
 {
-    /* Writing upstream may call back (on_up_req_drain): the outer call
-     * goes on instead of recursing. */
-    if (tc->feeding) {
-        tc->feed_again = true;
-        return;
-    }
-    tc->feeding = true;
-    do {
-        tc->feed_again = false;
-        pump_lines_once(tc);
-    } while (tc->feed_again && !tc->x->finished);
-    tc->feeding = false;
+    /* Writing upstream may call back (on_up_req_drain). */
+    run_rerun(tc, &tc->feed, pump_lines_once);
 }
 
 static void on_up_req_drain(struct pt_pipe *p, size_t n, void *producer)

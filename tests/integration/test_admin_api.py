@@ -37,6 +37,16 @@ def http_get(port, path, headers=None):
         conn.close()
 
 
+def wait_status(port, path, want, timeout=2.0):
+    """GET path until it answers want (or timeout); the last status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st, _, _ = http_get(port, path)
+        if st == want or time.monotonic() > deadline:
+            return st
+        time.sleep(0.01)
+
+
 class AdminApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -55,12 +65,7 @@ class AdminApiTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def wait_status(self, path, want, timeout=2.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            st, _, _ = http_get(self.port, path)
-            if st == want or time.monotonic() > deadline:
-                return st
-            time.sleep(0.01)
+        return wait_status(self.port, path, want, timeout)
 
     # ---- routes ----
 

@@ -19,7 +19,7 @@ import grpc
 
 import harness
 from adminclient import AdminClient
-from test_admin_api import base_config
+from test_admin_api import base_config, wait_status
 
 HOST = "127.0.0.1"
 SC = grpc.StatusCode
@@ -103,12 +103,7 @@ class AdminRestTest(unittest.TestCase):
         return st, hd, json.loads(data) if data else None
 
     def wait_status(self, path, want, timeout=3.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            st, _, _ = http_req(self.port, "GET", path)
-            if st == want or time.monotonic() > deadline:
-                return st
-            time.sleep(0.01)
+        return wait_status(self.port, path, want, timeout)
 
     def test_route_crud_with_curl_reaches_traffic_and_grpc(self):
         st, _, body = curl(["-X", "POST", self.base + "/admin/routes", "-H", "content-type: application/json",
